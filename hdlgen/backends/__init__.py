@@ -1,0 +1,1 @@
+"""Verilog emission, simulation on Verilator, synthesis with Yosys and nextpnr."""

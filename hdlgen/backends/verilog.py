@@ -1,0 +1,26 @@
+"""Verilog emission through Amaranth's bundled Yosys."""
+
+from __future__ import annotations
+
+import re
+
+from amaranth.back import verilog
+
+from ..assemble import DataflowTop
+from ..ir.lowered import Folding, LoweredModel
+
+
+def top_name(model: LoweredModel) -> str:
+    name = re.sub(r"\W", "_", model.name).strip("_") or "model"
+    return f"{'m_' if name[0].isdigit() else ''}{name}_top"
+
+
+def emit(component, name: str) -> str:
+    """Verilog text of one component as a module ``name`` (deterministic for the same input)."""
+    text = verilog.convert(component, name=name, emit_src=False)
+    return text
+
+
+def emit_model(model: LoweredModel, foldings: dict[str, Folding]) -> tuple[str, DataflowTop]:
+    top = DataflowTop(model=model, foldings=foldings)
+    return emit(top, top_name(model)), top

@@ -1,0 +1,60 @@
+"""Threshold unit: accumulators to activation codes."""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..ir.lowered import Folding, MatrixVectorLayer
+
+__all__ = ["Thresholding"]
+
+
+class Thresholding(wiring.Component):
+    """``code = sum_j [P >= T[row, j]]`` for ``pe`` rows a beat, rows ``nf * pe + p`` in turn.
+
+    Takes the accumulators a :class:`MatrixVectorUnit` of the same layer and folding emits and gives
+    one code of ``out_type.bits`` bits per row. The ``NF`` threshold sets sit in a small memory read
+    asynchronously (LUT RAM or logic). One register stage; accepts a beat every cycle while the
+    output is free or being taken (``i.ready = o.ready | ~o.valid``).
+    """
+
+    def __init__(self, *, layer: MatrixVectorLayer, folding: Folding, acc_max: int):
+        if layer.thresholds is None:
+            raise ValueError(f"layer {layer.name!r} has no thresholds")
+        layer.check_folding(folding)
+        self._layer, self._folding, self._acc_max = layer, folding, acc_max
+        self._nf = layer.mh // folding.pe
+        self._steps = layer.thresholds.shape[1]
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(range(acc_max + 1), folding.pe))),
+            "o": Out(self.output_signature(layer, folding)),
+        })
+
+    @staticmethod
+    def output_signature(layer: MatrixVectorLayer, folding: Folding) -> stream.Signature:
+        return stream.Signature(data.ArrayLayout(layer.out_type.bits, folding.pe))
+
+    def elaborate(self, platform):
+        m = Module()
+        pe, steps = self._folding.pe, self._steps
+        t_shape = range(self._acc_max + 2)
+        row_layout = data.ArrayLayout(data.ArrayLayout(t_shape, steps), pe)
+        clipped = self._layer.thresholds.clip(0, self._acc_max + 1).reshape(self._nf, pe, steps)
+        init = [[[int(t) for t in row] for row in group] for group in clipped]
+        m.submodules.table = table = memory.Memory(shape=row_layout, depth=self._nf, init=init)
+        read = table.read_port(domain="comb")
+
+        group = Signal(range(self._nf))
+        m.d.comb += read.addr.eq(group)
+        take = self.i.valid & self.i.ready
+        m.d.comb += self.i.ready.eq(self.o.ready | ~self.o.valid)
+        with m.If(take):
+            m.d.sync += group.eq(Mux(group == self._nf - 1, 0, group + 1))
+            for p in range(pe):
+                reached = [self.i.payload[p] >= read.data[p][j] for j in range(steps)]
+                m.d.sync += self.o.payload[p].eq(sum(reached[1:], reached[0]) if steps > 1 else reached[0])
+        with m.If(self.i.ready):
+            m.d.sync += self.o.valid.eq(self.i.valid)
+        return m

@@ -1,0 +1,142 @@
+"""The lowered model: only what hardware needs, all integers.
+
+Each ``MatrixVectorLayer`` multiplies a stream of input *codes* (see ``quant``) by bipolar or ternary
+weights. Hardware computes an unsigned accumulator ``P`` per output channel:
+
+* bipolar input: ``P = #{i : w[i] != 0 and x[i] == sign(w[i])}`` (XNOR-popcount, zeros skipped)
+* k-bit input codes ``u``: ``P = sum(u[i] for w[i] = +1) + sum(~u[i] for w[i] = -1)`` with ``~u = 2^k - 1 - u``
+
+and the signed dot product of values is ``acc_gain * P + acc_offset[row]``. Thresholds are kept in
+the ``P`` domain: the output code is ``sum_j [P >= thresholds[row, j]]``. Rows of weights whose
+activation falls with the dot product (negative batch-norm gamma) are stored negated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import HdlgenError
+from .model import InputQuantizer
+from .quant import QuantType
+
+__all__ = ["Folding", "MatrixVectorLayer", "OutputStage", "LoweredModel"]
+
+
+@dataclass(frozen=True)
+class Folding:
+    """How a matrix-vector layer is folded in time: ``pe`` output rows and ``simd`` inputs per cycle."""
+
+    pe: int
+    simd: int
+
+    def __post_init__(self):
+        for what in ("pe", "simd"):
+            value = getattr(self, what)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise HdlgenError(f"folding {what} must be a positive integer, not {value!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class MatrixVectorLayer:
+    name: str
+    in_type: QuantType
+    weight_type: QuantType
+    weights: np.ndarray                 # (MH, MW) in {-1, 0, +1}
+    thresholds: np.ndarray | None       # (MH, levels - 1), P domain; None: emit P itself
+    out_type: QuantType | None
+
+    def __post_init__(self):
+        weights = np.asarray(self.weights, dtype=np.int64)
+        if weights.ndim != 2 or not np.all(np.abs(weights) <= 1):
+            raise HdlgenError(f"layer {self.name!r}: lowered weights must be a matrix of -1, 0, +1")
+        object.__setattr__(self, "weights", weights)
+        if (self.thresholds is None) != (self.out_type is None):
+            raise HdlgenError(f"layer {self.name!r}: thresholds and out_type go together")
+        if self.thresholds is not None:
+            thresholds = np.asarray(self.thresholds, dtype=np.int64)
+            if thresholds.shape != (self.mh, self.out_type.levels - 1):
+                raise HdlgenError(f"layer {self.name!r}: thresholds have shape {thresholds.shape}, "
+                                  f"expected ({self.mh}, {self.out_type.levels - 1})")
+            object.__setattr__(self, "thresholds", thresholds)
+
+    @property
+    def mw(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def mh(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def in_code_max(self) -> int:
+        """The all-ones code of the input width, used for ``~u``."""
+        return (1 << self.in_type.bits) - 1
+
+    @property
+    def acc_gain(self) -> int:
+        return 2 if self.in_type.is_bipolar else 1
+
+    @property
+    def acc_offset(self) -> np.ndarray:
+        w = self.weights
+        if self.in_type.is_bipolar:
+            return -np.count_nonzero(w, axis=1).astype(np.int64)
+        return -np.count_nonzero(w < 0, axis=1) * self.in_code_max + self.in_type.lo * w.sum(axis=1)
+
+    @property
+    def row_p_max(self) -> np.ndarray:
+        """Largest accumulator each row can reach."""
+        per_input = 1 if self.in_type.is_bipolar else self.in_code_max
+        return np.count_nonzero(self.weights, axis=1).astype(np.int64) * per_input
+
+    @property
+    def p_max(self) -> int:
+        """Largest accumulator any row can reach (at least 1, so widths stay positive)."""
+        return max(1, int(self.row_p_max.max()))
+
+    def check_folding(self, folding: Folding) -> None:
+        if self.mh % folding.pe:
+            raise HdlgenError(f"layer {self.name!r}: pe={folding.pe} does not divide its {self.mh} output rows; "
+                              f"choose a divisor of {self.mh}")
+        if self.mw % folding.simd:
+            raise HdlgenError(f"layer {self.name!r}: simd={folding.simd} does not divide its {self.mw} inputs; "
+                              f"choose a divisor of {self.mw}")
+
+
+@dataclass(frozen=True, eq=False)
+class OutputStage:
+    """Maps the last layer's hardware output back to the model's units.
+
+    With ``quant`` set, the hardware emits codes and ``y = decode(code) * scale``. Otherwise it emits
+    accumulators ``P`` and ``y = tail(acc_gain * P + acc_offset)`` with
+    ``tail = [batchnorm](dense_affine(acc, multiplier, bias))`` as in the source model.
+    """
+
+    quant: QuantType | None = None
+    scale: float = 1.0
+    multiplier: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    batchnorm: dict | None = None       # gamma, beta, mean, var (arrays) and eps
+
+
+@dataclass(frozen=True, eq=False)
+class LoweredModel:
+    name: str
+    input: InputQuantizer
+    layers: tuple[MatrixVectorLayer, ...]
+    output: OutputStage
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))
+
+    def layer(self, name: str) -> MatrixVectorLayer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise HdlgenError(f"no layer named {name!r}; the layers are {', '.join(l.name for l in self.layers)}")
+
+    @property
+    def out_features(self) -> int:
+        return self.layers[-1].mh

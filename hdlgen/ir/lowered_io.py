@@ -1,0 +1,79 @@
+"""Reading and writing a lowered model with its folding (``lowered.json`` + ``lowered.npz``).
+
+``hdlgen build`` writes it next to the Verilog; ``hdlgen sim`` reads it to quantize inputs and to
+turn the hardware's output words back into the model's units.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HdlgenError
+from .lowered import Folding, LoweredModel, MatrixVectorLayer, OutputStage
+from .model import InputQuantizer
+from .quant import QuantType
+
+FORMAT = "hdlgen-lowered"
+
+
+def _opt(value, parse):
+    return None if value is None else parse(value)
+
+
+def save_lowered(model: LoweredModel, foldings: dict[str, Folding], directory: Path) -> None:
+    tensors: dict[str, np.ndarray] = {}
+    layers = []
+    for layer in model.layers:
+        tensors[f"{layer.name}.weights"] = layer.weights.astype(np.int8)
+        if layer.thresholds is not None:
+            tensors[f"{layer.name}.thresholds"] = layer.thresholds
+        fold = foldings[layer.name]
+        layers.append({"name": layer.name, "in_type": layer.in_type.to_json(), "weight_type": layer.weight_type.to_json(),
+                       "out_type": _opt(layer.out_type, QuantType.to_json), "pe": fold.pe, "simd": fold.simd})
+    out = model.output
+    for key in ("multiplier", "bias"):
+        if getattr(out, key) is not None:
+            tensors[f"output.{key}"] = getattr(out, key)
+    if out.batchnorm is not None:
+        for key in ("gamma", "beta", "mean", "var"):
+            tensors[f"output.bn.{key}"] = out.batchnorm[key]
+    doc = {"format": FORMAT, "name": model.name,
+           "input": {"features": model.input.features, "quant": model.input.quant.to_json(), "scale": model.input.scale},
+           "layers": layers,
+           "output": {"quant": _opt(out.quant, QuantType.to_json), "scale": out.scale,
+                      "bn_eps": None if out.batchnorm is None else out.batchnorm["eps"]}}
+    (directory / "lowered.json").write_text(json.dumps(doc, indent=2) + "\n")
+    np.savez(directory / "lowered.npz", **tensors)
+
+
+def load_lowered(directory: Path) -> tuple[LoweredModel, dict[str, Folding]]:
+    directory = Path(directory)
+    try:
+        doc = json.loads((directory / "lowered.json").read_text())
+        with np.load(directory / "lowered.npz", allow_pickle=False) as npz:
+            tensors = {key: npz[key] for key in npz.files}
+    except (FileNotFoundError, NotADirectoryError):
+        raise HdlgenError(f"{directory}: not a build directory (no lowered.json/lowered.npz); run 'hdlgen build' first") from None
+    except (json.JSONDecodeError, ValueError, OSError) as e:
+        raise HdlgenError(f"{directory}: lowered model is damaged ({e}); run 'hdlgen build' again") from None
+    if doc.get("format") != FORMAT:
+        raise HdlgenError(f"{directory}/lowered.json is not a lowered hdlgen model")
+    layers, foldings = [], {}
+    for entry in doc["layers"]:
+        name = entry["name"]
+        layers.append(MatrixVectorLayer(name, QuantType.from_json(entry["in_type"]), QuantType.from_json(entry["weight_type"]),
+                                        tensors[f"{name}.weights"], tensors.get(f"{name}.thresholds"),
+                                        _opt(entry["out_type"], QuantType.from_json)))
+        foldings[name] = Folding(pe=entry["pe"], simd=entry["simd"])
+    out = doc["output"]
+    bn = None
+    if out["bn_eps"] is not None:
+        bn = {key: tensors[f"output.bn.{key}"] for key in ("gamma", "beta", "mean", "var")} | {"eps": out["bn_eps"]}
+    output = OutputStage(quant=_opt(out["quant"], QuantType.from_json), scale=out["scale"],
+                         multiplier=tensors.get("output.multiplier"), bias=tensors.get("output.bias"), batchnorm=bn)
+    raw_in = doc["input"]
+    model_input = InputQuantizer(raw_in["features"], QuantType.from_json(raw_in["quant"]), raw_in["scale"])
+    return LoweredModel(doc["name"], model_input, tuple(layers), output), foldings
