@@ -30,26 +30,37 @@ def _words_per(bits: int) -> int:
 
 
 class NativeHarness:
-    """A compiled simulator of ``toplevel`` with the stream harness around it."""
+    """A compiled simulator of a stream top with the harness around it (``NativeHarness.build`` makes one)."""
 
-    def __init__(self, verilog_file: Path, toplevel: str, build_dir: Path, *, in_bits: int, out_bits: int,
-                 jobs: int = 2):
-        verilator_env()
+    def __init__(self, build_dir: Path, *, in_bits: int, out_bits: int):
         self.build_dir = Path(build_dir)
         self.in_words, self.out_words = _words_per(in_bits), _words_per(out_bits)
         self.binary = self.build_dir / "Vsim"
-        self.build_dir.mkdir(parents=True, exist_ok=True)
-        defines = f"-O2 -DIN_WORDS={self.in_words} -DOUT_WORDS={self.out_words} -DLAST_BIT={out_bits - 1}"
+        if not self.binary.exists():
+            raise HdlgenError(f"{self.build_dir} holds no built simulation")
+
+    @staticmethod
+    def is_built(build_dir: Path) -> bool:
+        return (Path(build_dir) / "Vsim").exists()
+
+    @classmethod
+    def build(cls, verilog_file: Path, toplevel: str, build_dir: Path, *, in_bits: int, out_bits: int,
+              jobs: int = 2) -> "NativeHarness":
+        verilator_env()
+        build_dir = Path(build_dir)
+        build_dir.mkdir(parents=True, exist_ok=True)
+        defines = f"-O2 -DIN_WORDS={_words_per(in_bits)} -DOUT_WORDS={_words_per(out_bits)} -DLAST_BIT={out_bits - 1}"
         cmd = [verilator_executable(), "--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-               "-Wno-fatal", "-Wno-lint", "--top-module", toplevel, "--prefix", "Vtop", "-Mdir", str(self.build_dir),
-               "-CFLAGS", defines, "-MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O1", "-j", str(jobs), "-o", "Vsim",
+               "-Wno-fatal", "-Wno-lint", "--top-module", toplevel, "--prefix", "Vtop", "-Mdir", str(build_dir),
+               "-CFLAGS", defines, "-j", str(jobs), "-o", "Vsim",
                str(Path(verilog_file).resolve()), str(RTL_TEMPLATES / "stream_harness.cpp")]
-        log = self.build_dir / "build.log"
+        log = build_dir / "build.log"
         with open(log, "w") as f:
-            done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=self.build_dir)
+            done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=build_dir)
         if done.returncode != 0:
             tail = log.read_text(errors="replace").strip().splitlines()[-5:]
             raise HdlgenError(f"Verilator could not build the simulation (see {log}): {' | '.join(tail)}")
+        return cls(build_dir, in_bits=in_bits, out_bits=out_bits)
 
     def run(self, in_words: list[int], out_beats: int, *, max_cycles: int) -> HarnessRun:
         def to_u32(words: list[int], per: int) -> np.ndarray:

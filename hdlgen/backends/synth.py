@@ -1,0 +1,132 @@
+"""Synthesis with YoWASP Yosys and nextpnr, and the resource and timing figures they report.
+
+Yosys's stdout can be cut short once ABC runs, so everything is read from files: the log
+(``-l``), statistics (``tee -q -o stat.json stat -json``) and nextpnr's ``--report``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import HdlgenError
+from ..paths import BOARDS
+from .io_shell import SHELL_NAME, shell_verilog
+from .tools import yowasp
+
+
+def targets() -> dict[str, dict]:
+    raw = json.loads((BOARDS / "targets.json").read_text())
+    return {k: v for k, v in raw.items() if not k.startswith("_")}
+
+
+def target(name: str) -> dict:
+    known = targets()
+    if name not in known:
+        raise HdlgenError(f"unknown target {name!r}; choose one of {', '.join(known)}")
+    return known[name]
+
+
+@dataclass
+class SynthResult:
+    target: str
+    device: str
+    lut: int              # LUT sites: LUT4 (+2 per CCU2C carry cell) on Lattice, LUT1-6 on Xilinx
+    ff: int
+    bram: float           # block RAMs (Xilinx: 36 Kb equivalents)
+    lutram: int
+    dsp: int
+    carry: int            # carry cells (CCU2C / SB_CARRY / CARRY4 / CARRY8)
+    fmax_mhz: float | None
+    cells: dict
+    placed: bool
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+_LUT = re.compile(r"^(LUT[1-6]|SB_LUT4|LUT4)$")
+
+
+def _summarise(family: str, cells: dict) -> dict:
+    def count(pattern):
+        return sum(v for k, v in cells.items() if re.fullmatch(pattern, k))
+    if family == "ecp5":
+        return dict(lut=count("LUT4") + 2 * count("CCU2C"), ff=count("TRELLIS_FF"), bram=count("DP16KD|PDPW16KD"),
+                    lutram=count("TRELLIS_DPR16X4|DPR16X4"), dsp=count("MULT18X18D|ALU54B"), carry=count("CCU2C"))
+    if family == "ice40":
+        return dict(lut=count("SB_LUT4"), ff=count("SB_DFF.*"), bram=count("SB_RAM40_4K.*"), lutram=0,
+                    dsp=count("SB_MAC16"), carry=count("SB_CARRY"))
+    return dict(lut=count("LUT[1-6]"), ff=count("FD[A-Z]*"), bram=count("RAMB36E[12]") + 0.5 * count("RAMB18E[12]"),
+                lutram=count("RAM(32|64|128|256)[XM].*|RAM[0-9]+X1[SD].*"), dsp=count("DSP48E[12]"),
+                carry=count("CARRY[48]"))
+
+
+def synthesize(verilog: Path, toplevel: str, target_name: str, workdir: Path, *, clock_mhz: float = 100.0,
+               place: bool = True, stream_bits: tuple[int, int] | None = None) -> SynthResult:
+    """Synthesize (and for Lattice targets place and route) one Verilog file.
+
+    ``stream_bits`` (input and output payload widths of a stream top) is needed for targets that
+    measure through an IO shell.
+    """
+    spec = target(target_name)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "design.v").write_text(Path(verilog).read_text())
+    sources = "design.v"
+    if spec.get("io_shell") and place:
+        if stream_bits is None:
+            raise HdlgenError(f"target {target_name} measures through an IO shell and needs the stream widths")
+        (workdir / "shell.v").write_text(shell_verilog(toplevel, *stream_bits))
+        sources, toplevel = "design.v shell.v", SHELL_NAME
+    script = (f"read_verilog {sources}; {spec['yosys']} -top {toplevel}; "
+              f"tee -q -o stat.json stat -json; write_json netlist.json")
+    done = subprocess.run([yowasp("yosys"), "-q", "-l", "yosys.log", "-p", script], cwd=workdir,
+                          capture_output=True, text=True)
+    if done.returncode != 0 or not (workdir / "stat.json").exists():
+        log = (workdir / "yosys.log").read_text(errors="replace") if (workdir / "yosys.log").exists() else done.stderr
+        errors = [line for line in log.splitlines() if "ERROR" in line] or log.strip().splitlines()[-1:]
+        raise HdlgenError(f"Yosys failed for {target_name} (see {workdir / 'yosys.log'}): {' '.join(errors)[:400]}")
+    stat = json.loads((workdir / "stat.json").read_text())
+    cells = {k: v for k, v in stat["design"]["num_cells_by_type"].items() if not k.startswith("$")}
+    summary = _summarise(spec["family"], cells)
+    fmax, placed = None, False
+    if spec["nextpnr"] and place:
+        fmax, placed_summary = _place_and_route(spec, workdir, clock_mhz)
+        summary.update(placed_summary)
+        placed = True
+    return SynthResult(target_name, spec["device"], fmax_mhz=fmax, cells=cells, placed=placed, **summary)
+
+
+def _place_and_route(spec: dict, workdir: Path, clock_mhz: float) -> tuple[float | None, dict]:
+    context = [] if spec.get("io_shell") else ["--out-of-context"]
+    cmd = [yowasp(f"nextpnr-{spec['nextpnr']}"), *spec["nextpnr_args"], "--json", "netlist.json",
+           *context, "--freq", str(clock_mhz), "--timing-allow-fail", "--report", "report.json",
+           "--log", "nextpnr.log", "--seed", "1", "-q"]
+    done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    if done.returncode != 0 or not (workdir / "report.json").exists():
+        log = (workdir / "nextpnr.log").read_text(errors="replace") if (workdir / "nextpnr.log").exists() else done.stderr
+        errors = [line for line in log.splitlines() if "ERROR" in line] or log.strip().splitlines()[-1:]
+        raise HdlgenError(f"nextpnr failed (see {workdir / 'nextpnr.log'}): {' '.join(errors)[:400]}")
+    report = json.loads((workdir / "report.json").read_text())
+    clocks = report.get("fmax", {})
+    fmax = min((c["achieved"] for c in clocks.values()), default=None)
+    util = report.get("utilization", {})
+    used = {k: v["used"] for k, v in util.items()}
+    if spec["family"] == "ecp5":
+        placed = dict(lut=used.get("TRELLIS_COMB", 0), ff=used.get("TRELLIS_FF", 0), bram=used.get("DP16KD", 0),
+                      dsp=used.get("MULT18X18D", 0))
+    else:
+        placed = dict(lut=used.get("ICESTORM_LC", 0), bram=used.get("ICESTORM_RAM", 0), dsp=used.get("ICESTORM_DSP", 0))
+    return fmax, placed
+
+
+def format_table(results: list[SynthResult]) -> str:
+    rows = [("target", "LUT", "FF", "BRAM", "LUTRAM", "DSP", "carry", "Fmax MHz")]
+    for r in results:
+        rows.append((r.target, str(r.lut), str(r.ff), f"{r.bram:g}", str(r.lutram), str(r.dsp), str(r.carry),
+                     f"{r.fmax_mhz:.1f}" if r.fmax_mhz else "n/a (no place and route)"))
+    widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)

@@ -1,0 +1,187 @@
+"""Command line: ``hdlgen build | sim | synth | demo``.
+
+User mistakes (bad model, bad option, missing tool) print one line, ``hdlgen: error: ...``, and
+exit with status 2. Steps that take seconds print progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import HdlgenError
+from .paths import EXAMPLES
+
+DEMO_MODEL = EXAMPLES / "digits" / "model.json"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def _print_build(report: dict, outdir: Path) -> None:
+    print(f"wrote {outdir}/{report['top']}.v, report.json, lowered.json/.npz")
+    print(f"{'layer':<12}{'MW x MH':>12}{'PE':>5}{'SIMD':>6}{'cycles':>8}{'weight bits':>13}")
+    for layer in report["layers"]:
+        print(f"{layer['name']:<12}{layer['mw']:>5} x {layer['mh']:<5}{layer['pe']:>5}{layer['simd']:>6}"
+              f"{layer['cycles_per_frame']:>8}{layer['weight_memory_bits']:>13}")
+    pipe = report["pipeline"]
+    print(f"pipeline: {pipe['initiation_interval_cycles']} cycles per frame "
+          f"({report['frames_per_second_at_clock']:,.0f} frames/s at {report['clock_mhz_for_fps']:g} MHz), "
+          f"bottleneck {pipe['bottleneck']}")
+
+
+def cmd_build(args) -> int:
+    from .flow import Progress, build
+
+    report = build(Path(args.model), Path(args.outdir), fold=args.fold, target_fps=args.target_fps,
+                   clock_mhz=args.clock_mhz, progress=Progress(4, enabled=not args.quiet))
+    _print_build(report, Path(args.outdir))
+    return 0
+
+
+def _print_sim(result, labels, report) -> None:
+    from .flow import accuracy
+
+    frames = len(result.hw_words)
+    same = np.all(result.hw_words == result.golden_words, axis=1)
+    print(f"RTL == golden model on {int(same.sum())}/{frames} frames")
+    if labels is not None:
+        golden_units = None
+        print(f"accuracy: RTL {accuracy(result.outputs, labels):.4f}", end="")
+        from .golden import to_model_units
+        print(f", golden model {accuracy(result.golden_outputs, labels):.4f}" if hasattr(result, "golden_outputs") else "")
+    interval = f"{result.interval:.1f}" if result.interval is not None else "n/a (fewer than 5 frames)"
+    print(f"cycles per frame: measured {interval}, cycle model {result.interval_model}; "
+          f"first frame out after {result.first_frame_cycles} cycles; {result.cycles} cycles in all")
+
+
+def _simulate(build_dir, x, labels, args):
+    from .flow import Progress, simulate
+    from .golden import to_model_units
+
+    result = simulate(build_dir, x, progress=Progress(2, enabled=not args.quiet))
+    result.golden_outputs = to_model_units(build_dir.model, result.golden_words)
+    return result
+
+
+def _check_labels(labels, x, path) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != len(x) or not np.issubdtype(labels.dtype, np.integer):
+        raise HdlgenError(f"{path}: labels must be {len(x)} integers, one per input row (got shape {labels.shape}, {labels.dtype})")
+    return labels
+
+
+def cmd_sim(args) -> int:
+    from .flow import BuildDir, load_array
+
+    build_dir = BuildDir.open(Path(args.outdir))
+    x = load_array(Path(args.inputs), "inputs")
+    if x.ndim == 1:
+        x = x[None, :]
+    labels = None if args.labels is None else _check_labels(load_array(Path(args.labels), "labels"), x, args.labels)
+    result = _simulate(build_dir, x, labels, args)
+    if args.out:
+        np.save(args.out, result.outputs)
+        print(f"wrote {args.out} ({result.outputs.shape[0]} x {result.outputs.shape[1]}, model units)")
+    _print_sim(result, labels, build_dir.report)
+    mismatched = int(np.sum(np.any(result.hw_words != result.golden_words, axis=1)))
+    if mismatched:
+        first = int(np.argmax(np.any(result.hw_words != result.golden_words, axis=1)))
+        print(f"MISMATCH: {mismatched} frames differ from the golden model; first is frame {first}: "
+              f"RTL {result.hw_words[first].tolist()} golden {result.golden_words[first].tolist()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from .backends.synth import format_table, synthesize
+    from .flow import BuildDir
+
+    build_dir = BuildDir.open(Path(args.outdir))
+    results = []
+    for target in args.target:
+        workdir = build_dir.path / "synth" / target
+        print(f"synthesizing for {target} ...", file=sys.stderr, flush=True)
+        result = synthesize(build_dir.verilog, build_dir.report["top"], target, workdir,
+                            clock_mhz=args.clock_mhz, stream_bits=build_dir.stream_bits)
+        (build_dir.path / f"synth-{target}.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        results.append(result)
+    print(format_table(results))
+    print(f"details in {build_dir.path}/synth-<target>.json and {build_dir.path}/synth/<target>/")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .flow import BuildDir, Progress, build
+
+    outdir = Path(args.outdir)
+    report = build(DEMO_MODEL, outdir, progress=Progress(4, enabled=not args.quiet))
+    _print_build(report, outdir)
+    x = np.load(DEMO_MODEL.parent / "test_x.npy")
+    labels = np.load(DEMO_MODEL.parent / "test_y.npy")
+    build_dir = BuildDir.open(outdir)
+    result = _simulate(build_dir, x, labels, args)
+    _print_sim(result, labels, report)
+    return 0 if np.array_equal(result.hw_words, result.golden_words) else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    from .backends.synth import targets
+
+    p = argparse.ArgumentParser(prog="hdlgen", description="Quantized neural networks to verified streaming FPGA hardware.")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="compile a model description into Verilog, a report and the lowered model")
+    b.add_argument("model", help="native model description (.json with its .npz)")
+    b.add_argument("-o", "--outdir", required=True, help="build directory to write")
+    b.add_argument("--fold", default="auto", help="'auto' or a JSON file {layer: {pe: N, simd: N}}")
+    b.add_argument("--target-fps", type=_positive_float, help="frames per second to fold for (auto folding)")
+    b.add_argument("--clock-mhz", type=_positive_float, default=100.0, help="clock the frame rate refers to (default 100)")
+    b.set_defaults(run=cmd_build)
+
+    s = sub.add_parser("sim", help="run the generated RTL on Verilator for every input")
+    s.add_argument("outdir", help="a build directory")
+    s.add_argument("--inputs", required=True, help=".npy of inputs in the model's units, batch first")
+    s.add_argument("--labels", help=".npy of integer labels, to print accuracy")
+    s.add_argument("--out", help=".npy to write the outputs to, in the model's units")
+    s.set_defaults(run=cmd_sim)
+
+    y = sub.add_parser("synth", help="synthesize with Yosys (and nextpnr) and report LUT, FF, BRAM, DSP, Fmax")
+    y.add_argument("outdir", help="a build directory")
+    y.add_argument("--target", required=True, action="append", choices=sorted(targets()),
+                   help="device to synthesize for (repeat for several)")
+    y.add_argument("--clock-mhz", type=_positive_float, default=100.0, help="timing target for nextpnr (default 100)")
+    y.set_defaults(run=cmd_synth)
+
+    d = sub.add_parser("demo", help="build the bundled digits model, simulate its test split, compare with the golden model")
+    d.add_argument("-o", "--outdir", default="build/demo", help="build directory (default build/demo)")
+    d.set_defaults(run=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except HdlgenError as e:
+        print(f"hdlgen: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hdlgen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

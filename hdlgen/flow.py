@@ -1,0 +1,208 @@
+"""The steps behind the command line: build a model into a directory, simulate it, synthesize it.
+
+A build directory holds the Verilog (one top module), ``report.json`` (per layer folding, cycles
+and memory bits, pipeline cycles per frame, stream formats) and the lowered model with its folding.
+It is written to a temporary directory first and moved into place whole, so a failed build never
+leaves a half-written directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .assemble import DataflowTop
+from .backends.packing import pack_beats, unpack_beats
+from .backends.verilog import emit, top_name
+from .cores.weights import weight_bits
+from .errors import HdlgenError
+from .frontend import load_model
+from .golden import predict, quantize_input_codes, run_lowered, to_model_units
+from .ir.lowered import Folding, LoweredModel
+from .ir.lowered_io import load_lowered, save_lowered
+from .transforms import auto_folding, check_foldings, load_folding, streamline
+
+REPORT = "report.json"
+
+
+class Progress:
+    """One line per step with its duration, on stderr (quiet when ``enabled`` is false)."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.total, self.step, self.enabled = total, 0, enabled
+
+    @contextmanager
+    def __call__(self, what: str):
+        self.step += 1
+        start = time.monotonic()
+        if self.enabled:
+            print(f"[{self.step}/{self.total}] {what} ...", end="", file=sys.stderr, flush=True)
+        try:
+            yield
+        except BaseException:
+            if self.enabled:
+                print(" failed", file=sys.stderr, flush=True)
+            raise
+        if self.enabled:
+            print(f" {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
+
+
+def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: DataflowTop) -> dict:
+    cycles = top.cycle_model()
+    layers = []
+    for layer in model.layers:
+        fold = foldings[layer.name]
+        thr_bits = 0 if layer.thresholds is None else layer.thresholds.size * (layer.mw * (1 if layer.in_type.is_bipolar else layer.in_code_max) + 1).bit_length()
+        layers.append({
+            "name": layer.name, "kind": "matrix_vector", "mw": layer.mw, "mh": layer.mh,
+            "in_type": str(layer.in_type), "weight_type": str(layer.weight_type),
+            "out_type": None if layer.out_type is None else str(layer.out_type),
+            "pe": fold.pe, "simd": fold.simd, "cycles_per_frame": cycles.layer_cycles[layer.name],
+            "weight_memory_bits": layer.mw * layer.mh * weight_bits(layer),
+            "weight_memory_shape": [layer.mh // fold.pe * (layer.mw // fold.simd), fold.pe * fold.simd * weight_bits(layer)],
+            "threshold_memory_bits": thr_bits,
+        })
+    first, last = model.layers[0], model.layers[-1]
+    out_word = DataflowTop.output_word(model, foldings)
+    out_bits_each = out_word.size // foldings[last.name].pe
+    return {
+        "top": top_name(model),
+        "layers": layers,
+        "pipeline": {"initiation_interval_cycles": cycles.initiation_interval,
+                     "latency_bound_cycles": cycles.latency_bound,
+                     "bottleneck": max(cycles.layer_cycles, key=cycles.layer_cycles.get)},
+        "input": {"features": first.mw, "values_per_beat": foldings[first.name].simd,
+                  "bits_per_value": first.in_type.bits, "beats_per_frame": cycles.input_beats,
+                  "code": str(first.in_type)},
+        "output": {"features": last.mh, "values_per_beat": foldings[last.name].pe, "bits_per_value": out_bits_each,
+                   "beats_per_frame": cycles.output_beats, "last_bit": out_word.size,
+                   "words": "codes" if last.out_type is not None else "accumulators"},
+    }
+
+
+def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: float | None = None,
+          clock_mhz: float = 100.0, progress: Progress | None = None) -> dict:
+    progress = progress or Progress(4, enabled=False)
+    outdir = Path(outdir)
+    if outdir.exists() and (not outdir.is_dir() or (any(outdir.iterdir()) and not (outdir / REPORT).exists())):
+        raise HdlgenError(f"{outdir} exists and is not an hdlgen build directory; choose another -o")
+    with progress(f"reading {model_path}"):
+        model = load_model(model_path)
+    with progress("streamlining to integer thresholds"):
+        lowered = streamline(model)
+        if fold == "auto":
+            foldings = auto_folding(lowered, target_fps=target_fps, clock_mhz=clock_mhz)
+        else:
+            if target_fps is not None:
+                raise HdlgenError("--target-fps chooses a folding; it cannot be combined with a folding file")
+            foldings = load_folding(Path(fold), lowered)
+        check_foldings(lowered, foldings)
+    with progress("generating Verilog"):
+        top = DataflowTop(model=lowered, foldings=foldings)
+        name = top_name(lowered)
+        verilog = emit(top, name)
+        report = layer_report(lowered, foldings, top)
+        report["clock_mhz_for_fps"] = clock_mhz
+        report["frames_per_second_at_clock"] = clock_mhz * 1e6 / report["pipeline"]["initiation_interval_cycles"]
+    with progress(f"writing {outdir}"):
+        outdir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".hdlgen-", dir=outdir.parent))
+        try:
+            (staging / f"{name}.v").write_text(verilog)
+            save_lowered(lowered, foldings, staging)
+            (staging / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+            if outdir.exists():
+                shutil.rmtree(outdir)
+            staging.rename(outdir)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+    return report
+
+
+@dataclass
+class BuildDir:
+    path: Path
+    report: dict
+    model: LoweredModel
+    foldings: dict[str, Folding]
+
+    @classmethod
+    def open(cls, path: Path) -> BuildDir:
+        path = Path(path)
+        if not (path / REPORT).exists():
+            raise HdlgenError(f"{path} is not a build directory (no {REPORT}); run 'hdlgen build MODEL -o {path}' first")
+        model, foldings = load_lowered(path)
+        return cls(path, json.loads((path / REPORT).read_text()), model, foldings)
+
+    @property
+    def verilog(self) -> Path:
+        return self.path / f"{self.report['top']}.v"
+
+    @property
+    def stream_bits(self) -> tuple[int, int]:
+        i, o = self.report["input"], self.report["output"]
+        return i["values_per_beat"] * i["bits_per_value"], o["last_bit"] + 1
+
+
+@dataclass
+class SimResult:
+    outputs: np.ndarray            # model units
+    hw_words: np.ndarray           # what the hardware emitted, per feature
+    golden_words: np.ndarray
+    cycles: int
+    interval: float | None
+    interval_model: int
+    first_frame_cycles: int
+
+
+def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = None) -> SimResult:
+    """Run inputs (model units, batch first) through the generated RTL on the native Verilator harness."""
+    from .backends.harness import NativeHarness
+
+    progress = progress or Progress(2, enabled=False)
+    model, report = build_dir.model, build_dir.report
+    codes = quantize_input_codes(model, x)
+    in_bits, out_bits = build_dir.stream_bits
+    digest = hashlib.sha256(build_dir.verilog.read_bytes()).hexdigest()[:16]
+    sim_dir = build_dir.path / "sim" / digest
+    if NativeHarness.is_built(sim_dir):
+        harness = NativeHarness(sim_dir, in_bits=in_bits, out_bits=out_bits)
+    else:
+        with progress("building the Verilator simulation"):
+            shutil.rmtree(build_dir.path / "sim", ignore_errors=True)
+            harness = NativeHarness.build(build_dir.verilog, report["top"], sim_dir, in_bits=in_bits, out_bits=out_bits)
+    i, o = report["input"], report["output"]
+    with progress(f"simulating {len(codes)} frames"):
+        beats_out = len(codes) * o["beats_per_frame"]
+        ii = report["pipeline"]["initiation_interval_cycles"]
+        run = harness.run(pack_beats(codes, i["values_per_beat"], i["bits_per_value"]), beats_out,
+                          max_cycles=report["pipeline"]["latency_bound_cycles"] * 4 + ii * 4 * len(codes) + 1000)
+    hw = unpack_beats(run.words, o["values_per_beat"], o["bits_per_value"], o["features"])
+    golden = run_lowered(model, codes)
+    return SimResult(to_model_units(model, hw), hw, golden, run.cycles, run.interval_mean, ii, run.first_frame_end)
+
+
+def load_array(path: Path, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise HdlgenError(f"{path}: {what} file not found") from None
+    except (ValueError, OSError) as e:
+        raise HdlgenError(f"{path}: not a readable .npy file ({e})") from None
+
+
+def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.asarray(outputs).argmax(axis=1) == labels))
+
+
+__all__ = ["build", "simulate", "BuildDir", "Progress", "load_array", "accuracy", "predict"]
