@@ -109,16 +109,24 @@ def cmd_synth(args) -> int:
     from .flow import BuildDir
 
     build_dir = BuildDir.open(Path(args.outdir))
-    results = []
+    results, failures = [], []
     for target in args.target:
         workdir = build_dir.path / "synth" / target
-        print(f"synthesizing for {target} ...", file=sys.stderr, flush=True)
-        result = synthesize(build_dir.verilog, build_dir.report["top"], target, workdir,
-                            clock_mhz=args.clock_mhz, stream_bits=build_dir.stream_bits)
+        if not args.quiet:
+            print(f"synthesizing for {target} ...", file=sys.stderr, flush=True)
+        try:
+            result = synthesize(build_dir.verilog, build_dir.report["top"], target, workdir,
+                                clock_mhz=args.clock_mhz, stream_bits=build_dir.stream_bits)
+        except HdlgenError as e:
+            failures.append(f"{target}: {e}")
+            continue
         (build_dir.path / f"synth-{target}.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
         results.append(result)
-    print(format_table(results))
-    print(f"details in {build_dir.path}/synth-<target>.json and {build_dir.path}/synth/<target>/")
+    if results:
+        print(format_table(results))
+        print(f"details in {build_dir.path}/synth-<target>.json and {build_dir.path}/synth/<target>/")
+    if failures:
+        raise HdlgenError("; ".join(failures))
     return 0
 
 

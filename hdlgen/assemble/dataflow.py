@@ -19,6 +19,7 @@ from amaranth.lib.wiring import In, Out
 from ..ir.lowered import Folding, LoweredModel
 from ..transforms.folding import check_foldings
 from ..cores import MatrixVectorUnit, Thresholding, WidthConverter
+from ..cores.params import validating
 
 __all__ = ["DataflowTop", "CycleModel"]
 
@@ -39,7 +40,8 @@ class DataflowTop(wiring.Component):
 
     def __init__(self, *, model: LoweredModel, foldings: dict[str, Folding], tree_group: int = 2,
                  levels_per_stage: int = 1):
-        check_foldings(model, foldings)
+        with validating(self):
+            check_foldings(model, foldings)
         self._model, self._foldings = model, foldings
         self._mvus = [MatrixVectorUnit(layer=layer, folding=foldings[layer.name], tree_group=tree_group,
                                        levels_per_stage=levels_per_stage) for layer in model.layers]

@@ -22,6 +22,8 @@ from amaranth import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .params import positive_int, validating
+
 __all__ = ["AdderTree"]
 
 
@@ -57,10 +59,10 @@ class AdderTree(wiring.Component):
     """
 
     def __init__(self, *, count: int, term_max: int, group: int = 2, levels_per_stage: int = 1, max_chain: int = 32):
-        for name, value in (("count", count), ("term_max", term_max), ("group", group),
-                            ("levels_per_stage", levels_per_stage), ("max_chain", max_chain)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        with validating(self):
+            for name, value in (("count", count), ("term_max", term_max), ("group", group),
+                                ("levels_per_stage", levels_per_stage), ("max_chain", max_chain)):
+                positive_int(name, value)
         self._count, self._term_max = count, term_max
         self._group, self._levels_per_stage, self._max_chain = group, levels_per_stage, max_chain
         self.out_max = count * term_max

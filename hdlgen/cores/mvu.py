@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..ir.lowered import Folding, MatrixVectorLayer
 from .adder_tree import AdderTree
+from .params import validating
 from .weights import weight_bits, weight_words
 
 __all__ = ["MatrixVectorUnit"]
@@ -32,7 +33,8 @@ class MatrixVectorUnit(wiring.Component):
     """
 
     def __init__(self, *, layer: MatrixVectorLayer, folding: Folding, tree_group: int = 2, levels_per_stage: int = 1):
-        layer.check_folding(folding)
+        with validating(self):
+            layer.check_folding(folding)
         self._layer, self._folding = layer, folding
         self._nf, self._sf = layer.mh // folding.pe, layer.mw // folding.simd
         term_max = 1 if layer.in_type.is_bipolar else layer.in_code_max

@@ -7,6 +7,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..ir.lowered import Folding, MatrixVectorLayer
+from .params import validating
 
 __all__ = ["Thresholding"]
 
@@ -21,9 +22,10 @@ class Thresholding(wiring.Component):
     """
 
     def __init__(self, *, layer: MatrixVectorLayer, folding: Folding, acc_max: int):
-        if layer.thresholds is None:
-            raise ValueError(f"layer {layer.name!r} has no thresholds")
-        layer.check_folding(folding)
+        with validating(self):
+            if layer.thresholds is None:
+                raise ValueError(f"layer {layer.name!r} has no thresholds")
+            layer.check_folding(folding)
         self._layer, self._folding, self._acc_max = layer, folding, acc_max
         self._nf = layer.mh // folding.pe
         self._steps = layer.thresholds.shape[1]

@@ -8,6 +8,8 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .params import positive_int, validating
+
 __all__ = ["WidthConverter"]
 
 
@@ -21,9 +23,9 @@ class WidthConverter(wiring.Component):
     """
 
     def __init__(self, *, bits: int, in_count: int, out_count: int):
-        for name, value in (("bits", bits), ("in_count", in_count), ("out_count", out_count)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        with validating(self):
+            for name, value in (("bits", bits), ("in_count", in_count), ("out_count", out_count)):
+                positive_int(name, value)
         self._bits, self._in, self._out = bits, in_count, out_count
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(bits, in_count))),

@@ -1,0 +1,24 @@
+"""Parameter checks shared by the components."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+
+@contextmanager
+def validating(component):
+    """Run a constructor's checks; a component whose constructor fails is not an unused design.
+
+    Amaranth warns about elaboratables that are created and never elaborated; without this, every
+    rejected parameter would add that warning to the real error.
+    """
+    try:
+        yield
+    except Exception:
+        component._MustUse__used = True
+        raise
+
+
+def positive_int(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")

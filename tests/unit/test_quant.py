@@ -1,0 +1,41 @@
+import numpy as np
+import pytest
+
+from hdlgen.ir import BIPOLAR, TERNARY, QuantKind, QuantType
+
+
+@pytest.mark.parametrize("quant, lo, hi", [
+    (BIPOLAR, -1, 1), (TERNARY, -1, 1), (QuantType.uint(4), 0, 15), (QuantType.int(4), -8, 7),
+    (QuantType.int(2, narrow=True), -1, 1), (QuantType.int(8), -128, 127), (QuantType.uint(1), 0, 1),
+])
+def test_ranges(quant, lo, hi):
+    assert (quant.lo, quant.hi) == (lo, hi)
+    values = quant.values()
+    assert quant.contains(values)
+    assert np.array_equal(quant.decode(quant.encode(values)), values)
+    codes = quant.encode(values)
+    assert codes.min() == 0 and codes.max() < 1 << quant.bits
+
+
+def test_bipolar_codes_one_for_plus_one():
+    assert BIPOLAR.encode(np.array([-1, 1])).tolist() == [0, 1]
+    assert not BIPOLAR.contains(np.array([0]))
+
+
+@pytest.mark.parametrize("text", ["bipolar", "ternary", "uint3", "int8", "narrow_int2"])
+def test_text_round_trip(text):
+    assert QuantType.from_json(text).to_json() == text
+
+
+@pytest.mark.parametrize("text, message", [
+    ("float", "unknown quant type 'float'"), ("uint9", "bits must be an integer from 1 to 8"),
+    ("int1", "a 1-bit signed int is bipolar"), ("narrow_uint3", "narrow ranges apply only to signed int"), (3, "is a string"),
+])
+def test_bad_text(text, message):
+    with pytest.raises(ValueError, match=message):
+        QuantType.from_json(text)
+
+
+def test_kind_checks():
+    with pytest.raises(ValueError, match="ternary values take 2 bits"):
+        QuantType(QuantKind.TERNARY, 3)
