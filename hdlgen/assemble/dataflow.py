@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 from ..ir.lowered import Folding, LoweredModel
 from ..transforms.folding import check_foldings
 from ..cores import MatrixVectorUnit, Thresholding, WidthConverter
-from ..cores.params import validating
+from ..cores.params import counter, validating
 
 __all__ = ["DataflowTop", "CycleModel"]
 
@@ -97,7 +97,7 @@ class DataflowTop(wiring.Component):
             previous = fold
 
         beats = self._model.layers[-1].mh // previous.pe
-        beat = Signal(range(beats))
+        beat = Signal(counter(beats))
         m.d.comb += [
             self.o.valid.eq(source.valid),
             self.o.payload.data.eq(source.payload),

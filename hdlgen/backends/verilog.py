@@ -15,10 +15,15 @@ def top_name(model: LoweredModel) -> str:
     return f"{'m_' if name[0].isdigit() else ''}{name}_top"
 
 
+# Amaranth writes arithmetic whose result is wider than its operands (a + b is one bit wider than
+# either) and lets Verilog extend the operands; Verilator's lint flags every such line. The
+# extension is the intended semantics, so the file says so to Verilator.
+LINT_HEADER = "/* verilator lint_off WIDTHEXPAND */\n/* verilator lint_off WIDTHTRUNC */\n"
+
+
 def emit(component, name: str) -> str:
     """Verilog text of one component as a module ``name`` (deterministic for the same input)."""
-    text = verilog.convert(component, name=name, emit_src=False)
-    return text
+    return LINT_HEADER + verilog.convert(component, name=name, emit_src=False)
 
 
 def emit_model(model: LoweredModel, foldings: dict[str, Folding]) -> tuple[str, DataflowTop]:

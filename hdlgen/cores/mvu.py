@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..ir.lowered import Folding, MatrixVectorLayer
 from .adder_tree import AdderTree
-from .params import validating
+from .params import counter, validating
 from .weights import weight_bits, weight_words
 
 __all__ = ["MatrixVectorUnit"]
@@ -76,9 +76,9 @@ class MatrixVectorUnit(wiring.Component):
         word_layout = data.ArrayLayout(in_bits, simd)
 
         # -- weights ---------------------------------------------------------------------------------
+        words = weight_words(layer, self._folding)
         m.submodules.weights = weights = memory.Memory(
-            shape=unsigned(pe * simd * wbits), depth=nf_count * sf_count,
-            init=weight_words(layer, self._folding))
+            shape=unsigned(pe * simd * wbits), depth=max(len(words), 2), init=words)
         w_read = weights.read_port()
 
         # -- output FIFO and credits -----------------------------------------------------------------
@@ -94,9 +94,9 @@ class MatrixVectorUnit(wiring.Component):
         ]
 
         # -- issue: which input word and which weights this cycle ------------------------------------
-        sf = Signal(range(sf_count))
-        nf = Signal(range(nf_count))
-        waddr = Signal(range(nf_count * sf_count))
+        sf = Signal(counter(sf_count))
+        nf = Signal(counter(nf_count))
+        waddr = Signal(counter(nf_count * sf_count))
         issue = Signal()
         word = Signal(word_layout)              # the input word, one cycle after issue
 
@@ -104,7 +104,7 @@ class MatrixVectorUnit(wiring.Component):
             m.submodules.inbuf = inbuf = memory.Memory(shape=word_layout, depth=2 * sf_count, init=[])
             buf_w, buf_r = inbuf.write_port(), inbuf.read_port()
             full = Signal(2)
-            w_bank, w_count, r_bank = Signal(), Signal(range(sf_count)), Signal()
+            w_bank, w_count, r_bank = Signal(), Signal(counter(sf_count)), Signal()
             m.d.comb += [
                 self.i.ready.eq(~full.bit_select(w_bank, 1)),
                 buf_w.addr.eq(w_bank * sf_count + w_count),

@@ -22,3 +22,8 @@ def validating(component):
 def positive_int(name: str, value) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
+def counter(n: int) -> range:
+    """Shape of a counter over ``n`` states; never zero bits wide (a zero-width wire is not valid Verilog)."""
+    return range(max(n, 2))

@@ -7,7 +7,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..ir.lowered import Folding, MatrixVectorLayer
-from .params import validating
+from .params import counter, validating
 
 __all__ = ["Thresholding"]
 
@@ -45,10 +45,10 @@ class Thresholding(wiring.Component):
         row_layout = data.ArrayLayout(data.ArrayLayout(t_shape, steps), pe)
         clipped = self._layer.thresholds.clip(0, self._acc_max + 1).reshape(self._nf, pe, steps)
         init = [[[int(t) for t in row] for row in group] for group in clipped]
-        m.submodules.table = table = memory.Memory(shape=row_layout, depth=self._nf, init=init)
+        m.submodules.table = table = memory.Memory(shape=row_layout, depth=max(self._nf, 2), init=init)
         read = table.read_port(domain="comb")
 
-        group = Signal(range(self._nf))
+        group = Signal(counter(self._nf))
         m.d.comb += read.addr.eq(group)
         take = self.i.valid & self.i.ready
         m.d.comb += self.i.ready.eq(self.o.ready | ~self.o.valid)

@@ -1,0 +1,175 @@
+"""The command line: one clear line for user mistakes, no half-written outputs, working commands."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from factories import BIPOLAR, UINT, random_inputs, random_model
+from hdlgen.backends.tools import verilator_executable
+from hdlgen.cli import DEMO_MODEL, main
+from hdlgen.frontend import save_model
+from hdlgen.golden import run_reference
+
+
+def hdlgen(*args):
+    return subprocess.run([sys.executable, "-m", "hdlgen.cli", "-q", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture
+def small_model(tmp_path, rng):
+    model = random_model(rng, sizes=[8, 6, 3], input_quant=UINT(2), act_quant=BIPOLAR)
+    save_model(model, tmp_path / "small.json")
+    return tmp_path / "small.json", model
+
+
+def one_error_line(done, message):
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hdlgen: error: ") and message in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_build_writes_verilog_report_and_lowered_model(tmp_path, small_model):
+    path, _ = small_model
+    done = hdlgen("build", path, "-o", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert (tmp_path / "out" / f"{report['top']}.v").exists()
+    assert {"lowered.json", "lowered.npz"} <= {p.name for p in (tmp_path / "out").iterdir()}
+    layer = report["layers"][0]
+    assert {"pe", "simd", "cycles_per_frame", "weight_memory_bits"} <= set(layer)
+    assert report["pipeline"]["initiation_interval_cycles"] == max(l["cycles_per_frame"] for l in report["layers"])
+    assert "cycles per frame" in done.stdout
+
+
+def test_generated_verilog_passes_verilator_lint(tmp_path, small_model):
+    path, _ = small_model
+    assert hdlgen("build", path, "-o", tmp_path / "out").returncode == 0
+    verilog = next((tmp_path / "out").glob("*.v"))
+    lint = subprocess.run([verilator_executable(), "--lint-only", str(verilog)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stderr[-2000:]
+
+
+def test_same_model_gives_identical_verilog(tmp_path, small_model):
+    path, _ = small_model
+    for out in ("a", "b"):
+        assert hdlgen("build", path, "-o", tmp_path / out).returncode == 0
+    assert next((tmp_path / "a").glob("*.v")).read_bytes() == next((tmp_path / "b").glob("*.v")).read_bytes()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["layers"][0].update(op="conv"), "unknown op 'conv'"),
+    (lambda d: d["layers"][0].pop("weight_quant"), "missing field(s) weight_quant"),
+    (lambda d: d["input"].update(features=9), "weight has 8 input features but the previous layer gives 9"),
+])
+def test_build_rejects_malformed_models(tmp_path, small_model, change, message):
+    path, _ = small_model
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+    done = hdlgen("build", path, "-o", tmp_path / "out")
+    one_error_line(done, message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_rejects_folding_that_does_not_divide(tmp_path, small_model):
+    path, _ = small_model
+    fold = tmp_path / "fold.json"
+    fold.write_text(json.dumps({"fc0": {"pe": 4, "simd": 8}, "fc1": {"pe": 1, "simd": 1}}))
+    one_error_line(hdlgen("build", path, "-o", tmp_path / "out", "--fold", fold),
+                   "layer 'fc0': pe=4 does not divide its 6 output rows; choose a divisor of 6")
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_keeps_a_previous_build_when_the_new_one_fails(tmp_path, small_model):
+    path, _ = small_model
+    assert hdlgen("build", path, "-o", tmp_path / "out").returncode == 0
+    before = sorted(p.name for p in (tmp_path / "out").iterdir())
+    one_error_line(hdlgen("build", tmp_path / "missing.json", "-o", tmp_path / "out"), "model file not found")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".hdlgen-")]
+
+
+def test_build_refuses_a_directory_it_did_not_write(tmp_path, small_model):
+    path, _ = small_model
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    one_error_line(hdlgen("build", path, "-o", tmp_path / "mine"), "is not an hdlgen build directory")
+
+
+def test_build_with_target_fps(tmp_path, small_model):
+    path, _ = small_model
+    assert hdlgen("build", path, "-o", tmp_path / "out", "--target-fps", "20e6").returncode == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["pipeline"]["initiation_interval_cycles"] <= 5
+    one_error_line(hdlgen("build", path, "-o", tmp_path / "x", "--target-fps", "1e12"), "lower --target-fps")
+
+
+def test_sim_writes_outputs_in_model_units(tmp_path, small_model, rng):
+    path, model = small_model
+    assert hdlgen("build", path, "-o", tmp_path / "out").returncode == 0
+    x = random_inputs(rng, model, 40)
+    labels = rng.integers(0, 3, size=40)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", labels)
+    done = hdlgen("sim", tmp_path / "out", "--inputs", tmp_path / "x.npy", "--labels", tmp_path / "y.npy",
+                  "--out", tmp_path / "out.npy")
+    assert done.returncode == 0, done.stderr
+    outputs = np.load(tmp_path / "out.npy")
+    assert np.array_equal(outputs, run_reference(model, x))
+    assert "RTL == golden model on 40/40 frames" in done.stdout
+    accuracy = np.mean(outputs.argmax(1) == labels)
+    assert f"accuracy: RTL {accuracy:.4f}, golden model {accuracy:.4f}" in done.stdout
+    assert "cycles per frame: measured" in done.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["sim", "{tmp}/nowhere", "--inputs", "{tmp}/x.npy"], "is not a build directory"),
+    (["sim", "{tmp}/out", "--inputs", "{tmp}/absent.npy"], "inputs file not found"),
+    (["sim", "{tmp}/out", "--inputs", "{tmp}/bad.npy"], "inputs have shape (4, 5); the model takes (batch, 8)"),
+    (["sim", "{tmp}/out", "--inputs", "{tmp}/x.npy", "--labels", "{tmp}/bad.npy"], "labels must be 4 integers"),
+])
+def test_sim_errors(tmp_path, small_model, args, message):
+    path, _ = small_model
+    assert hdlgen("build", path, "-o", tmp_path / "out").returncode == 0
+    np.save(tmp_path / "x.npy", np.zeros((4, 8)))
+    np.save(tmp_path / "bad.npy", np.zeros((4, 5)))
+    one_error_line(hdlgen(*[a.format(tmp=tmp_path) for a in args]), message)
+
+
+def test_synth_ecp5_reports_luts_and_fmax(tmp_path, small_model):
+    path, _ = small_model
+    assert hdlgen("build", path, "-o", tmp_path / "out").returncode == 0
+    done = hdlgen("synth", tmp_path / "out", "--target", "ecp5-25k", "--target", "xc7")
+    assert done.returncode == 0, done.stderr
+    ecp5 = json.loads((tmp_path / "out" / "synth-ecp5-25k.json").read_text())
+    assert ecp5["lut"] > 0 and ecp5["ff"] > 0 and ecp5["fmax_mhz"] > 50 and ecp5["placed"]
+    xc7 = json.loads((tmp_path / "out" / "synth-xc7.json").read_text())
+    assert xc7["lut"] > 0 and xc7["fmax_mhz"] is None
+    assert done.stdout.splitlines()[0].split()[:4] == ["target", "LUT", "FF", "BRAM"]
+
+
+def test_synth_unknown_target(tmp_path):
+    done = hdlgen("synth", tmp_path, "--target", "stratix")
+    assert done.returncode == 2 and "invalid choice: 'stratix'" in done.stderr
+
+
+@pytest.mark.slow
+def test_demo(tmp_path):
+    done = hdlgen("demo", "-o", tmp_path / "demo")
+    assert done.returncode == 0, done.stderr
+    assert "RTL == golden model on 450/450 frames" in done.stdout
+    line = next(l for l in done.stdout.splitlines() if l.startswith("accuracy"))
+    rtl, golden = line.split("RTL ")[1].split(",")[0], line.split("golden model ")[1]
+    assert rtl == golden
+
+
+@pytest.mark.slow
+def test_synth_demo_on_ecp5(tmp_path):
+    assert main(["-q", "build", str(DEMO_MODEL), "-o", str(tmp_path / "demo")]) == 0
+    assert main(["-q", "synth", str(tmp_path / "demo"), "--target", "ecp5-85k"]) == 0
+    result = json.loads((tmp_path / "demo" / "synth-ecp5-85k.json").read_text())
+    assert result["lut"] > 0 and result["fmax_mhz"] > 0
