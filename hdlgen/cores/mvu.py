@@ -7,7 +7,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..ir.lowered import Folding, MatrixVectorLayer
-from .adder_tree import AdderTree
+from .dot_array import DotProductArray
 from .params import counter, validating
 from .weights import weight_bits, weight_words
 
@@ -37,12 +37,11 @@ class MatrixVectorUnit(wiring.Component):
             layer.check_folding(folding)
         self._layer, self._folding = layer, folding
         self._nf, self._sf = layer.mh // folding.pe, layer.mw // folding.simd
-        term_max = 1 if layer.in_type.is_bipolar else layer.in_code_max
-        self._trees = [AdderTree(count=folding.simd, term_max=term_max, group=tree_group,
-                                 levels_per_stage=levels_per_stage) for _ in range(folding.pe)]
-        self.acc_max = layer.mw * term_max
-        # issue -> memory read (1) -> tree -> accumulator (1) -> FIFO write (1) -> FIFO output (1)
-        self.pipeline_latency = 1 + self._trees[0].latency + 3
+        self._dots = DotProductArray(in_type=layer.in_type, weight_type=layer.weight_type, pe=folding.pe,
+                                     simd=folding.simd, tree_group=tree_group, levels_per_stage=levels_per_stage)
+        self.acc_max = layer.mw * self._dots.term_max
+        # issue -> memory read (1) -> dot products -> accumulator (1) -> FIFO write (1) -> FIFO output (1)
+        self.pipeline_latency = 1 + self._dots.latency + 3
         self._fifo_depth = self.pipeline_latency + 2
         super().__init__({
             "i": In(self.input_signature(layer, folding)),
@@ -141,18 +140,15 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.sync += nf.eq(Mux(nf == nf_count - 1, 0, nf + 1))
         m.d.comb += w_read.addr.eq(waddr)
 
-        # -- stage 1: terms into the trees -----------------------------------------------------------
+        # -- stage 1: input word and weights into the dot products ----------------------------------
         valid1, first1, last1 = Signal(), Signal(), Signal()
         m.d.sync += [valid1.eq(issue), first1.eq(sf == 0), last1.eq(sf == sf_count - 1)]
-        for p, tree in enumerate(self._trees):
-            m.submodules[f"tree{p}"] = tree
-            for s in range(simd):
-                w = w_read.data.word_select(p * simd + s, wbits)
-                m.d.comb += tree.i[s].eq(self._term(word[s], w))
+        m.submodules.dots = dots = self._dots
+        m.d.comb += [dots.x.eq(word), dots.w.as_value().eq(w_read.data)]
 
-        # -- valid, first and last travel alongside the trees ----------------------------------------
+        # -- valid, first and last travel alongside the dot products ----------------------------------------
         valid, first, last = valid1, first1, last1
-        for k in range(self._trees[0].latency):
+        for k in range(self._dots.latency):
             v, f, l = Signal(name=f"valid_d{k}"), Signal(name=f"first_d{k}"), Signal(name=f"last_d{k}")
             m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
             valid, first, last = v, f, l
@@ -161,8 +157,8 @@ class MatrixVectorUnit(wiring.Component):
         acc = Signal(acc_shape)
         push = Signal()
         with m.If(valid):
-            for p, tree in enumerate(self._trees):
-                m.d.sync += acc[p].eq(Mux(first, 0, acc[p]) + tree.o)
+            for p in range(pe):
+                m.d.sync += acc[p].eq(Mux(first, 0, acc[p]) + dots.o[p])
         m.d.sync += push.eq(valid & last)
         m.d.comb += [out_fifo.w_data.eq(acc), out_fifo.w_en.eq(push)]
 
@@ -170,16 +166,3 @@ class MatrixVectorUnit(wiring.Component):
         pushed_issue = issue & (sf == sf_count - 1)
         m.d.sync += outstanding.eq(outstanding + pushed_issue - popped)
         return m
-
-    def _term(self, x, w):
-        """One product as an unsigned term: see ``ir.lowered`` for what ``P`` sums."""
-        layer = self._layer
-        if layer.in_type.is_bipolar:
-            if layer.weight_type.is_bipolar:
-                return ~(x ^ w[0])
-            return w[0] & ~(x ^ w[1])
-        bits = layer.in_type.bits
-        flipped = x ^ Mux(w[-1], 0, (1 << bits) - 1)
-        if layer.weight_type.is_bipolar:
-            return flipped
-        return Mux(w[0], flipped, 0)
