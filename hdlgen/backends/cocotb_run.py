@@ -19,7 +19,8 @@ from .tools import verilator_env
 @dataclass
 class StreamResult:
     received: int
-    frame_intervals: list[int] | None
+    frame_intervals: list[int]
+    cycles: int
 
 
 class CocotbDesign:
@@ -42,7 +43,12 @@ class CocotbDesign:
 
     def run(self, *, inputs: list[int], expected: list[int], beats_per_frame: int, seed: int,
             idle: float = 0.0, backpressure: float = 0.0, initiation_interval: int | None = None,
-            name: str = "run") -> StreamResult:
+            frame_cycles: int | None = None, name: str = "run") -> StreamResult:
+        """Stream ``inputs`` through and compare every output word with ``expected``.
+
+        ``initiation_interval``: when given, the steady-state cycles between frames must equal it.
+        ``frame_cycles``: cycles a frame may take, for the time limit (defaults to the interval).
+        """
         from cocotb_tools.runner import get_results
 
         vectors = self.build_dir / f"{name}.json"
@@ -50,7 +56,7 @@ class CocotbDesign:
         measured.unlink(missing_ok=True)
         slack = 1.0 / max(1e-3, (1 - idle) * (1 - backpressure))
         timeout = int(200 + 20 * slack * (len(inputs) + len(expected))
-                      + (initiation_interval or 0) * 2 * (len(expected) // max(1, beats_per_frame) + 2))
+                      + (frame_cycles or initiation_interval or 0) * 2 * (len(expected) // max(1, beats_per_frame) + 2))
         vectors.write_text(json.dumps({
             "inputs": [hex(v) for v in inputs], "expected": [hex(v) for v in expected],
             "beats_per_frame": beats_per_frame, "seed": seed, "idle": idle, "backpressure": backpressure,
@@ -65,5 +71,5 @@ class CocotbDesign:
             log = (self.build_dir / f"{name}.log").read_text(errors="replace")
             reasons = [line.strip() for line in log.splitlines() if "AssertionError" in line or "expected" in line]
             raise AssertionError(f"{self.toplevel} ({name}, seed {seed}): " + ("; ".join(reasons[-3:]) or f"see {self.build_dir / name}.log"))
-        intervals = json.loads(measured.read_text())["frame_intervals"] if measured.exists() else None
-        return StreamResult(len(expected), intervals)
+        measured_values = json.loads(measured.read_text())
+        return StreamResult(len(expected), measured_values["frame_intervals"], measured_values["cycles"])

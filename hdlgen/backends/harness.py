@@ -49,7 +49,7 @@ class NativeHarness:
         verilator_env()
         build_dir = Path(build_dir)
         build_dir.mkdir(parents=True, exist_ok=True)
-        defines = f"-O2 -DIN_WORDS={_words_per(in_bits)} -DOUT_WORDS={_words_per(out_bits)} -DLAST_BIT={out_bits - 1}"
+        defines = f"-O3 -DIN_WORDS={_words_per(in_bits)} -DOUT_WORDS={_words_per(out_bits)} -DLAST_BIT={out_bits - 1}"
         cmd = [verilator_executable(), "--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
                "-Wno-fatal", "-Wno-lint", "--top-module", toplevel, "--prefix", "Vtop", "-Mdir", str(build_dir),
                "-CFLAGS", defines, "-j", str(jobs), "-o", "Vsim",

@@ -13,7 +13,8 @@ built so that almost all of its arithmetic lands on carry chains, one LUT per ad
   own sum untouched and enters the next lane as its carry-in. So the spare terms are added for
   free, and the carry chain never crosses a lane boundary with real carries.
 * A register closes every ``levels_per_stage`` levels. Yosys does not retime, so this is where
-  the pipeline registers are.
+  the pipeline registers are. They have no reset: a datapath register needs none, and a reset
+  would cost a gate per bit in simulation and a control fan-out in hardware.
 """
 
 from __future__ import annotations
@@ -107,11 +108,11 @@ class AdderTree(wiring.Component):
         for start in range(0, grouped, group):
             terms = [self.i[k] for k in range(start, min(start + group, grouped))]
             top = len(terms) * self._term_max
-            reg = Signal(_bits(top), name=f"g{start // group}")
+            reg = Signal(_bits(top), name=f"g{start // group}", reset_less=True)
             m.d.sync += reg.eq(sum(terms[1:], terms[0]) if len(terms) > 1 else terms[0])
             values.append((reg, top))
         for k in range(grouped, self._count):
-            reg = Signal(name=f"s{k - grouped}")
+            reg = Signal(name=f"s{k - grouped}", reset_less=True)
             m.d.sync += reg.eq(self.i[k])
             spares.append(reg)
 
@@ -140,7 +141,7 @@ class AdderTree(wiring.Component):
 
     @staticmethod
     def _delay(m: Module, value, name: str):
-        reg = Signal(len(value), name=name)
+        reg = Signal(len(value), name=name, reset_less=True)
         m.d.sync += reg.eq(value)
         return reg
 
@@ -171,7 +172,7 @@ class AdderTree(wiring.Component):
         m.d.comb += total.eq(a + b)
         results, offset = [], 1
         for k, lane in enumerate(lanes):
-            node = Signal(lane.width, name=f"l{level}_{index}_{k}")
+            node = Signal(lane.width, name=f"l{level}_{index}_{k}", reset_less=True)
             domain = m.d.sync if registered else m.d.comb
             domain += node.eq(total[offset:offset + lane.width])
             results.append((node, lane.top))

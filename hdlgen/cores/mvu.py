@@ -97,7 +97,7 @@ class MatrixVectorUnit(wiring.Component):
         nf = Signal(counter(nf_count))
         waddr = Signal(counter(nf_count * sf_count))
         issue = Signal()
-        word = Signal(word_layout)              # the input word, one cycle after issue
+        word = Signal(word_layout, reset_less=True)      # the input word, one cycle after issue
 
         if self.buffered:
             m.submodules.inbuf = inbuf = memory.Memory(shape=word_layout, depth=2 * sf_count, init=[])
@@ -141,7 +141,7 @@ class MatrixVectorUnit(wiring.Component):
         m.d.comb += w_read.addr.eq(waddr)
 
         # -- stage 1: input word and weights into the dot products ----------------------------------
-        valid1, first1, last1 = Signal(), Signal(), Signal()
+        valid1, first1, last1 = Signal(), Signal(reset_less=True), Signal(reset_less=True)
         m.d.sync += [valid1.eq(issue), first1.eq(sf == 0), last1.eq(sf == sf_count - 1)]
         m.submodules.dots = dots = self._dots
         m.d.comb += [dots.x.eq(word), dots.w.as_value().eq(w_read.data)]
@@ -149,12 +149,13 @@ class MatrixVectorUnit(wiring.Component):
         # -- valid, first and last travel alongside the dot products ----------------------------------------
         valid, first, last = valid1, first1, last1
         for k in range(self._dots.latency):
-            v, f, l = Signal(name=f"valid_d{k}"), Signal(name=f"first_d{k}"), Signal(name=f"last_d{k}")
+            v = Signal(name=f"valid_d{k}")
+            f, l = Signal(name=f"first_d{k}", reset_less=True), Signal(name=f"last_d{k}", reset_less=True)
             m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
             valid, first, last = v, f, l
 
         # -- accumulate over SF words, then write the FIFO -------------------------------------------
-        acc = Signal(acc_shape)
+        acc = Signal(acc_shape, reset_less=True)
         push = Signal()
         with m.If(valid):
             for p in range(pe):
