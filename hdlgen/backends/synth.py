@@ -43,6 +43,7 @@ class SynthResult:
     fmax_mhz: float | None
     cells: dict
     placed: bool
+    lut_mapper: str
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -81,12 +82,14 @@ def synthesize(verilog: Path, toplevel: str, target_name: str, workdir: Path, *,
             raise HdlgenError(f"target {target_name} measures through an IO shell and needs the stream widths")
         (workdir / "shell.v").write_text(shell_verilog(toplevel, *stream_bits))
         sources, toplevel = "design.v shell.v", SHELL_NAME
-    script = (f"read_verilog {sources}; {spec['yosys']} -top {toplevel}; "
-              f"tee -q -o stat.json stat -json; write_json netlist.json")
-    done = subprocess.run([yowasp("yosys"), "-q", "-l", "yosys.log", "-p", script], cwd=workdir,
-                          capture_output=True, text=True)
+    flow = f"{spec['yosys']} -top {toplevel}"
+    done = _run_yosys(sources, flow, workdir)
+    mapper = "abc9"
+    if done.returncode != 0 and spec.get("yosys_fallback") and "Assert" in _read(workdir / "yosys.log"):
+        flow, mapper = spec["yosys_fallback"].format(top=toplevel), "abc (ABC9 hit a Yosys assertion)"
+        done = _run_yosys(sources, flow, workdir)
     if done.returncode != 0 or not (workdir / "stat.json").exists():
-        log = (workdir / "yosys.log").read_text(errors="replace") if (workdir / "yosys.log").exists() else done.stderr
+        log = _read(workdir / "yosys.log") or done.stderr
         errors = [line for line in log.splitlines() if "ERROR" in line] or log.strip().splitlines()[-1:]
         raise HdlgenError(f"Yosys failed for {target_name} (see {workdir / 'yosys.log'}): {' '.join(errors)[:400]}")
     stat = json.loads((workdir / "stat.json").read_text())
@@ -97,7 +100,19 @@ def synthesize(verilog: Path, toplevel: str, target_name: str, workdir: Path, *,
         fmax, placed_summary = _place_and_route(spec, workdir, clock_mhz)
         summary.update(placed_summary)
         placed = True
-    return SynthResult(target_name, spec["device"], fmax_mhz=fmax, cells=cells, placed=placed, **summary)
+    return SynthResult(target_name, spec["device"], fmax_mhz=fmax, cells=cells, placed=placed, lut_mapper=mapper,
+                       **summary)
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _run_yosys(sources: str, flow: str, workdir: Path) -> subprocess.CompletedProcess:
+    (workdir / "stat.json").unlink(missing_ok=True)
+    script = f"read_verilog {sources}; {flow}; tee -q -o stat.json stat -json; write_json netlist.json"
+    return subprocess.run([yowasp("yosys"), "-q", "-l", "yosys.log", "-p", script], cwd=workdir,
+                          capture_output=True, text=True)
 
 
 def _place_and_route(spec: dict, workdir: Path, clock_mhz: float) -> tuple[float | None, dict]:
