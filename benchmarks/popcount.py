@@ -94,8 +94,9 @@ def main(argv=None):
             for kind in ("naive", "tree"):
                 r, seconds = measure(kind, args.simd, args.pe, target, Path(tmp), args.clock_mhz)
                 fmax = f"{r.fmax_mhz:.1f}" if r.fmax_mhz else "n/a"
+                mapper = "" if r.lut_mapper == "abc9" else f"  LUT mapping: {r.lut_mapper}"
                 print(f"{target:<10}{kind:<8}{r.lut:>7}{r.lut / bits:>9.2f}{r.ff:>7}{r.carry:>7}{fmax:>10}"
-                      f"{seconds:>8.0f}", flush=True)
+                      f"{seconds:>8.0f}{mapper}", flush=True)
 
 
 if __name__ == "__main__":

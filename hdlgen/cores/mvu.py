@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, unsigned
+from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -40,8 +40,9 @@ class MatrixVectorUnit(wiring.Component):
         self._dots = DotProductArray(in_type=layer.in_type, weight_type=layer.weight_type, pe=folding.pe,
                                      simd=folding.simd, tree_group=tree_group, levels_per_stage=levels_per_stage)
         self.acc_max = layer.mw * self._dots.term_max
-        # issue -> memory read (1) -> dot products -> accumulator (1) -> FIFO write (1) -> FIFO output (1)
-        self.pipeline_latency = 1 + self._dots.latency + 3
+        # issue -> address register (1) -> memory read (1) -> dot products -> accumulator (1)
+        # -> FIFO write (1) -> FIFO output (1)
+        self.pipeline_latency = 2 + self._dots.latency + 3
         self._fifo_depth = self.pipeline_latency + 2
         super().__init__({
             "i": In(self.input_signature(layer, folding)),
@@ -97,7 +98,10 @@ class MatrixVectorUnit(wiring.Component):
         nf = Signal(counter(nf_count))
         waddr = Signal(counter(nf_count * sf_count))
         issue = Signal()
-        word = Signal(word_layout, reset_less=True)      # the input word, one cycle after issue
+        # Memory addresses are registered before they reach a memory, so that the counters' logic
+        # and a memory's read logic (a ROM in LUTs when small) never share one clock period: the
+        # input word and the weights reach the dot products two cycles after their issue.
+        word = Signal(word_layout, reset_less=True)
 
         if self.buffered:
             m.submodules.inbuf = inbuf = memory.Memory(shape=word_layout, depth=2 * sf_count, init=[])
@@ -110,9 +114,11 @@ class MatrixVectorUnit(wiring.Component):
                 buf_w.data.eq(self.i.payload),
                 buf_w.en.eq(self.i.valid & self.i.ready),
                 issue.eq(full.bit_select(r_bank, 1) & room),
-                buf_r.addr.eq(r_bank * sf_count + sf),
                 word.eq(buf_r.data),
             ]
+            read_addr = Signal(range(2 * sf_count), reset_less=True)
+            m.d.sync += read_addr.eq(r_bank * sf_count + sf)
+            m.d.comb += buf_r.addr.eq(read_addr)
             set_full = Signal(2)
             clear_full = Signal(2)
             with m.If(self.i.valid & self.i.ready):
@@ -129,7 +135,8 @@ class MatrixVectorUnit(wiring.Component):
                 issue.eq(self.i.valid & room),
                 self.i.ready.eq(room),
             ]
-            m.d.sync += word.eq(self.i.payload)
+            word1 = Signal(word_layout, reset_less=True)
+            m.d.sync += [word1.eq(self.i.payload), word.eq(word1)]
 
         with m.If(issue):
             m.d.sync += [
@@ -138,17 +145,19 @@ class MatrixVectorUnit(wiring.Component):
             ]
             with m.If(sf == sf_count - 1):
                 m.d.sync += nf.eq(Mux(nf == nf_count - 1, 0, nf + 1))
-        m.d.comb += w_read.addr.eq(waddr)
+        weight_addr = Signal.like(waddr, reset_less=True)
+        m.d.sync += weight_addr.eq(waddr)
+        m.d.comb += w_read.addr.eq(weight_addr)
 
-        # -- stage 1: input word and weights into the dot products ----------------------------------
+        # -- two cycles after issue: input word and weights into the dot products -------------------
         valid1, first1, last1 = Signal(), Signal(reset_less=True), Signal(reset_less=True)
         m.d.sync += [valid1.eq(issue), first1.eq(sf == 0), last1.eq(sf == sf_count - 1)]
         m.submodules.dots = dots = self._dots
         m.d.comb += [dots.x.eq(word), dots.w.as_value().eq(w_read.data)]
 
-        # -- valid, first and last travel alongside the dot products ----------------------------------------
+        # -- valid, first and last travel alongside --------------------------------------------------
         valid, first, last = valid1, first1, last1
-        for k in range(self._dots.latency):
+        for k in range(1 + self._dots.latency):
             v = Signal(name=f"valid_d{k}")
             f, l = Signal(name=f"first_d{k}", reset_less=True), Signal(name=f"last_d{k}", reset_less=True)
             m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
