@@ -70,3 +70,14 @@ def test_folding_must_divide():
     layer = random_layer(np.random.default_rng(0), BIPOLAR, BIPOLAR, 12, 6)
     with pytest.raises(Exception, match="pe=4 does not divide its 6 output rows"):
         MatrixVectorUnit(layer=layer, folding=Folding(pe=4, simd=3))
+
+
+def test_the_bench_reports_a_wrong_word(design, rng):
+    """The comparison can fail: one corrupted expected word is found and reported with its position."""
+    built, layer, folding, acc_max = design
+    codes = frames(rng, layer, 3)
+    expected = pack_beats(matrix_vector(layer, codes), folding.pe, acc_max.bit_length())
+    expected[2] ^= 1
+    with pytest.raises(AssertionError, match=r"output word 2 .*expected"):
+        built.run(inputs=pack_beats(codes, folding.simd, layer.in_type.bits), expected=expected,
+                  beats_per_frame=layer.mh // folding.pe, seed=5, name="corrupted")

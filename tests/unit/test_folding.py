@@ -7,7 +7,7 @@ from factories import BIPOLAR, UINT, random_model
 from hdlgen import HdlgenError
 from hdlgen.ir import Folding
 from hdlgen.transforms import auto_folding, check_foldings, load_folding, streamline
-from hdlgen.transforms.folding import layer_cycles
+from hdlgen.transforms.folding import DEFAULT_LANES, layer_cycles
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_auto_folding_meets_the_frame_rate_with_divisors(lowered, fps):
 def test_auto_folding_default_balances_layers(lowered):
     foldings = auto_folding(lowered)
     cycles = [layer_cycles(l, foldings[l.name]) for l in lowered.layers]
-    assert max(cycles) == cycles[0] == 64 * 32 // 256
+    assert max(cycles) == cycles[0] == 64 * 32 // DEFAULT_LANES
 
 
 def test_impossible_frame_rate(lowered):
