@@ -6,7 +6,9 @@ from memory) and register the counts. Figures: LUT per input bit and Fmax on ECP
 
     python benchmarks/popcount.py [--simd 64] [--pe 16] [--targets ecp5-85k xc7]
 
-ECP5 LUT counts are LUT4 sites as placed (TRELLIS_COMB: a CCU2C carry cell takes two).
+ECP5 LUT counts are LUT4 sites as placed (TRELLIS_COMB: a CCU2C carry cell takes two; nextpnr
+also counts LUTs it uses to route); 'synth/bit' is the same from Yosys's netlist (LUT4 + 2 x CCU2C).
+The trees are shaped for the target's LUT size (2 terms per first-level group on LUT4, 3 on LUT6).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdlgen.backends.synth import synthesize
+from hdlgen.backends.synth import target as target_spec
 from hdlgen.backends.verilog import emit
 from hdlgen.cores import DotProductArray
+from hdlgen.flow import LUT_INPUTS
 from hdlgen.ir import BIPOLAR
 
 
@@ -53,8 +57,8 @@ endmodule
 class Registered(wiring.Component):
     """Registers around hdlgen's bipolar dot-product datapath (XNOR terms into pipelined adder trees)."""
 
-    def __init__(self, *, simd: int, pe: int):
-        self._simd, self._pe = simd, pe
+    def __init__(self, *, simd: int, pe: int, tree_group: int):
+        self._simd, self._pe, self._tree_group = simd, pe, tree_group
         super().__init__({
             "x": In(simd), "w": In(data.ArrayLayout(simd, pe)),
             "o": Out(data.ArrayLayout(range(simd + 1), pe)),
@@ -64,7 +68,8 @@ class Registered(wiring.Component):
         m = Module()
         x, w = Signal(self._simd), Signal(data.ArrayLayout(self._simd, self._pe))
         m.d.sync += [x.eq(self.x), w.eq(self.w)]
-        m.submodules.dots = dots = DotProductArray(in_type=BIPOLAR, weight_type=BIPOLAR, pe=self._pe, simd=self._simd)
+        m.submodules.dots = dots = DotProductArray(in_type=BIPOLAR, weight_type=BIPOLAR, pe=self._pe, simd=self._simd,
+                                                   tree_group=self._tree_group)
         m.d.comb += [dots.x.as_value().eq(x), dots.w.as_value().eq(w)]
         m.d.comb += self.o.eq(dots.o)
         return m
@@ -73,7 +78,10 @@ class Registered(wiring.Component):
 def measure(kind: str, simd: int, pe: int, target: str, workdir: Path, clock_mhz: float):
     verilog = workdir / f"{kind}.v"
     name = f"popcount_{kind}"
-    verilog.write_text(naive_verilog(name, simd, pe) if kind == "naive" else emit(Registered(simd=simd, pe=pe), name))
+    # trees are shaped for the target's LUT size, as 'hdlgen build --lut-inputs' does
+    group = LUT_INPUTS[6 if target_spec(target)["family"] == "xilinx" else 4]
+    verilog.write_text(naive_verilog(name, simd, pe) if kind == "naive"
+                       else emit(Registered(simd=simd, pe=pe, tree_group=group), name))
     start = time.monotonic()
     result = synthesize(verilog, f"popcount_{kind}", target, workdir / f"{kind}-{target}", clock_mhz=clock_mhz)
     return result, time.monotonic() - start
@@ -88,14 +96,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     bits = args.simd * args.pe
     print(f"XNOR-popcount, SIMD {args.simd} x PE {args.pe} = {bits} input bits")
-    print(f"{'target':<10}{'design':<8}{'LUT':>7}{'LUT/bit':>9}{'FF':>7}{'carry':>7}{'Fmax MHz':>10}{'time s':>8}")
+    print(f"{'target':<10}{'design':<8}{'LUT':>7}{'LUT/bit':>9}{'synth/bit':>10}{'FF':>7}{'carry':>7}{'Fmax MHz':>10}"
+          f"{'time s':>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for target in args.targets:
             for kind in ("naive", "tree"):
                 r, seconds = measure(kind, args.simd, args.pe, target, Path(tmp), args.clock_mhz)
                 fmax = f"{r.fmax_mhz:.1f}" if r.fmax_mhz else "n/a"
                 mapper = "" if r.lut_mapper == "abc9" else f"  LUT mapping: {r.lut_mapper}"
-                print(f"{target:<10}{kind:<8}{r.lut:>7}{r.lut / bits:>9.2f}{r.ff:>7}{r.carry:>7}{fmax:>10}"
+                print(f"{target:<10}{kind:<8}{r.lut:>7}{r.lut / bits:>9.2f}{r.lut_synth / bits:>10.2f}{r.ff:>7}{r.carry:>7}{fmax:>10}"
                       f"{seconds:>8.0f}{mapper}", flush=True)
 
 

@@ -45,7 +45,7 @@ def cmd_build(args) -> int:
     from .flow import Progress, build
 
     report = build(Path(args.model), Path(args.outdir), fold=args.fold, target_fps=args.target_fps,
-                   clock_mhz=args.clock_mhz, progress=Progress(4, enabled=not args.quiet))
+                   clock_mhz=args.clock_mhz, lut_inputs=args.lut_inputs, progress=Progress(4, enabled=not args.quiet))
     _print_build(report, Path(args.outdir))
     return 0
 
@@ -157,6 +157,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--fold", default="auto", help="'auto' or a JSON file {layer: {pe: N, simd: N}}")
     b.add_argument("--target-fps", type=_positive_float, help="frames per second to fold for (auto folding)")
     b.add_argument("--clock-mhz", type=_positive_float, default=100.0, help="clock the frame rate refers to (default 100)")
+    b.add_argument("--lut-inputs", type=int, choices=(4, 6), default=4,
+                   help="LUT size the adder trees are shaped for: 4 (Lattice ECP5, iCE40; default) or 6 (Xilinx)")
     b.set_defaults(run=cmd_build)
 
     s = sub.add_parser("sim", help="run the generated RTL on Verilator for every input")

@@ -89,9 +89,15 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
     }
 
 
+LUT_INPUTS = {4: 2, 6: 3}     # LUT size of the target -> terms summed in logic at an adder tree's first level
+
+
 def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: float | None = None,
-          clock_mhz: float = 100.0, progress: Progress | None = None) -> dict:
+          clock_mhz: float = 100.0, lut_inputs: int = 4, progress: Progress | None = None) -> dict:
+    """Build ``model_path`` into ``outdir``; ``lut_inputs`` shapes the adder trees for 4- or 6-input LUTs."""
     progress = progress or Progress(4, enabled=False)
+    if lut_inputs not in LUT_INPUTS:
+        raise HdlgenError(f"--lut-inputs must be 4 (Lattice ECP5, iCE40) or 6 (Xilinx), not {lut_inputs!r}")
     outdir = Path(outdir)
     if outdir.exists() and (not outdir.is_dir() or (any(outdir.iterdir()) and not (outdir / REPORT).exists())):
         raise HdlgenError(f"{outdir} exists and is not an hdlgen build directory; choose another -o")
@@ -107,11 +113,12 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
             foldings = load_folding(Path(fold), lowered)
         check_foldings(lowered, foldings)
     with progress("generating Verilog"):
-        top = DataflowTop(model=lowered, foldings=foldings)
+        top = DataflowTop(model=lowered, foldings=foldings, tree_group=LUT_INPUTS[lut_inputs])
         name = top_name(lowered)
         verilog = emit(top, name)
         report = layer_report(lowered, foldings, top)
         report["clock_mhz_for_fps"] = clock_mhz
+        report["lut_inputs"] = lut_inputs
         report["frames_per_second_at_clock"] = clock_mhz * 1e6 / report["pipeline"]["initiation_interval_cycles"]
     with progress(f"writing {outdir}"):
         outdir.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,9 @@ def target(name: str) -> dict:
 class SynthResult:
     target: str
     device: str
-    lut: int              # LUT sites: LUT4 (+2 per CCU2C carry cell) on Lattice, LUT1-6 on Xilinx
+    lut: int              # LUT sites: LUT4 (+2 per CCU2C carry cell) on Lattice, LUT1-6 on Xilinx; as placed
+                          # where nextpnr ran (its count adds the LUTs it uses to route), else Yosys's
+    lut_synth: int        # the same from Yosys's netlist, before place and route
     ff: int
     bram: float           # block RAMs (Xilinx: 36 Kb equivalents)
     lutram: int
@@ -95,6 +97,7 @@ def synthesize(verilog: Path, toplevel: str, target_name: str, workdir: Path, *,
     stat = json.loads((workdir / "stat.json").read_text())
     cells = {k: v for k, v in stat["design"]["num_cells_by_type"].items() if not k.startswith("$")}
     summary = _summarise(spec["family"], cells)
+    summary["lut_synth"] = summary["lut"]
     fmax, placed = None, False
     if spec["nextpnr"] and place:
         fmax, placed_summary = _place_and_route(spec, workdir, clock_mhz)

@@ -26,6 +26,6 @@ def emit(component, name: str) -> str:
     return LINT_HEADER + verilog.convert(component, name=name, emit_src=False)
 
 
-def emit_model(model: LoweredModel, foldings: dict[str, Folding]) -> tuple[str, DataflowTop]:
-    top = DataflowTop(model=model, foldings=foldings)
+def emit_model(model: LoweredModel, foldings: dict[str, Folding], *, tree_group: int = 2) -> tuple[str, DataflowTop]:
+    top = DataflowTop(model=model, foldings=foldings, tree_group=tree_group)
     return emit(top, top_name(model)), top

@@ -100,6 +100,14 @@ def test_build_refuses_a_directory_it_did_not_write(tmp_path, small_model):
     one_error_line(hdlgen("build", path, "-o", tmp_path / "mine"), "is not an hdlgen build directory")
 
 
+def test_build_for_six_input_luts(tmp_path, small_model):
+    path, _ = small_model
+    assert hdlgen("build", path, "-o", tmp_path / "out", "--lut-inputs", "6").returncode == 0
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["lut_inputs"] == 6
+    done = hdlgen("build", path, "-o", tmp_path / "x", "--lut-inputs", "5")
+    assert done.returncode == 2 and "invalid choice: 5" in done.stderr
+
+
 def test_build_with_target_fps(tmp_path, small_model):
     path, _ = small_model
     assert hdlgen("build", path, "-o", tmp_path / "out", "--target-fps", "20e6").returncode == 0
