@@ -40,9 +40,9 @@ class MatrixVectorUnit(wiring.Component):
         self._dots = DotProductArray(in_type=layer.in_type, weight_type=layer.weight_type, pe=folding.pe,
                                      simd=folding.simd, tree_group=tree_group, levels_per_stage=levels_per_stage)
         self.acc_max = layer.mw * self._dots.term_max
-        # issue -> address register (1) -> memory read (1) -> dot products -> accumulator (1)
-        # -> FIFO write (1) -> FIFO output (1)
-        self.pipeline_latency = 2 + self._dots.latency + 3
+        # issue -> address register (1) -> memory read (1) -> output register (1) -> dot products
+        # -> accumulator (1) -> FIFO write (1) -> FIFO output (1)
+        self.pipeline_latency = 3 + self._dots.latency + 3
         self._fifo_depth = self.pipeline_latency + 2
         super().__init__({
             "i": In(self.input_signature(layer, folding)),
@@ -99,8 +99,7 @@ class MatrixVectorUnit(wiring.Component):
         waddr = Signal(counter(nf_count * sf_count))
         issue = Signal()
         # Memory addresses are registered before they reach a memory, so that the counters' logic
-        # and a memory's read logic (a ROM in LUTs when small) never share one clock period: the
-        # input word and the weights reach the dot products two cycles after their issue.
+        # and a memory's read logic (a ROM in LUTs when small) never share one clock period.
         word = Signal(word_layout, reset_less=True)
 
         if self.buffered:
@@ -149,15 +148,21 @@ class MatrixVectorUnit(wiring.Component):
         m.d.sync += weight_addr.eq(waddr)
         m.d.comb += w_read.addr.eq(weight_addr)
 
-        # -- two cycles after issue: input word and weights into the dot products -------------------
+        # -- three cycles after issue: input word and weights into the dot products -----------------
+        # The memory's output is registered once more: a block RAM's clock-to-output alone takes
+        # most of a period at 200 MHz (5.6 ns on ECP5), and synthesis can fold the register into
+        # the RAM's own output register.
+        word3 = Signal(word_layout, reset_less=True)
+        weights3 = Signal(len(w_read.data), reset_less=True)
+        m.d.sync += [word3.eq(word), weights3.eq(w_read.data)]
         valid1, first1, last1 = Signal(), Signal(reset_less=True), Signal(reset_less=True)
         m.d.sync += [valid1.eq(issue), first1.eq(sf == 0), last1.eq(sf == sf_count - 1)]
         m.submodules.dots = dots = self._dots
-        m.d.comb += [dots.x.eq(word), dots.w.as_value().eq(w_read.data)]
+        m.d.comb += [dots.x.eq(word3), dots.w.as_value().eq(weights3)]
 
         # -- valid, first and last travel alongside --------------------------------------------------
         valid, first, last = valid1, first1, last1
-        for k in range(1 + self._dots.latency):
+        for k in range(2 + self._dots.latency):
             v = Signal(name=f"valid_d{k}")
             f, l = Signal(name=f"first_d{k}", reset_less=True), Signal(name=f"last_d{k}", reset_less=True)
             m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
