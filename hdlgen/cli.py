@@ -50,29 +50,24 @@ def cmd_build(args) -> int:
     return 0
 
 
-def _print_sim(result, labels, report) -> None:
+def _print_sim(result, labels) -> None:
     from .flow import accuracy
 
     frames = len(result.hw_words)
     same = np.all(result.hw_words == result.golden_words, axis=1)
     print(f"RTL == golden model on {int(same.sum())}/{frames} frames")
     if labels is not None:
-        golden_units = None
-        print(f"accuracy: RTL {accuracy(result.outputs, labels):.4f}", end="")
-        from .golden import to_model_units
-        print(f", golden model {accuracy(result.golden_outputs, labels):.4f}" if hasattr(result, "golden_outputs") else "")
+        print(f"accuracy: RTL {accuracy(result.outputs, labels):.4f}, "
+              f"golden model {accuracy(result.golden_outputs, labels):.4f}")
     interval = f"{result.interval:.1f}" if result.interval is not None else "n/a (fewer than 5 frames)"
     print(f"cycles per frame: measured {interval}, cycle model {result.interval_model}; "
           f"first frame out after {result.first_frame_cycles} cycles; {result.cycles} cycles in all")
 
 
-def _simulate(build_dir, x, labels, args):
+def _simulate(build_dir, x, args):
     from .flow import Progress, simulate
-    from .golden import to_model_units
 
-    result = simulate(build_dir, x, progress=Progress(2, enabled=not args.quiet))
-    result.golden_outputs = to_model_units(build_dir.model, result.golden_words)
-    return result
+    return simulate(build_dir, x, progress=Progress(2, enabled=not args.quiet))
 
 
 def _check_labels(labels, x, path) -> np.ndarray:
@@ -90,11 +85,11 @@ def cmd_sim(args) -> int:
     if x.ndim == 1:
         x = x[None, :]
     labels = None if args.labels is None else _check_labels(load_array(Path(args.labels), "labels"), x, args.labels)
-    result = _simulate(build_dir, x, labels, args)
+    result = _simulate(build_dir, x, args)
     if args.out:
         np.save(args.out, result.outputs)
         print(f"wrote {args.out} ({result.outputs.shape[0]} x {result.outputs.shape[1]}, model units)")
-    _print_sim(result, labels, build_dir.report)
+    _print_sim(result, labels)
     mismatched = int(np.sum(np.any(result.hw_words != result.golden_words, axis=1)))
     if mismatched:
         first = int(np.argmax(np.any(result.hw_words != result.golden_words, axis=1)))
@@ -139,8 +134,8 @@ def cmd_demo(args) -> int:
     x = np.load(DEMO_MODEL.parent / "test_x.npy")
     labels = np.load(DEMO_MODEL.parent / "test_y.npy")
     build_dir = BuildDir.open(outdir)
-    result = _simulate(build_dir, x, labels, args)
-    _print_sim(result, labels, report)
+    result = _simulate(build_dir, x, args)
+    _print_sim(result, labels)
     return 0 if np.array_equal(result.hw_words, result.golden_words) else 1
 
 
@@ -187,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except HdlgenError as e:
         print(f"hdlgen: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"hdlgen: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hdlgen: interrupted", file=sys.stderr)

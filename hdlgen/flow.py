@@ -26,7 +26,7 @@ from .backends.verilog import emit, top_name
 from .cores.weights import weight_bits
 from .errors import HdlgenError
 from .frontend import load_model
-from .golden import predict, quantize_input_codes, run_lowered, to_model_units
+from .golden import quantize_input_codes, run_lowered, to_model_units
 from .ir.lowered import Folding, LoweredModel
 from .ir.lowered_io import load_lowered, save_lowered
 from .transforms import auto_folding, check_foldings, load_folding, streamline
@@ -163,7 +163,8 @@ class BuildDir:
 
 @dataclass
 class SimResult:
-    outputs: np.ndarray            # model units
+    outputs: np.ndarray            # the RTL's outputs in model units
+    golden_outputs: np.ndarray     # the golden model's, in model units
     hw_words: np.ndarray           # what the hardware emitted, per feature
     golden_words: np.ndarray
     cycles: int
@@ -196,7 +197,8 @@ def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = 
                           max_cycles=report["pipeline"]["latency_bound_cycles"] * 4 + ii * 4 * len(codes) + 1000)
     hw = unpack_beats(run.words, o["values_per_beat"], o["bits_per_value"], o["features"])
     golden = run_lowered(model, codes)
-    return SimResult(to_model_units(model, hw), hw, golden, run.cycles, run.interval_mean, ii, run.first_frame_end)
+    return SimResult(to_model_units(model, hw), to_model_units(model, golden), hw, golden, run.cycles,
+                     run.interval_mean, ii, run.first_frame_end)
 
 
 def load_array(path: Path, what: str) -> np.ndarray:
@@ -212,4 +214,4 @@ def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.asarray(outputs).argmax(axis=1) == labels))
 
 
-__all__ = ["build", "simulate", "BuildDir", "Progress", "load_array", "accuracy", "predict"]
+__all__ = ["build", "simulate", "BuildDir", "Progress", "load_array", "accuracy"]

@@ -15,9 +15,15 @@ import cocotb
 from streams import StreamBench
 
 
-def _mismatch(index: int, expected: int, actual: int, fields) -> str:
-    return (f"output word {index} (frame {index // fields['beats_per_frame']}, beat {index % fields['beats_per_frame']}): "
-            f"expected {expected} ({expected:#x}), got {actual} ({actual:#x}); seed {fields['seed']}")
+def _mismatch(index: int, expected: int, actual: int, cfg) -> str:
+    per_frame = cfg["beats_per_frame"]
+    frame = index // per_frame
+    frames = len(cfg["expected"]) // per_frame
+    in_per_frame = len(cfg["inputs"]) // max(1, frames)
+    inputs = cfg["inputs"][frame * in_per_frame:(frame + 1) * in_per_frame]
+    return (f"output word {index} (frame {frame}, beat {index % per_frame}): "
+            f"expected {expected} ({expected:#x}), got {actual} ({actual:#x}); "
+            f"the frame's input beats {', '.join(inputs)}; seed {cfg['seed']}")
 
 
 @cocotb.test()

@@ -45,7 +45,7 @@ class DataflowTop(wiring.Component):
         self._model, self._foldings = model, foldings
         self._mvus = [MatrixVectorUnit(layer=layer, folding=foldings[layer.name], tree_group=tree_group,
                                        levels_per_stage=levels_per_stage) for layer in model.layers]
-        first, last = model.layers[0], model.layers[-1]
+        first = model.layers[0]
         super().__init__({
             "i": In(MatrixVectorUnit.input_signature(first, foldings[first.name])),
             "o": Out(self.output_signature(model, foldings)),

@@ -11,7 +11,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import HdlgenError
 from ..paths import SIM
 from .tools import verilator_env
 

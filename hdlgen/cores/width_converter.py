@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from math import gcd
 
-from amaranth import Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import positive_int, validating
@@ -18,8 +18,9 @@ class WidthConverter(wiring.Component):
 
     Value order is kept: value ``k`` of beat ``n`` is value ``n * in_count + k`` of the stream.
     When one count divides the other the converter splits or gathers words directly; otherwise
-    it splits to their greatest common divisor and gathers from there. One beat per cycle on the
-    wider side at most; a gathered word is held until taken.
+    it splits to their greatest common divisor and gathers from there. Up to one beat per cycle
+    on either side; gathered words wait in a two-entry FIFO, so the input side's ``ready`` does
+    not depend combinationally on the output side's.
     """
 
     def __init__(self, *, bits: int, in_count: int, out_count: int):
@@ -60,19 +61,24 @@ class WidthConverter(wiring.Component):
             m.d.sync += index.eq(Mux(index == ratio - 1, 0, index + 1))
 
     def _gather(self, m, i, o, ratio):
+        # The beat that completes a word goes straight into a two-entry FIFO, whose write-ready
+        # is a register: so ``i.ready`` never waits on ``o.ready`` combinationally (long ready
+        # chains through several stages were the slowest paths of whole networks), and a word a
+        # cycle still streams.
+        part = self._in * self._bits
         index = Signal(range(ratio))
-        word = Signal(len(o.payload.as_value()))
-        full = Signal()
+        parts = Signal(part * (ratio - 1), reset_less=True)
+        m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=part * ratio, depth=2)
+        completes = index == ratio - 1
         m.d.comb += [
-            o.valid.eq(full),
-            o.payload.as_value().eq(word),
-            i.ready.eq(~full | o.ready),
+            i.ready.eq(~completes | queue.w_rdy),
+            queue.w_data.eq(Cat(parts, i.payload.as_value())),
+            queue.w_en.eq(i.valid & completes),
+            o.valid.eq(queue.r_rdy),
+            o.payload.as_value().eq(queue.r_data),
+            queue.r_en.eq(o.ready),
         ]
-        with m.If(o.valid & o.ready):
-            m.d.sync += full.eq(0)
         with m.If(i.valid & i.ready):
-            part = self._in * self._bits
-            m.d.sync += word.word_select(index, part).eq(i.payload.as_value())
-            m.d.sync += index.eq(Mux(index == ratio - 1, 0, index + 1))
-            with m.If(index == ratio - 1):
-                m.d.sync += full.eq(1)
+            m.d.sync += index.eq(Mux(completes, 0, index + 1))
+            with m.If(~completes):
+                m.d.sync += parts.word_select(index, part).eq(i.payload.as_value())
