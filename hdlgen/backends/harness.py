@@ -33,7 +33,7 @@ class NativeHarness:
     """A compiled simulator of a stream top with the harness around it (``NativeHarness.build`` makes one)."""
 
     def __init__(self, build_dir: Path, *, in_bits: int, out_bits: int):
-        self.build_dir = Path(build_dir)
+        self.build_dir = Path(build_dir).resolve()
         self.in_words, self.out_words = _words_per(in_bits), _words_per(out_bits)
         self.binary = self.build_dir / "Vsim"
         if not self.binary.exists():
@@ -47,7 +47,7 @@ class NativeHarness:
     def build(cls, verilog_file: Path, toplevel: str, build_dir: Path, *, in_bits: int, out_bits: int,
               jobs: int = 2) -> "NativeHarness":
         verilator_env()
-        build_dir = Path(build_dir)
+        build_dir = Path(build_dir).resolve()
         build_dir.mkdir(parents=True, exist_ok=True)
         defines = f"-O3 -DIN_WORDS={_words_per(in_bits)} -DOUT_WORDS={_words_per(out_bits)} -DLAST_BIT={out_bits - 1}"
         cmd = [verilator_executable(), "--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",

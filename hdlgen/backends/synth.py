@@ -127,7 +127,8 @@ def _place_and_route(spec: dict, workdir: Path, clock_mhz: float) -> tuple[float
     if done.returncode != 0 or not (workdir / "report.json").exists():
         log = (workdir / "nextpnr.log").read_text(errors="replace") if (workdir / "nextpnr.log").exists() else done.stderr
         errors = [line for line in log.splitlines() if "ERROR" in line] or log.strip().splitlines()[-1:]
-        overflow = re.search(r"Failed to expand region .* of (\d+) (\w+)|Unable to place cell|too many", " ".join(errors))
+        overflow = re.search(r"Failed to expand region .* of (\d+) (\w+)|Unable to (?:find legal placement|place cell)"
+                             r"|utilisation limit|too many", " ".join(errors))
         if overflow:
             need = f" (it needs {overflow.group(1)} {overflow.group(2)})" if overflow.group(1) else ""
             raise HdlgenError(f"the design does not fit {spec['device']}{need}; fold the model further "

@@ -13,6 +13,10 @@ from .weights import weight_bits, weight_words
 
 __all__ = ["MatrixVectorUnit"]
 
+# Memories at least this deep and this large are expected in block RAM (an ECP5 DP16KD holds 18 Kbit).
+BLOCK_RAM_MIN_DEPTH = 128
+BLOCK_RAM_MIN_BITS = 8192
+
 
 class MatrixVectorUnit(wiring.Component):
     """Accumulators ``P`` (see ``ir.lowered``) of one lowered layer, folded by ``pe`` and ``simd``.
@@ -40,9 +44,13 @@ class MatrixVectorUnit(wiring.Component):
         self._dots = DotProductArray(in_type=layer.in_type, weight_type=layer.weight_type, pe=folding.pe,
                                      simd=folding.simd, tree_group=tree_group, levels_per_stage=levels_per_stage)
         self.acc_max = layer.mw * self._dots.term_max
-        # issue -> address register (1) -> memory read (1) -> output register (1) -> dot products
-        # -> accumulator (1) -> FIFO write (1) -> FIFO output (1)
-        self.pipeline_latency = 3 + self._dots.latency + 3
+        # weights big enough for block RAM (by Yosys's usual choice) get an output register
+        words, width = self._nf * self._sf, folding.pe * folding.simd * weight_bits(layer)
+        self._block_ram = words >= BLOCK_RAM_MIN_DEPTH and words * width >= BLOCK_RAM_MIN_BITS
+        # issue -> address register (1) -> memory read (1) [-> output register (1)]
+        self._memory_latency = 3 if self._block_ram else 2
+        # ... -> dot products -> accumulator (1) -> FIFO write (1) -> FIFO output (1)
+        self.pipeline_latency = self._memory_latency + self._dots.latency + 3
         self._fifo_depth = self.pipeline_latency + 2
         super().__init__({
             "i": In(self.input_signature(layer, folding)),
@@ -66,7 +74,13 @@ class MatrixVectorUnit(wiring.Component):
 
     @property
     def buffered(self) -> bool:
+        """Whether inputs go through the two-bank buffer (the input vector is reused)."""
         return self._nf > 1
+
+    @property
+    def block_ram(self) -> bool:
+        """Whether the weights are expected in block RAM, and so get an output register."""
+        return self._block_ram
 
     def elaborate(self, platform):
         m = Module()
@@ -148,21 +162,24 @@ class MatrixVectorUnit(wiring.Component):
         m.d.sync += weight_addr.eq(waddr)
         m.d.comb += w_read.addr.eq(weight_addr)
 
-        # -- three cycles after issue: input word and weights into the dot products -----------------
-        # The memory's output is registered once more: a block RAM's clock-to-output alone takes
-        # most of a period at 200 MHz (5.6 ns on ECP5), and synthesis can fold the register into
-        # the RAM's own output register.
-        word3 = Signal(word_layout, reset_less=True)
-        weights3 = Signal(len(w_read.data), reset_less=True)
-        m.d.sync += [word3.eq(word), weights3.eq(w_read.data)]
+        # -- input word and weights into the dot products -------------------------------------------
+        if self._block_ram:
+            # A block RAM's clock-to-output alone takes most of a period at 200 MHz (5.6 ns on
+            # ECP5, where Yosys does not use the RAM's output register), so its output is
+            # registered once more before any logic.
+            word_out = Signal(word_layout, reset_less=True)
+            weights_out = Signal(len(w_read.data), reset_less=True)
+            m.d.sync += [word_out.eq(word), weights_out.eq(w_read.data)]
+        else:
+            word_out, weights_out = word, w_read.data
         valid1, first1, last1 = Signal(), Signal(reset_less=True), Signal(reset_less=True)
         m.d.sync += [valid1.eq(issue), first1.eq(sf == 0), last1.eq(sf == sf_count - 1)]
         m.submodules.dots = dots = self._dots
-        m.d.comb += [dots.x.eq(word3), dots.w.as_value().eq(weights3)]
+        m.d.comb += [dots.x.eq(word_out), dots.w.as_value().eq(weights_out)]
 
         # -- valid, first and last travel alongside --------------------------------------------------
         valid, first, last = valid1, first1, last1
-        for k in range(2 + self._dots.latency):
+        for k in range(self._memory_latency - 1 + self._dots.latency):
             v = Signal(name=f"valid_d{k}")
             f, l = Signal(name=f"first_d{k}", reset_less=True), Signal(name=f"last_d{k}", reset_less=True)
             m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]

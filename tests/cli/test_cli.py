@@ -134,6 +134,15 @@ def test_sim_writes_outputs_in_model_units(tmp_path, small_model, rng):
     assert "cycles per frame: measured" in done.stdout
 
 
+def test_build_and_sim_with_relative_paths(tmp_path, small_model, rng, monkeypatch):
+    path, model = small_model
+    monkeypatch.chdir(tmp_path)
+    np.save("x.npy", random_inputs(rng, model, 8))
+    assert main(["-q", "build", path.name, "-o", "rel/out"]) == 0
+    assert main(["-q", "sim", "rel/out", "--inputs", "x.npy", "--out", "y.npy"]) == 0
+    assert np.array_equal(np.load("y.npy"), run_reference(model, np.load("x.npy")))
+
+
 @pytest.mark.parametrize("args, message", [
     (["sim", "{tmp}/nowhere", "--inputs", "{tmp}/x.npy"], "is not a build directory"),
     (["sim", "{tmp}/out", "--inputs", "{tmp}/absent.npy"], "inputs file not found"),

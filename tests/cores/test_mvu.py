@@ -19,6 +19,7 @@ CASES = {
     "bipolar-x-ternary_unfolded": (BIPOLAR, TERNARY, 12, 3, 3, 12),
     "int4-x-bipolar_pe1-simd1": (INT(4), BIPOLAR, 6, 4, 1, 1),
     "uint8-x-ternary_nf1-sf4": (UINT(8), TERNARY, 64, 8, 8, 16),
+    "bipolar-x-bipolar_block-ram": (BIPOLAR, BIPOLAR, 256, 32, 1, 32),
 }
 FRAMES = 12
 
@@ -45,6 +46,7 @@ def design(request, sim_root):
     layer = random_layer(rng, in_type, weight_type, mw, mh)
     folding = Folding(pe=pe, simd=simd)
     dut = MatrixVectorUnit(layer=layer, folding=folding)
+    assert dut.block_ram == case.endswith("block-ram")
     built = CocotbDesign(emit(dut, "mvu"), "mvu", sim_root / f"mvu-{case}")
     return built, layer, folding, dut.acc_max
 
