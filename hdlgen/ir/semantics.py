@@ -11,7 +11,7 @@ import numpy as np
 
 from .quant import QuantType
 
-__all__ = ["dense_affine", "batchnorm", "quantize", "quantize_input"]
+__all__ = ["dense_affine", "batchnorm", "quantize"]
 
 
 def dense_affine(acc: np.ndarray, multiplier: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
@@ -39,5 +39,3 @@ def quantize(y: np.ndarray, quant: QuantType, scale: float) -> np.ndarray:
         return np.where(y >= 0, 1, -1).astype(np.int64)
     return np.clip(np.rint(y / scale), quant.lo, quant.hi).astype(np.int64)
 
-
-quantize_input = quantize
