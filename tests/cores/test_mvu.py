@@ -21,6 +21,24 @@ CASES = {
     "uint8-x-ternary_nf1-sf4": (UINT(8), TERNARY, 64, 8, 8, 16),
     "bipolar-x-bipolar_block-ram": (BIPOLAR, BIPOLAR, 256, 32, 1, 32),
 }
+
+
+def drawn_cases(seed: int, count: int) -> dict:
+    """Parameter sets drawn at random (from a fixed seed, so a failure reproduces)."""
+    rng = np.random.default_rng(seed)
+    types = [BIPOLAR, UINT(1), UINT(2), UINT(4), INT(3), INT(2, narrow=True)]
+    cases = {}
+    for k in range(count):
+        in_type = types[rng.integers(len(types))]
+        weight_type = [BIPOLAR, TERNARY][rng.integers(2)]
+        pe, simd = int(rng.integers(1, 9)), int(rng.integers(1, 17))
+        nf, sf = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        cases[f"drawn{seed}-{k}_{in_type}-x-{weight_type}_pe{pe}-simd{simd}-nf{nf}-sf{sf}"] = \
+            (in_type, weight_type, simd * sf, pe * nf, pe, simd)
+    return cases
+
+
+CASES.update(drawn_cases(seed=2026, count=2))
 FRAMES = 12
 
 
