@@ -79,7 +79,7 @@ class AdderTree(wiring.Component):
             return self._count, 0
         # g groups leave g - 1 lanes in the tree, and each lane takes one spare bit.
         groups = -(-(self._count + 1) // (self._group + 1))
-        spares = min(self._count - groups * self._group if self._count > groups * self._group else 0, groups - 1)
+        spares = min(max(0, self._count - groups * self._group), groups - 1)
         return self._count - spares, spares
 
     def _plan(self) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import HdlgenError
 from ..ir.lowered import Folding, LoweredModel, MatrixVectorLayer
 
-DEFAULT_LANES = 64    # multiply lanes of the heaviest layer when no frame rate is asked for (fits an iCE40 UP5K)
+DEFAULT_LANES = 64    # multiply lanes of the heaviest layer when no frame rate is asked for (--target-fps asks)
 
 
 def _divisors(n: int) -> list[int]:
