@@ -61,7 +61,7 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
     layers = []
     for layer in model.layers:
         fold = foldings[layer.name]
-        thr_bits = 0 if layer.thresholds is None else layer.thresholds.size * (layer.mw * (1 if layer.in_type.is_bipolar else layer.in_code_max) + 1).bit_length()
+        thr_bits = 0 if layer.thresholds is None else layer.thresholds.size * (layer.acc_max + 1).bit_length()
         layers.append({
             "name": layer.name, "kind": "matrix_vector", "mw": layer.mw, "mh": layer.mh,
             "in_type": str(layer.in_type), "weight_type": str(layer.weight_type),

@@ -43,7 +43,7 @@ class MatrixVectorUnit(wiring.Component):
         self._nf, self._sf = layer.mh // folding.pe, layer.mw // folding.simd
         self._dots = DotProductArray(in_type=layer.in_type, weight_type=layer.weight_type, pe=folding.pe,
                                      simd=folding.simd, tree_group=tree_group, levels_per_stage=levels_per_stage)
-        self.acc_max = layer.mw * self._dots.term_max
+        self.acc_max = layer.acc_max
         # weights big enough for block RAM (by Yosys's usual choice) get an output register
         words, width = self._nf * self._sf, folding.pe * folding.simd * weight_bits(layer)
         self._block_ram = words >= BLOCK_RAM_MIN_DEPTH and words * width >= BLOCK_RAM_MIN_BITS
@@ -63,8 +63,7 @@ class MatrixVectorUnit(wiring.Component):
 
     @staticmethod
     def output_signature(layer: MatrixVectorLayer, folding: Folding) -> stream.Signature:
-        term_max = 1 if layer.in_type.is_bipolar else layer.in_code_max
-        return stream.Signature(data.ArrayLayout(range(layer.mw * term_max + 1), folding.pe))
+        return stream.Signature(data.ArrayLayout(range(layer.acc_max + 1), folding.pe))
 
     # -- analytical cycle model ------------------------------------------------------------------------
     @staticmethod

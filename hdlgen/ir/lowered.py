@@ -75,6 +75,16 @@ class MatrixVectorLayer:
         return (1 << self.in_type.bits) - 1
 
     @property
+    def term_max(self) -> int:
+        """Largest term one input adds to ``P``."""
+        return 1 if self.in_type.is_bipolar else self.in_code_max
+
+    @property
+    def acc_max(self) -> int:
+        """Worst-case bound of ``P`` whatever the weights: the accumulator's width comes from it."""
+        return self.mw * self.term_max
+
+    @property
     def acc_gain(self) -> int:
         return 2 if self.in_type.is_bipolar else 1
 
@@ -88,8 +98,7 @@ class MatrixVectorLayer:
     @property
     def row_p_max(self) -> np.ndarray:
         """Largest accumulator each row can reach."""
-        per_input = 1 if self.in_type.is_bipolar else self.in_code_max
-        return np.count_nonzero(self.weights, axis=1).astype(np.int64) * per_input
+        return np.count_nonzero(self.weights, axis=1).astype(np.int64) * self.term_max
 
     @property
     def p_max(self) -> int:
