@@ -1,4 +1,4 @@
-"""Command line: ``hdlgen build | sim | synth | demo``.
+"""Command line: ``hdlgen build | sim | synth | inspect | demo``.
 
 User mistakes (bad model, bad option, missing tool) print one line, ``hdlgen: error: ...``, and
 exit with status 2. Steps that take seconds print progress on stderr.
@@ -125,6 +125,14 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    from .frontend import load_model
+    from .inspect import describe
+
+    print("\n".join(describe(load_model(Path(args.model)))))
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .flow import BuildDir, Progress, build
 
@@ -147,7 +155,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="compile a model description into Verilog, a report and the lowered model")
-    b.add_argument("model", help="native model description (.json with its .npz)")
+    b.add_argument("model", help="QONNX model (.onnx) or native model description (.json with its .npz)")
     b.add_argument("-o", "--outdir", required=True, help="build directory to write")
     b.add_argument("--fold", default="auto", help="'auto' or a JSON file {layer: {pe: N, simd: N}}")
     b.add_argument("--target-fps", type=_positive_float, help="frames per second to fold for (auto folding)")
@@ -169,6 +177,10 @@ def parser() -> argparse.ArgumentParser:
                    help="device to synthesize for (repeat for several)")
     y.add_argument("--clock-mhz", type=_positive_float, default=100.0, help="timing target for nextpnr (default 100)")
     y.set_defaults(run=cmd_synth)
+
+    i = sub.add_parser("inspect", help="print a model's imported and lowered layers, quant types and shapes")
+    i.add_argument("model", help="QONNX model (.onnx) or native model description (.json)")
+    i.set_defaults(run=cmd_inspect)
 
     d = sub.add_parser("demo", help="build the bundled digits model, simulate its test split, compare with the golden model")
     d.add_argument("-o", "--outdir", default="build/demo", help="build directory (default build/demo)")

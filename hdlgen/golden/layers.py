@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ir.evaluate import apply_elementwise
 from ..ir.lowered import LoweredModel, MatrixVectorLayer
-from ..ir.semantics import batchnorm, dense_affine, quantize
-from .reference import check_inputs
+from ..ir.semantics import dense_affine
+from .reference import input_values
 
 
 def matrix_vector(layer: MatrixVectorLayer, codes: np.ndarray) -> np.ndarray:
@@ -42,9 +43,8 @@ def run_lowered(model: LoweredModel, codes: np.ndarray) -> np.ndarray:
 
 
 def quantize_input_codes(model: LoweredModel, x: np.ndarray) -> np.ndarray:
-    """Real-valued model inputs (batch, features) to the codes the hardware's input stream takes."""
-    x = check_inputs(model.input.features, x)
-    return model.input.quant.encode(quantize(x, model.input.quant, model.input.scale))
+    """Real-valued model inputs (batch, features or input shape) to the codes the hardware's input stream takes."""
+    return model.input.quant.encode(input_values(model.input, x, model.dtype))
 
 
 def to_model_units(model: LoweredModel, hw_out: np.ndarray) -> np.ndarray:
@@ -52,12 +52,11 @@ def to_model_units(model: LoweredModel, hw_out: np.ndarray) -> np.ndarray:
     out, last = model.output, model.layers[-1]
     hw_out = np.asarray(hw_out, dtype=np.int64)
     if out.quant is not None:
-        return out.quant.decode(hw_out) * out.scale
+        return (out.quant.decode(hw_out) * np.float64(out.scale)).astype(model.dtype)
     acc = last.acc_gain * hw_out + last.acc_offset
-    real = dense_affine(acc, out.multiplier, out.bias)
-    if out.batchnorm is not None:
-        bn = out.batchnorm
-        real = batchnorm(real, bn["gamma"], bn["beta"], bn["mean"], bn["var"], bn["eps"])
+    real = dense_affine(acc, out.multiplier, out.bias, model.dtype)
+    for layer in out.tail:
+        real = apply_elementwise(layer, real)
     return real
 
 

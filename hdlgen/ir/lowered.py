@@ -119,26 +119,33 @@ class OutputStage:
     """Maps the last layer's hardware output back to the model's units.
 
     With ``quant`` set, the hardware emits codes and ``y = decode(code) * scale``. Otherwise it emits
-    accumulators ``P`` and ``y = tail(acc_gain * P + acc_offset)`` with
-    ``tail = [batchnorm](dense_affine(acc, multiplier, bias))`` as in the source model.
+    accumulators ``P`` and ``y = tail(dense_affine(acc_gain * P + acc_offset, multiplier, bias))``,
+    ``tail`` being the source model's elementwise layers after its last dense layer.
     """
 
     quant: QuantType | None = None
     scale: float = 1.0
     multiplier: np.ndarray | None = None
     bias: np.ndarray | None = None
-    batchnorm: dict | None = None       # gamma, beta, mean, var (arrays) and eps
+    tail: tuple = ()
 
 
 @dataclass(frozen=True, eq=False)
 class LoweredModel:
+    """``arithmetic`` is the source model's float type, used for the input quantizer and the output stage."""
+
     name: str
     input: InputQuantizer
     layers: tuple[MatrixVectorLayer, ...]
     output: OutputStage
+    arithmetic: str = "float64"
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
+
+    @property
+    def dtype(self):
+        return np.dtype(self.arithmetic)
 
     def layer(self, name: str) -> MatrixVectorLayer:
         for layer in self.layers:

@@ -13,10 +13,20 @@ import numpy as np
 
 from ..errors import HdlgenError
 from .lowered import Folding, LoweredModel, MatrixVectorLayer, OutputStage
+from .layer_io import decode_layer, encode_layer
 from .model import InputQuantizer
 from .quant import QuantType
 
 FORMAT = "hdlgen-lowered"
+
+
+def input_entry(model_input: InputQuantizer) -> dict:
+    """The input quantizer as the native description writes it."""
+    entry = {"features": model_input.features, "quant": model_input.quant.to_json(), "scale": model_input.scale,
+             "rounding": model_input.rounding}
+    if len(model_input.shape) > 1:
+        entry["shape"] = list(model_input.shape)
+    return entry
 
 
 def _opt(value, parse):
@@ -37,14 +47,11 @@ def save_lowered(model: LoweredModel, foldings: dict[str, Folding], directory: P
     for key in ("multiplier", "bias"):
         if getattr(out, key) is not None:
             tensors[f"output.{key}"] = getattr(out, key)
-    if out.batchnorm is not None:
-        for key in ("gamma", "beta", "mean", "var"):
-            tensors[f"output.bn.{key}"] = out.batchnorm[key]
-    doc = {"format": FORMAT, "name": model.name,
-           "input": {"features": model.input.features, "quant": model.input.quant.to_json(), "scale": model.input.scale},
+    doc = {"format": FORMAT, "name": model.name, "arithmetic": model.arithmetic,
+           "input": input_entry(model.input),
            "layers": layers,
            "output": {"quant": _opt(out.quant, QuantType.to_json), "scale": out.scale,
-                      "bn_eps": None if out.batchnorm is None else out.batchnorm["eps"]}}
+                      "tail": [encode_layer(layer, tensors, "output.") for layer in out.tail]}}
     (directory / "lowered.json").write_text(json.dumps(doc, indent=2) + "\n")
     np.savez(directory / "lowered.npz", **tensors)
 
@@ -69,11 +76,14 @@ def load_lowered(directory: Path) -> tuple[LoweredModel, dict[str, Folding]]:
                                         _opt(entry["out_type"], QuantType.from_json)))
         foldings[name] = Folding(pe=entry["pe"], simd=entry["simd"])
     out = doc["output"]
-    bn = None
-    if out["bn_eps"] is not None:
-        bn = {key: tensors[f"output.bn.{key}"] for key in ("gamma", "beta", "mean", "var")} | {"eps": out["bn_eps"]}
+
+    def fail(where, message):
+        raise HdlgenError(f"{directory}/lowered.json: {where}: {message}; run 'hdlgen build' again")
+
+    tail = tuple(decode_layer(entry, tensors, f"output.tail[{i}]", fail) for i, entry in enumerate(out["tail"]))
     output = OutputStage(quant=_opt(out["quant"], QuantType.from_json), scale=out["scale"],
-                         multiplier=tensors.get("output.multiplier"), bias=tensors.get("output.bias"), batchnorm=bn)
+                         multiplier=tensors.get("output.multiplier"), bias=tensors.get("output.bias"), tail=tail)
     raw_in = doc["input"]
-    model_input = InputQuantizer(raw_in["features"], QuantType.from_json(raw_in["quant"]), raw_in["scale"])
-    return LoweredModel(doc["name"], model_input, tuple(layers), output), foldings
+    model_input = InputQuantizer(raw_in["features"], QuantType.from_json(raw_in["quant"]), raw_in["scale"],
+                                 rounding=raw_in.get("rounding", "ROUND"), shape=raw_in.get("shape"))
+    return LoweredModel(doc["name"], model_input, tuple(layers), output, doc["arithmetic"]), foldings

@@ -13,8 +13,10 @@ import numpy as np
 
 from ..errors import HdlgenError
 from .quant import QuantKind, QuantType
+from .semantics import ROUNDING_MODES
 
-__all__ = ["InputQuantizer", "Dense", "BatchNorm", "Quantizer", "Layer", "Model"]
+__all__ = ["InputQuantizer", "Dense", "Conv2d", "BatchNorm", "Elementwise", "Clip", "Quantizer", "MultiThreshold",
+           "Trunc", "MaxPool2d", "Flatten", "Layer", "Model", "QUANTIZING", "ELEMENTWISE", "channels"]
 
 
 def _finite(name: str, what: str, array: np.ndarray) -> np.ndarray:
@@ -42,14 +44,36 @@ def _positive_scale(name: str, what: str, value) -> float:
     return float(scale)
 
 
+def _rounding(name: str, rounding) -> str:
+    if not isinstance(rounding, str) or rounding.upper() not in ROUNDING_MODES:
+        raise HdlgenError(f"layer {name!r}: rounding {rounding!r} is not one of {', '.join(ROUNDING_MODES)}")
+    return rounding.upper()
+
+
+def _shape(name: str, shape) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise HdlgenError(f"layer {name!r}: shape {shape!r} must be a list of positive integers") from None
+    if len(shape) not in (1, 3) or min(shape) < 1:
+        raise HdlgenError(f"layer {name!r}: shape {shape!r} must be (features,) or (channels, height, width)")
+    return shape
+
+
 @dataclass(frozen=True, eq=False)
 class InputQuantizer:
-    """Turns the model's real-valued input into integers: ``quantize(x, quant, scale)``."""
+    """Turns the model's real-valued input into integers: ``quantize(x, quant, scale, rounding)``.
+
+    ``shape`` is the input tensor without its batch axis: ``(features,)`` or ``(channels, height,
+    width)`` in ONNX's order; ``features`` is its size.
+    """
 
     features: int
     quant: QuantType
     scale: float = 1.0
     name: str = "input"
+    rounding: str = "ROUND"
+    shape: tuple[int, ...] | None = None
 
     def __post_init__(self):
         if not isinstance(self.features, int) or self.features < 1:
@@ -57,6 +81,11 @@ class InputQuantizer:
         if self.quant.kind is QuantKind.TERNARY:
             raise HdlgenError("input: a ternary input quantizer is not supported; use 'narrow_int2' for the same values")
         object.__setattr__(self, "scale", _positive_scale(self.name, "scale", self.scale))
+        object.__setattr__(self, "rounding", _rounding(self.name, self.rounding))
+        shape = (self.features,) if self.shape is None else _shape(self.name, self.shape)
+        if int(np.prod(shape)) != self.features:
+            raise HdlgenError(f"input: shape {shape} holds {int(np.prod(shape))} values, not features={self.features}")
+        object.__setattr__(self, "shape", shape)
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,24 +161,221 @@ class Quantizer:
     name: str
     quant: QuantType
     scale: float = 1.0
+    rounding: str = "ROUND"
 
     def __post_init__(self):
         object.__setattr__(self, "scale", _positive_scale(self.name, "scale", self.scale))
+        object.__setattr__(self, "rounding", _rounding(self.name, self.rounding))
 
 
-Layer = Dense | BatchNorm | Quantizer
+@dataclass(frozen=True, eq=False)
+class Elementwise:
+    """``y = x op operand`` with ``op`` one of mul, add, sub, div and a scalar or per-channel operand."""
+
+    name: str
+    op: str
+    operand: np.ndarray
+
+    OPS = ("mul", "add", "sub", "div")
+
+    def __post_init__(self):
+        if self.op not in self.OPS:
+            raise HdlgenError(f"layer {self.name!r}: elementwise op {self.op!r} is not one of {', '.join(self.OPS)}")
+        operand = _finite(self.name, "operand", self.operand)
+        if operand.ndim > 1:
+            raise HdlgenError(f"layer {self.name!r}: operand has shape {operand.shape}; give a scalar or one value per channel")
+        if self.op == "div" and np.any(operand == 0):
+            raise HdlgenError(f"layer {self.name!r}: division by zero")
+        object.__setattr__(self, "operand", operand)
+
+
+@dataclass(frozen=True, eq=False)
+class Clip:
+    """``y = min(max(x, lo), hi)``; ReLU is ``Clip(lo=0, hi=inf)``, HardTanh ``Clip(-1, 1)``."""
+
+    name: str
+    lo: float = -np.inf
+    hi: float = np.inf
+
+    def __post_init__(self):
+        lo, hi = float(self.lo), float(self.hi)
+        if np.isnan(lo) or np.isnan(hi) or lo > hi:
+            raise HdlgenError(f"layer {self.name!r}: clip bounds [{lo}, {hi}] must be numbers with lo <= hi")
+        object.__setattr__(self, "lo", lo)
+        object.__setattr__(self, "hi", hi)
+
+
+@dataclass(frozen=True, eq=False)
+class MultiThreshold:
+    """QONNX MultiThreshold: the count ``c`` of a channel's thresholds the input reaches becomes the
+    value ``quant.decode(c) * scale``. ``thresholds`` is (channels or 1, quant.levels - 1)."""
+
+    name: str
+    thresholds: np.ndarray
+    quant: QuantType
+    scale: float = 1.0
+
+    def __post_init__(self):
+        t = np.asarray(self.thresholds, dtype=np.float64)
+        if t.ndim != 2 or np.any(np.isnan(t)):
+            raise HdlgenError(f"layer {self.name!r}: thresholds must be a (channels, steps) array of numbers, not shape {t.shape}")
+        if t.shape[1] != self.quant.levels - 1:
+            raise HdlgenError(f"layer {self.name!r}: {t.shape[1]} thresholds per channel, but {self.quant} needs "
+                              f"{self.quant.levels - 1}")
+        if np.any(np.diff(t, axis=1) < 0):
+            raise HdlgenError(f"layer {self.name!r}: each channel's thresholds must be ascending")
+        object.__setattr__(self, "thresholds", t)
+        object.__setattr__(self, "scale", _positive_scale(self.name, "scale", self.scale))
+
+
+@dataclass(frozen=True, eq=False)
+class Trunc:
+    """QONNX Trunc (opset 2, zero point 0): re-quantizes values of scale ``in_scale`` to ``quant``
+    with ``scale`` (see ``semantics.trunc``)."""
+
+    name: str
+    in_scale: float
+    quant: QuantType
+    scale: float
+    rounding: str = "FLOOR"
+
+    def __post_init__(self):
+        object.__setattr__(self, "in_scale", _positive_scale(self.name, "in_scale", self.in_scale))
+        object.__setattr__(self, "scale", _positive_scale(self.name, "scale", self.scale))
+        object.__setattr__(self, "rounding", _rounding(self.name, self.rounding))
+
+
+def _pair(name: str, what: str, value, minimum: int) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        raise HdlgenError(f"layer {name!r}: {what} must be a list of integers, not {value!r}") from None
+    if any(v < minimum for v in values):
+        raise HdlgenError(f"layer {name!r}: {what} {values} must be at least {minimum}")
+    return values
+
+
+@dataclass(frozen=True, eq=False)
+class Conv2d:
+    """2-D convolution of quantized inputs, ONNX semantics (zero padding contributes exactly 0):
+    ``y = conv(q_in, weight) * (scale_in * weight_scale) + bias``. ``weight`` is
+    (out_channels, in_channels / groups, kh, kw); ``padding`` is (top, left, bottom, right)."""
+
+    name: str
+    weight: np.ndarray
+    weight_quant: QuantType
+    weight_scale: np.ndarray = 1.0
+    bias: np.ndarray | None = None
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    def __post_init__(self):
+        weight = _finite(self.name, "weight", self.weight)
+        if weight.ndim != 4 or 0 in weight.shape:
+            raise HdlgenError(f"layer {self.name!r}: weight has shape {weight.shape}, expected (out, in/groups, kh, kw)")
+        if not self.weight_quant.contains(weight):
+            raise HdlgenError(f"layer {self.name!r}: weight holds values outside {self.weight_quant}; "
+                              f"store the integer weights and put their scale in weight_scale")
+        object.__setattr__(self, "weight", weight.astype(np.int64))
+        scale = _channel_vector(self.name, "weight_scale", self.weight_scale, weight.shape[0])
+        if np.any(scale <= 0):
+            raise HdlgenError(f"layer {self.name!r}: weight_scale must be positive; fold a sign into the weights instead")
+        object.__setattr__(self, "weight_scale", scale)
+        if self.bias is not None:
+            object.__setattr__(self, "bias", _channel_vector(self.name, "bias", self.bias, weight.shape[0]))
+        object.__setattr__(self, "stride", _pair(self.name, "stride", self.stride, 1))
+        object.__setattr__(self, "dilation", _pair(self.name, "dilation", self.dilation, 1))
+        object.__setattr__(self, "padding", _pair(self.name, "padding", self.padding, 0))
+        if len(self.stride) != 2 or len(self.dilation) != 2 or len(self.padding) != 4:
+            raise HdlgenError(f"layer {self.name!r}: stride and dilation take 2 values, padding 4 (top, left, bottom, right)")
+        if not isinstance(self.groups, int) or self.groups < 1 or weight.shape[0] % self.groups:
+            raise HdlgenError(f"layer {self.name!r}: groups={self.groups!r} must divide the {weight.shape[0]} output channels")
+
+    @property
+    def kernel(self) -> tuple[int, int]:
+        return self.weight.shape[2], self.weight.shape[3]
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        c, h, w = in_shape
+        if c != self.weight.shape[1] * self.groups:
+            raise HdlgenError(f"layer {self.name!r}: takes {self.weight.shape[1] * self.groups} input channels, "
+                              f"but its input has {c}")
+        return (self.weight.shape[0],) + _window_out(self.name, (h, w), self.kernel, self.stride, self.padding, self.dilation)
+
+
+def _window_out(name, hw, kernel, stride, padding, dilation) -> tuple[int, int]:
+    out = []
+    for axis in range(2):
+        span = dilation[axis] * (kernel[axis] - 1) + 1
+        size = hw[axis] + padding[axis] + padding[axis + 2] - span
+        if size < 0:
+            raise HdlgenError(f"layer {name!r}: a {kernel[0]}x{kernel[1]} window does not fit its "
+                              f"{hw[0]}x{hw[1]} input (padding {padding})")
+        out.append(size // stride[axis] + 1)
+    return out[0], out[1]
+
+
+@dataclass(frozen=True, eq=False)
+class MaxPool2d:
+    """Max pooling over ``kernel`` windows (ONNX MaxPool; padded taps never win)."""
+
+    name: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int] | None = None
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def __post_init__(self):
+        object.__setattr__(self, "kernel", _pair(self.name, "kernel", self.kernel, 1))
+        object.__setattr__(self, "stride", self.kernel if self.stride is None else _pair(self.name, "stride", self.stride, 1))
+        object.__setattr__(self, "padding", _pair(self.name, "padding", self.padding, 0))
+        if len(self.kernel) != 2 or len(self.stride) != 2 or len(self.padding) != 4:
+            raise HdlgenError(f"layer {self.name!r}: kernel and stride take 2 values, padding 4")
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        c, h, w = in_shape
+        return (c,) + _window_out(self.name, (h, w), self.kernel, self.stride, self.padding, (1, 1))
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten:
+    """(channels, height, width) to (features,) in C, H, W order, as ONNX's Flatten and Reshape do."""
+
+    name: str
+
+
+Layer = Flatten | Dense | Conv2d | BatchNorm | Elementwise | Clip | Quantizer | MultiThreshold | Trunc | MaxPool2d
+
+#: Layers that produce quantized values (integers times a scale).
+QUANTIZING = (Quantizer, MultiThreshold, Trunc)
+#: Layers that map each value on its own, monotonically, in the model's float arithmetic.
+ELEMENTWISE = (BatchNorm, Elementwise, Clip)
+ARITHMETIC = ("float64", "float32")
+
+
+def channels(shape: tuple[int, ...]) -> int:
+    """The channel count of an activation shape: features of a vector, C of (C, H, W)."""
+    return shape[0]
 
 
 @dataclass(frozen=True, eq=False)
 class Model:
-    """A feed-forward chain: the input quantizer, then layers in order."""
+    """A feed-forward chain: the input quantizer, then layers in order.
+
+    ``arithmetic`` is the float type the source framework computes in: ``float64`` for native
+    descriptions, ``float32`` for QONNX files (what qonnx's executor uses).
+    """
 
     name: str
     input: InputQuantizer
     layers: tuple[Layer, ...] = field(default_factory=tuple)
+    arithmetic: str = "float64"
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
+        if self.arithmetic not in ARITHMETIC:
+            raise HdlgenError(f"model {self.name!r}: arithmetic {self.arithmetic!r} is not one of {', '.join(ARITHMETIC)}")
         if not self.layers:
             raise HdlgenError(f"model {self.name!r} has no layers")
         names = [self.input.name] + [layer.name for layer in self.layers]
@@ -161,29 +387,52 @@ class Model:
             raise HdlgenError(f"layer name {duplicate!r} is used twice; names must be unique")
         self.shapes()
 
-    def shapes(self) -> list[int]:
-        """Feature count after the input quantizer and after each layer; checks that they connect."""
-        features, quantized = self.input.features, True
-        shapes = [features]
+    @property
+    def dtype(self):
+        return np.dtype(self.arithmetic)
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Activation shape after the input quantizer and after each layer; checks that they connect.
+
+        Shapes leave out the batch axis: ``(features,)`` or ``(channels, height, width)``. A dense
+        layer after a (C, H, W) tensor takes it flattened in C, H, W order, as ONNX's Flatten does.
+        """
+        shape, quantized = self.input.shape, True
+        shapes = [shape]
         for layer in self.layers:
+            if isinstance(layer, (Dense, Conv2d)) and not quantized:
+                raise HdlgenError(f"layer {layer.name!r}: a {type(layer).__name__.lower()} layer's input must be "
+                                  f"quantized; add a quantizer before it")
             if isinstance(layer, Dense):
+                features = int(np.prod(shape))
                 if layer.in_features != features:
                     raise HdlgenError(f"layer {layer.name!r}: weight has {layer.in_features} input features but the "
                                       f"previous layer gives {features}; the weight must be ({layer.out_features}, {features})")
-                if not quantized:
-                    raise HdlgenError(f"layer {layer.name!r}: a dense layer's input must be quantized; add a quantizer before it")
-                features, quantized = layer.out_features, False
-            elif isinstance(layer, BatchNorm):
-                if layer.features != features:
-                    raise HdlgenError(f"layer {layer.name!r}: batch norm has {layer.features} channels but its input has {features}")
+                shape, quantized = (layer.out_features,), False
+            elif isinstance(layer, (Conv2d, MaxPool2d)):
+                if len(shape) != 3:
+                    raise HdlgenError(f"layer {layer.name!r}: needs a (channels, height, width) input, not {shape}")
+                shape = layer.out_shape(shape)
+                quantized = quantized and isinstance(layer, MaxPool2d)
+            elif isinstance(layer, (BatchNorm, Elementwise, MultiThreshold)):
+                what, size = {BatchNorm: lambda l: ("batch norm", l.features),
+                              Elementwise: lambda l: ("operand", l.operand.size),
+                              MultiThreshold: lambda l: ("thresholds", l.thresholds.shape[0])}[type(layer)](layer)
+                if size not in (1, channels(shape)) or (isinstance(layer, BatchNorm) and size != channels(shape)):
+                    raise HdlgenError(f"layer {layer.name!r}: {what} has {size} channels but its input has "
+                                      f"{channels(shape)}")
+                quantized = isinstance(layer, MultiThreshold)
+            elif isinstance(layer, Clip):
                 quantized = False
-            elif isinstance(layer, Quantizer):
+            elif isinstance(layer, Flatten):
+                shape = (int(np.prod(shape)),)
+            elif isinstance(layer, (Quantizer, Trunc)):
                 quantized = True
             else:
                 raise HdlgenError(f"layer {getattr(layer, 'name', layer)!r}: unsupported layer type {type(layer).__name__}")
-            shapes.append(features)
+            shapes.append(shape)
         return shapes
 
     @property
     def out_features(self) -> int:
-        return self.shapes()[-1]
+        return int(np.prod(self.shapes()[-1]))

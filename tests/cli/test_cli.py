@@ -190,3 +190,56 @@ def test_synth_demo_on_ecp5(tmp_path):
     assert main(["-q", "synth", str(tmp_path / "demo"), "--target", "ecp5-85k"]) == 0
     result = json.loads((tmp_path / "demo" / "synth-ecp5-85k.json").read_text())
     assert result["lut"] > 0 and result["fmax_mhz"] > 0
+
+
+BREVITAS = DEMO_MODEL.parent.parent / "brevitas_digits"
+
+
+def test_qonnx_build_sim_inspect(tmp_path):
+    """A Brevitas export through the command line: outputs in model units equal qonnx's executor exactly."""
+    from qonnx_graphs import execute
+
+    model = BREVITAS / "w1a1.onnx"
+    done = hdlgen("build", model, "-o", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    done = hdlgen("sim", tmp_path / "out", "--inputs", BREVITAS / "test_x.npy", "--labels", BREVITAS / "test_y.npy",
+                  "--out", tmp_path / "y.npy")
+    assert done.returncode == 0, done.stderr
+    assert "RTL == golden model on 450/450 frames" in done.stdout
+    x = np.load(BREVITAS / "test_x.npy")
+    assert np.array_equal(np.load(tmp_path / "y.npy"), execute(model, x))
+    done = hdlgen("inspect", model)
+    assert done.returncode == 0, done.stderr
+    for text in ("imported layers:", "batchnorm", "quantizer", "bipolar, scale 1", "lowered (hardware) layers:",
+                 "64 x 64", "uint8", "output: accumulators"):
+        assert text in done.stdout
+
+
+def test_inspect_shows_why_a_model_cannot_be_lowered(tmp_path, rng):
+    from qonnx_graphs import Graph
+
+    g = Graph([2, 5, 5], 1).quant(0.5, 4)
+    g.op("Conv", g.quantized_weight(rng.choice([-1, 1], size=(3, 2, 3, 3)), 1.0), kernel_shape=[3, 3])
+    done = hdlgen("inspect", g.save(tmp_path / "conv.onnx"))
+    assert done.returncode == 0, done.stderr
+    assert "conv2d" in done.stdout and "3x3x3" in done.stdout
+    assert "cannot lower: layer 'Conv_" in done.stdout
+
+
+@pytest.mark.parametrize("content, message", [(b"garbage", "not an ONNX model"), (None, "model file not found")])
+def test_bad_onnx_file_gives_one_error_line(tmp_path, content, message):
+    path = tmp_path / "m.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    for command in ("build", "inspect"):
+        args = [command, path] + (["-o", tmp_path / "out"] if command == "build" else [])
+        one_error_line(hdlgen(*args), message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_onnx_op_gives_one_error_line(tmp_path, rng):
+    from qonnx_graphs import Graph
+
+    g = Graph([4], 1).quant(0.5, 4).op("Softmax")
+    one_error_line(hdlgen("build", g.save(tmp_path / "s.onnx"), "-o", tmp_path / "out"),
+                   "(Softmax): op Softmax is not supported; supported ops are Quant, BipolarQuant")

@@ -16,7 +16,7 @@ def mlp(*layers, features=4):
 def test_shapes_follow_the_chain():
     model = mlp(Dense("fc0", np.ones((3, 4)), BIPOLAR), BatchNorm("bn0", np.ones(3), np.zeros(3), np.zeros(3), np.ones(3)),
                 Quantizer("a0", BIPOLAR), Dense("fc1", np.ones((2, 3)), TERNARY))
-    assert model.shapes() == [4, 3, 3, 3, 2]
+    assert model.shapes() == [(4,), (3,), (3,), (3,), (2,)]
     assert model.out_features == 2
 
 

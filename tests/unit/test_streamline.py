@@ -134,3 +134,20 @@ def test_unsupported_patterns(layers, message):
     model = Model("m", InputQuantizer(4, UINT(2)), layers())
     with pytest.raises(HdlgenError, match=message):
         streamline(model)
+
+
+def test_output_stage_tail_survives_the_build_directory(tmp_path, rng):
+    """The last layer's elementwise chain (batch norm, scale, clip) is saved with the lowered model."""
+    from hdlgen.ir import Clip, Elementwise
+    from hdlgen.ir.lowered_io import load_lowered, save_lowered
+    from hdlgen.transforms import auto_folding
+
+    model = random_model(rng, sizes=[16, 8, 4], input_quant=UINT(3), act_quant=BIPOLAR)
+    model = Model(model.name, model.input, model.layers + (Elementwise("s", "mul", rng.normal(0, 1, 4)),
+                                                           Clip("c", -0.5, 2.0)), arithmetic="float32")
+    lowered = streamline(model)
+    save_lowered(lowered, auto_folding(lowered), tmp_path)
+    again, _ = load_lowered(tmp_path)
+    assert [type(layer) for layer in again.output.tail] == [BatchNorm, Elementwise, Clip]
+    x = random_inputs(rng, model, 200)
+    assert np.array_equal(predict(again, x), run_reference(model, x))

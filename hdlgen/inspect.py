@@ -1,0 +1,104 @@
+"""``hdlgen inspect``: a model's imported layers and, where hardware exists, its lowered layers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import HdlgenError
+from .ir.lowered import LoweredModel
+from .ir.model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, MaxPool2d, Model, MultiThreshold, Quantizer,
+                       Trunc)
+from .transforms import streamline
+
+
+def _number(value) -> str:
+    value = np.asarray(value, dtype=np.float64)
+    if value.size == 1 or np.all(value == value.flat[0]):
+        return f"{float(value.flat[0]):.6g}"
+    return f"{value.min():.4g} .. {value.max():.4g} (per channel)"
+
+
+def _power_of_two(value) -> bool:
+    value = np.abs(np.asarray(value, dtype=np.float64))
+    return bool(np.all(value == 2.0 ** np.round(np.log2(value))))
+
+
+def layer_details(layer) -> str:
+    if isinstance(layer, (Dense, Conv2d)):
+        shape = "x".join(map(str, layer.weight.shape))
+        text = f"{layer.weight_quant} weights {shape}, weight scale {_number(layer.weight_scale)}"
+        if isinstance(layer, Conv2d):
+            text += f", stride {layer.stride}, padding {layer.padding}, dilation {layer.dilation}, groups {layer.groups}"
+        return text + ("" if layer.bias is None else ", bias")
+    if isinstance(layer, BatchNorm):
+        return (f"eps {layer.eps:g}; gamma < 0 in {int(np.sum(layer.gamma < 0))} channels, "
+                f"gamma = 0 in {int(np.sum(layer.gamma == 0))}")
+    if isinstance(layer, Elementwise):
+        return f"{layer.op} {_number(layer.operand)}"
+    if isinstance(layer, Clip):
+        return f"[{layer.lo:g}, {layer.hi:g}]"
+    if isinstance(layer, Quantizer):
+        return f"{layer.quant}, scale {layer.scale:.6g}, rounding {layer.rounding}"
+    if isinstance(layer, MultiThreshold):
+        return f"{layer.thresholds.shape[1]} thresholds per channel -> {layer.quant}, scale {layer.scale:.6g}"
+    if isinstance(layer, Trunc):
+        return f"from scale {layer.in_scale:.6g} to {layer.quant}, scale {layer.scale:.6g}, rounding {layer.rounding}"
+    if isinstance(layer, MaxPool2d):
+        return f"kernel {layer.kernel}, stride {layer.stride}, padding {layer.padding}"
+    if isinstance(layer, Flatten):
+        return "C, H, W order"
+    return ""
+
+
+def exactness_notes(model: Model) -> list[str]:
+    """Dense layers whose scales are not powers of two: a float32 executor rounds their dot products."""
+    notes, scale = [], model.input.scale
+    if model.arithmetic != "float32":
+        return notes
+    for layer in model.layers:
+        if isinstance(layer, (Dense, Conv2d)) and not _power_of_two(scale * layer.weight_scale):
+            notes.append(f"{layer.name}: input scale x weight scale is not a power of two, so a float32 executor "
+                         f"rounds this layer's dot products; hdlgen computes them exactly (see docs/qonnx.md)")
+        if hasattr(layer, "quant") and hasattr(layer, "scale"):
+            scale = layer.scale
+    return notes
+
+
+def describe(model: Model) -> list[str]:
+    shape = "x".join(map(str, model.input.shape))
+    lines = [f"model {model.name} ({model.arithmetic} arithmetic)",
+             f"input: {shape} values, {model.input.quant}, scale {model.input.scale:.6g}, rounding {model.input.rounding}",
+             "", "imported layers:"]
+    width = max(len(layer.name) for layer in model.layers) + 2
+    lines.append(f"  {'name':<{width}}{'op':<16}{'output shape':<16}details")
+    for layer, out_shape in zip(model.layers, model.shapes()[1:]):
+        op = type(layer).__name__.lower()
+        lines.append(f"  {layer.name:<{width}}{op:<16}{'x'.join(map(str, out_shape)):<16}{layer_details(layer)}")
+    lines += ["", "lowered (hardware) layers:"]
+    try:
+        lowered = streamline(model)
+    except HdlgenError as e:
+        return lines + [f"  cannot lower: {e}"]
+    lines += describe_lowered(lowered)
+    notes = exactness_notes(model)
+    if notes:
+        lines += ["", "notes:"] + [f"  {note}" for note in notes]
+    return lines
+
+
+def describe_lowered(lowered: LoweredModel) -> list[str]:
+    width = max(len(layer.name) for layer in lowered.layers) + 2
+    lines = [f"  {'name':<{width}}{'MW x MH':<14}{'input':<14}{'weights':<10}{'output':<14}thresholds"]
+    for layer in lowered.layers:
+        out = "accumulator" if layer.out_type is None else str(layer.out_type)
+        thresholds = "-" if layer.thresholds is None else f"{layer.thresholds.shape[1]} per row"
+        lines.append(f"  {layer.name:<{width}}{f'{layer.mw} x {layer.mh}':<14}{str(layer.in_type):<14}"
+                     f"{str(layer.weight_type):<10}{out:<14}{thresholds}")
+    out = lowered.output
+    if out.quant is not None:
+        lines.append(f"  output: {out.quant} codes times {out.scale:.6g}")
+    else:
+        tail = ", ".join(type(layer).__name__.lower() for layer in out.tail) or "nothing more"
+        lines.append(f"  output: accumulators times {_number(out.multiplier)}"
+                     f"{'' if out.bias is None else ' plus bias'}, then {tail}")
+    return lines

@@ -1,0 +1,124 @@
+"""Source-model layers as JSON entries with their tensors kept apart (for an NPZ file).
+
+Shared by the native model description (``frontend.native``) and the lowered model's output stage
+(``ir.lowered_io``). See ``docs/model-format.md`` for the entries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..errors import HdlgenError
+from .model import BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, MaxPool2d, MultiThreshold, Quantizer, Trunc
+from .quant import QuantType
+
+__all__ = ["OPS", "encode_layer", "decode_layer"]
+
+OPS = {"dense": Dense, "conv2d": Conv2d, "batchnorm": BatchNorm, "mul": Elementwise, "add": Elementwise,
+       "sub": Elementwise, "div": Elementwise, "clip": Clip, "quantizer": Quantizer,
+       "multithreshold": MultiThreshold, "trunc": Trunc, "maxpool2d": MaxPool2d, "flatten": Flatten}
+TENSOR_FIELDS = {"weight", "weight_scale", "bias", "gamma", "beta", "mean", "var", "operand", "thresholds"}
+QUANT_FIELDS = {"weight_quant", "quant"}
+BOUND_FIELDS = {"lo", "hi"}        # null in JSON stands for an infinite bound
+
+
+def _op_of(layer) -> str:
+    if isinstance(layer, Elementwise):
+        return layer.op
+    return next(op for op, cls in OPS.items() if cls is type(layer))
+
+
+def _fields(cls) -> tuple[set[str], set[str]]:
+    required, optional = set(), set()
+    for f in dataclasses.fields(cls):
+        if f.name == "op" and cls is Elementwise:
+            continue
+        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        (optional if has_default else required).add(f.name)
+    return required, optional
+
+
+def encode_layer(layer, tensors: dict[str, np.ndarray], prefix: str = "") -> dict:
+    """A JSON entry for ``layer``; its arrays go into ``tensors`` under ``prefix + name.field``."""
+    entry = {"op": _op_of(layer)}
+    for f in dataclasses.fields(layer):
+        if f.name == "op":
+            continue
+        value = getattr(layer, f.name)
+        if value is None:
+            continue
+        if f.name in TENSOR_FIELDS:
+            array = np.asarray(value)
+            if array.ndim == 0 or (f.name == "weight_scale" and np.all(array == array.flat[0])):
+                entry[f.name] = float(array.flat[0])
+            else:
+                key = f"{prefix}{layer.name}.{f.name}"
+                tensors[key] = array.astype(np.int8) if f.name == "weight" else array
+                entry[f.name] = key
+        elif f.name in QUANT_FIELDS:
+            entry[f.name] = value.to_json()
+        elif f.name in BOUND_FIELDS:
+            entry[f.name] = None if np.isinf(value) else value
+        elif isinstance(value, tuple):
+            entry[f.name] = list(value)
+        else:
+            entry[f.name] = value
+    return entry
+
+
+def decode_layer(entry, tensors: dict[str, np.ndarray], where: str, fail):
+    """The layer an entry describes; ``fail(where, message)`` reports a mistake and does not return."""
+    if not isinstance(entry, dict):
+        fail(where, "each layer is an object with an 'op' field")
+    op = entry.get("op")
+    if op not in OPS:
+        fail(where, f"unknown op {op!r}; supported ops are {', '.join(OPS)}")
+    if isinstance(entry.get("name"), str):
+        where = f"layer {entry['name']!r} ({where})"
+    cls = OPS[op]
+    required, optional = _fields(cls)
+    missing = required - set(entry)
+    if missing:
+        fail(where, f"missing field(s) {', '.join(sorted(missing))}")
+    unknown = set(entry) - required - optional - {"op"}
+    if unknown:
+        fail(where, f"unknown field(s) {', '.join(sorted(unknown))} for op {op!r}")
+    args = {"op": op} if cls is Elementwise else {}
+    for field, value in entry.items():
+        if field == "op":
+            continue
+        if field in TENSOR_FIELDS:
+            args[field] = _tensor(tensors, where, field, value, fail)
+        elif field in QUANT_FIELDS:
+            try:
+                args[field] = QuantType.from_json(value)
+            except (ValueError, TypeError) as e:
+                fail(where, str(e))
+        elif field in BOUND_FIELDS:
+            args[field] = (-np.inf if field == "lo" else np.inf) if value is None else value
+        else:
+            args[field] = value
+    try:
+        return cls(**args)
+    except (TypeError, ValueError) as e:
+        fail(where, str(e))
+
+
+def _tensor(tensors, where, field, ref, fail):
+    if ref is None and field == "bias":
+        return None
+    if isinstance(ref, (int, float)) and not isinstance(ref, bool):
+        return np.float64(ref)
+    if isinstance(ref, list):
+        try:
+            return np.asarray(ref, dtype=np.float64)
+        except ValueError:
+            fail(where, f"field {field!r} must be a list of numbers")
+    if not isinstance(ref, str):
+        fail(where, f"field {field!r} must name a tensor in the NPZ file or be a number, not {ref!r}")
+    if ref not in tensors:
+        known = ", ".join(sorted(tensors)) or "none"
+        fail(where, f"field {field!r} names tensor {ref!r}, which the NPZ file does not hold (it holds: {known})")
+    return tensors[ref]

@@ -1,0 +1,122 @@
+"""Small QONNX graphs written with ``onnx.helper``, and qonnx's executor to run them."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+QONNX_DOMAIN = "qonnx.custom_op.general"
+
+
+class Graph:
+    """A chain under construction: each method adds ops on the current tensor and returns self."""
+
+    def __init__(self, shape, batch: int, opset: int = 13):
+        self.batch, self.opset = batch, opset
+        self.nodes, self.inits, self.count = [], [], 0
+        self.input = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, *shape])
+        self.cur = "x"
+
+    def fresh(self, stem: str) -> str:
+        self.count += 1
+        return f"{stem}{self.count}"
+
+    def const(self, value, stem="c") -> str:
+        name = self.fresh(stem)
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), name))
+        return name
+
+    def op(self, op_type, *extra, domain="", outputs=1, **attrs) -> Graph:
+        out = self.fresh(op_type.lower())
+        names = [out] + [self.fresh("unused") for _ in range(outputs - 1)]
+        self.nodes.append(helper.make_node(op_type, [self.cur, *extra], names, name=self.fresh(f"{op_type}_"),
+                                           domain=domain, **attrs))
+        self.cur = out
+        return self
+
+    # -- QONNX ops -------------------------------------------------------------------------------
+    def quant(self, scale, bits, *, signed=True, narrow=False, rounding="ROUND", zero=0.0) -> Graph:
+        return self.op("Quant", self.const(scale), self.const(zero), self.const(bits), domain=QONNX_DOMAIN,
+                       signed=int(signed), narrow=int(narrow), rounding_mode=rounding)
+
+    def bipolar(self, scale=1.0) -> Graph:
+        return self.op("BipolarQuant", self.const(scale), domain=QONNX_DOMAIN)
+
+    def multithreshold(self, thresholds, out_scale=1.0, out_bias=0.0) -> Graph:
+        return self.op("MultiThreshold", self.const(thresholds), domain=QONNX_DOMAIN,
+                       out_scale=float(out_scale), out_bias=float(out_bias), out_dtype="INT8")
+
+    def trunc(self, scale, out_scale, out_bits, *, rounding="FLOOR", signed=True) -> Graph:
+        return self.op("Trunc", self.const(scale), self.const(0.0), self.const(8.0), self.const(out_scale),
+                       self.const(out_bits), domain=QONNX_DOMAIN, rounding_mode=rounding, signed=int(signed),
+                       narrow=0)
+
+    def quantized_weight(self, w_int, scale, *, bits=None, narrow=False) -> str:
+        """A weight tensor as exporters write it: float weights through a Quant (or BipolarQuant) node."""
+        w_real = np.asarray(w_int, dtype=np.float32) * np.asarray(scale, dtype=np.float32)
+        raw = self.const(w_real, "w")
+        out = self.fresh("wq")
+        if bits is None:
+            self.nodes.append(helper.make_node("BipolarQuant", [raw, self.const(scale)], [out], domain=QONNX_DOMAIN,
+                                               name=self.fresh("wquant")))
+        else:
+            self.nodes.append(helper.make_node("Quant", [raw, self.const(scale), self.const(0.0), self.const(bits)],
+                                               [out], domain=QONNX_DOMAIN, signed=1, narrow=int(narrow),
+                                               rounding_mode="ROUND", name=self.fresh("wquant")))
+        return out
+
+    # -- standard ops ----------------------------------------------------------------------------
+    def gemm(self, weight: str, bias=None, **attrs) -> Graph:
+        extra = [weight] + ([self.const(bias)] if bias is not None else [])
+        return self.op("Gemm", *extra, **attrs)
+
+    def matmul(self, weight: str) -> Graph:
+        return self.op("MatMul", weight)
+
+    def batchnorm(self, gamma, beta, mean, var, eps=1e-5) -> Graph:
+        return self.op("BatchNormalization", self.const(gamma), self.const(beta), self.const(mean), self.const(var),
+                       epsilon=eps)
+
+    def binary(self, op_type, value, *, constant_first=False) -> Graph:
+        c = self.const(value)
+        if not constant_first:
+            return self.op(op_type, c)
+        out = self.fresh(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, [c, self.cur], [out], name=self.fresh(f"{op_type}_")))
+        self.cur = out
+        return self
+
+    def clip(self, lo, hi) -> Graph:
+        return self.op("Clip", self.const(lo), self.const(hi))
+
+    def reshape(self, shape) -> Graph:
+        name = self.fresh("shape")
+        self.inits.append(numpy_helper.from_array(np.asarray(shape, dtype=np.int64), name))
+        return self.op("Reshape", name)
+
+    def model(self) -> onnx.ModelProto:
+        out = helper.make_tensor_value_info(self.cur, TensorProto.FLOAT, None)
+        graph = helper.make_graph(self.nodes, "test", [self.input], [out], self.inits)
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset),
+                                                        helper.make_opsetid(QONNX_DOMAIN, 2)])
+        proto.ir_version = 8
+        return proto
+
+    def save(self, path) -> str:
+        onnx.save(self.model(), str(path))
+        return str(path)
+
+
+def execute(path, x: np.ndarray) -> np.ndarray:
+    """qonnx's executor on ``path`` for a batch ``x`` (the graph's input holds that batch size)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    model = ModelWrapper(str(path)).transform(InferShapes())
+    name = model.graph.input[0].name
+    batch = model.get_tensor_shape(name)[0]
+    outs = [execute_onnx(model, {name: x[i:i + batch].astype(np.float32)})[model.graph.output[0].name]
+            for i in range(0, len(x), batch)]
+    return np.concatenate(outs)

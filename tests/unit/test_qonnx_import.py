@@ -1,0 +1,292 @@
+"""QONNX import: for every supported op, the imported model and the lowered golden model give
+exactly what qonnx's executor gives, on inputs that hit rounding ties and thresholds exactly."""
+
+import numpy as np
+import onnx
+import pytest
+
+from hdlgen import HdlgenError
+from hdlgen.frontend import load_model, load_qonnx
+from hdlgen.golden import predict, run_reference
+from hdlgen.ir import BIPOLAR, TERNARY, BatchNorm, Clip, Conv2d, Dense, Elementwise, MaxPool2d, MultiThreshold, \
+    QuantType, Quantizer, Trunc
+from hdlgen.transforms import streamline
+from qonnx_graphs import Graph, execute
+
+BATCH = 96
+ROUNDINGS = ["ROUND", "HALF_EVEN", "FLOOR", "CEIL", "UP", "DOWN", "HALF_UP", "HALF_DOWN"]
+
+
+def tie_inputs(rng, shape, scale, lo, hi, count=BATCH):
+    """Inputs on whole and half steps of ``scale`` from beyond ``lo`` to beyond ``hi``: rounding ties and clamping."""
+    halves = rng.integers(2 * lo - 4, 2 * hi + 5, size=(count, *shape))
+    return (halves * 0.5 * scale).astype(np.float32)
+
+
+def check(tmp_path, graph, x, *, hardware=True):
+    """Import the graph; the reference (and the lowered model) must equal the executor bit for bit."""
+    path = graph.save(tmp_path / "model.onnx")
+    want = execute(path, x)
+    model = load_qonnx(path)
+    assert model.arithmetic == "float32"
+    got = run_reference(model, x)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert np.array_equal(got, want), f"reference differs on {np.sum(got != want)} values"
+    if hardware:
+        lowered = predict(streamline(model), x)
+        assert np.array_equal(lowered, want), f"lowered model differs on {np.sum(lowered != want)} values"
+    return model
+
+
+def bipolar_weights(rng, n_out, n_in):
+    return rng.choice([-1, 1], size=(n_out, n_in))
+
+
+def ternary_weights(rng, n_out, n_in):
+    return rng.choice([-1, 0, 1], size=(n_out, n_in))
+
+
+def batchnorm_params(rng, n, spread):
+    gamma = rng.normal(0, 1, n).astype(np.float32)
+    gamma[:3] = [-1.5, 0.0, -0.25]           # negative and zero gamma always present
+    return (gamma, rng.normal(0, 1, n).astype(np.float32), rng.normal(0, spread, n).astype(np.float32),
+            rng.uniform(0.2, 3, n).astype(np.float32) * spread)
+
+
+@pytest.mark.parametrize("weight_op", ["gemm-transB", "gemm", "matmul"])
+def test_binarized_mlp_with_batchnorm(tmp_path, rng, weight_op):
+    n_in, n_hid, n_out = 32, 24, 10
+    g = Graph([n_in], BATCH).quant(2 ** -7, 8)
+    w0 = bipolar_weights(rng, n_hid, n_in)
+    if weight_op == "gemm-transB":
+        g.gemm(g.quantized_weight(w0, 1.0), transB=1)
+    elif weight_op == "gemm":
+        g.gemm(g.quantized_weight(w0.T, 1.0))
+    else:
+        g.matmul(g.quantized_weight(w0.T, 1.0))
+    g.batchnorm(*batchnorm_params(rng, n_hid, 2.0)).bipolar()
+    g.gemm(g.quantized_weight(bipolar_weights(rng, n_out, n_hid), 1.0), transB=1)
+    g.batchnorm(*batchnorm_params(rng, n_out, 4.0))
+    model = check(tmp_path, g, tie_inputs(rng, [n_in], 2 ** -7, -128, 127))
+    assert [type(layer) for layer in model.layers] == [Dense, BatchNorm, Quantizer, Dense, BatchNorm]
+    assert model.layers[0].weight_quant == BIPOLAR
+
+
+def test_ternary_weights_with_2bit_activations(tmp_path, rng):
+    """2-bit signed narrow weights are ternary; activations are 2-bit signed (values -2..1)."""
+    g = Graph([20], BATCH).quant(0.25, 4, signed=False)
+    g.gemm(g.quantized_weight(ternary_weights(rng, 16, 20), 1.0, bits=2, narrow=True), transB=1)
+    g.batchnorm(*batchnorm_params(rng, 16, 3.0)).quant(0.5, 2)
+    g.gemm(g.quantized_weight(ternary_weights(rng, 6, 16), 0.5, bits=2, narrow=True), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [20], 0.25, 0, 15))
+    assert model.layers[0].weight_quant == QuantType.int(2, narrow=True)
+    assert streamline(model).layers[0].weight_type == TERNARY
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+def test_quantizer_rounding_modes_on_exact_ties(tmp_path, rng, rounding):
+    """Scale 0.5 after integer dot products puts half the accumulators exactly on rounding ties."""
+    g = Graph([16], BATCH).quant(1.0, 3, rounding=rounding)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 12, 16), 1.0), transB=1)
+    g.binary("Mul", 0.5).quant(1.0, 4, rounding=rounding)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 12), 1.0), transB=1)
+    check(tmp_path, g, tie_inputs(rng, [16], 1.0, -4, 3))
+
+
+@pytest.mark.parametrize("bits, signed, narrow", [(1, True, False), (2, True, True), (3, True, False),
+                                                  (8, True, True), (1, False, False), (4, False, False),
+                                                  (8, False, False)])
+def test_narrow_and_wide_activation_ranges(tmp_path, rng, bits, signed, narrow):
+    g = Graph([16], BATCH).quant(0.5, 4)
+    g.gemm(g.quantized_weight(ternary_weights(rng, 16, 16), 1.0, bits=2, narrow=True), transB=1)
+    g.binary("Add", rng.normal(0, 1, 16)).quant(0.75, bits, signed=signed, narrow=narrow)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 5, 16), 1.0), transB=1)
+    check(tmp_path, g, tie_inputs(rng, [16], 0.5, -8, 7))
+
+
+def test_multithreshold_with_thresholds_hit_exactly(tmp_path, rng):
+    """Integer thresholds on integer accumulators: ``x >= T`` at equality, per channel, 2-bit signed output."""
+    g = Graph([12], BATCH).bipolar()
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 8, 12), 1.0), transB=1)
+    thresholds = np.sort(rng.integers(-12, 13, size=(8, 3)), axis=1).astype(np.float32)
+    g.multithreshold(thresholds, out_scale=1.0, out_bias=-2.0)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 3, 8), 1.0), transB=1)
+    model = check(tmp_path, g, rng.choice([-1.0, 0.0, 1.0], size=(BATCH, 12)).astype(np.float32))
+    assert isinstance(model.layers[1], MultiThreshold) and model.layers[1].quant == QuantType.int(2)
+
+
+def test_bipolar_multithreshold_and_global_thresholds(tmp_path, rng):
+    g = Graph([12], BATCH).bipolar()
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 8, 12), 1.0), transB=1)
+    g.multithreshold(np.array([[0.0]], dtype=np.float32), out_scale=2.0, out_bias=-1.0)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 3, 8), 1.0), transB=1)
+    model = check(tmp_path, g, rng.choice([-1.0, 1.0], size=(BATCH, 12)).astype(np.float32))
+    assert model.layers[1].quant == BIPOLAR
+
+
+@pytest.mark.parametrize("op, value, constant_first", [
+    ("Mul", -0.75, False), ("Div", -3.0, False), ("Div", 0.375, False), ("Sub", 1.5, False),
+    ("Sub", 2.0, True), ("Add", 0.25, True), ("Mul", 0.0, False)])
+def test_arithmetic_by_constants(tmp_path, rng, op, value, constant_first):
+    """Scalar and per-channel constants, either operand order, negative factors that flip the direction."""
+    n = 10
+    g = Graph([14], BATCH).quant(1.0, 3)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, n, 14), 1.0), transB=1)
+    g.binary("Mul", rng.choice([0.5, -0.5, 1.0], size=n))
+    g.binary(op, value, constant_first=constant_first).quant(1.0, 3)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, n), 1.0), transB=1)
+    g.binary("Mul", 0.125).binary("Add", rng.normal(0, 1, 4))
+    check(tmp_path, g, tie_inputs(rng, [14], 1.0, -4, 3))
+
+
+@pytest.mark.parametrize("activation", ["relu", "clip", "hardtanh"])
+def test_relu_and_clip_before_a_quantizer(tmp_path, rng, activation):
+    g = Graph([16], BATCH).quant(0.5, 4, signed=False)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 10, 16), 1.0), transB=1)
+    g.batchnorm(*batchnorm_params(rng, 10, 4.0))
+    if activation == "relu":
+        g.op("Relu").quant(0.25, 3, signed=False)
+    elif activation == "clip":
+        g.clip(-0.5, 1.25).quant(0.25, 4)
+    else:
+        g.clip(-1.0, 1.0).quant(0.5, 2)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 10), 1.0), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [16], 0.5, 0, 15))
+    assert isinstance(model.layers[2], Clip)
+
+
+def test_gemm_alpha_beta_and_bias(tmp_path, rng):
+    g = Graph([16], BATCH).quant(0.5, 4)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 8, 16).T, 1.0), bias=rng.normal(0, 2, 8), alpha=0.5, beta=2.0)
+    g.quant(1.0, 3)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 8), 1.0), bias=rng.normal(0, 1, 4), transB=1)
+    check(tmp_path, g, tie_inputs(rng, [16], 0.5, -8, 7))
+
+
+def test_per_channel_weight_scales(tmp_path, rng):
+    scale = (2.0 ** rng.integers(-2, 2, size=(8, 1))).astype(np.float32)
+    g = Graph([16], BATCH).quant(0.5, 4)
+    g.gemm(g.quantized_weight(ternary_weights(rng, 8, 16), scale, bits=2, narrow=True), transB=1)
+    g.quant(1.0, 3)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 8), scale[:4]), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [16], 0.5, -8, 7))
+    assert np.array_equal(model.layers[0].weight_scale, scale[:, 0])
+
+
+def test_trunc_requantizes(tmp_path, rng):
+    g = Graph([16], BATCH).quant(1.0, 4)
+    g.gemm(g.quantized_weight(ternary_weights(rng, 8, 16), 1.0, bits=2, narrow=True), transB=1)
+    g.trunc(1.0, 4.0, 4, rounding="FLOOR")
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 8), 1.0), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [16], 1.0, -8, 7))
+    assert isinstance(model.layers[1], Trunc)
+
+
+def test_shape_ops_identity_dropout_reshape_flatten_transpose(tmp_path, rng):
+    """An image input flattened three ways; Identity and size-1 transposes change nothing."""
+    g = Graph([1, 4, 4], BATCH).op("Identity").quant(2 ** -4, 5, signed=False)
+    g.op("Transpose", perm=[0, 1, 2, 3]).reshape([BATCH, -1]).op("Flatten", axis=1).op("Dropout")
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 6, 16), 1.0), transB=1)
+    g.op("Identity").bipolar().reshape([BATCH, 6, 1]).op("Transpose", perm=[0, 2, 1]).op("Flatten", axis=1)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 3, 6), 1.0), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [1, 4, 4], 2 ** -4, 0, 31))
+    assert model.input.shape == (1, 4, 4)
+
+
+def test_conv_and_maxpool_match_the_executor(tmp_path, rng):
+    """Zero padding adds exactly 0 even between bipolar values; strides, dilation, groups and pooling."""
+    g = Graph([3, 9, 9], 16).quant(2 ** -7, 8)
+    w0 = rng.choice([-1, 1], size=(8, 3, 3, 3))
+    g.op("Conv", g.quantized_weight(w0, 1.0), kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g.batchnorm(*batchnorm_params(rng, 8, 8.0)).bipolar()
+    g.op("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    w1 = rng.choice([-1, 0, 1], size=(8, 4, 3, 2))
+    g.op("Conv", g.quantized_weight(w1, 1.0, bits=2, narrow=True), g.const(rng.normal(0, 1, 8)),
+         kernel_shape=[3, 2], pads=[2, 0, 1, 1], strides=[1, 2], dilations=[2, 1], group=2)
+    g.quant(1.0, 3).op("MaxPool", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])
+    g.op("Flatten", axis=1)
+    model_proto_x = tie_inputs(rng, [3, 9, 9], 2 ** -7, -128, 127, count=32)
+    model = check(tmp_path, g, model_proto_x, hardware=False)
+    assert [type(layer) for layer in model.layers][:4] == [Conv2d, BatchNorm, Quantizer, MaxPool2d]
+    with pytest.raises(HdlgenError, match="layer 'Conv_.*': a conv2d layer has no hardware generator yet"):
+        streamline(model)
+
+
+def test_weights_in_an_external_data_file(tmp_path, rng):
+    g = Graph([16], BATCH).quant(0.5, 4)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 8, 16), 1.0), transB=1)
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(g.model(), str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="ext.onnx.data", size_threshold=0)
+    assert (tmp_path / "ext.onnx.data").exists()
+    model = load_model(path)
+    x = tie_inputs(rng, [16], 0.5, -8, 7)
+    assert np.array_equal(run_reference(model, x), execute(path, x))
+    (tmp_path / "ext.onnx.data").unlink()
+    with pytest.raises(HdlgenError, match=r"ext.onnx: its weights are stored in 'ext.onnx.data', which is not beside it"):
+        load_model(path)
+
+
+def test_initializers_listed_as_graph_inputs(tmp_path, rng):
+    """Older exporters list every initializer as a graph input too."""
+    g = Graph([16], BATCH).quant(0.5, 4)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 8, 16), 1.0), transB=1)
+    proto = g.model()
+    for init in proto.graph.initializer:
+        proto.graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    onnx.save(proto, str(tmp_path / "m.onnx"))
+    x = tie_inputs(rng, [16], 0.5, -8, 7)
+    assert np.array_equal(run_reference(load_model(tmp_path / "m.onnx"), x), execute(tmp_path / "m.onnx", x))
+
+
+def simple(rng) -> Graph:
+    g = Graph([16], 4).quant(0.5, 4)
+    return g.gemm(g.quantized_weight(bipolar_weights(rng, 8, 16), 1.0), transB=1)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda g: g.op("Softmax"), r"node 'Softmax_\d+' \(Softmax\): op Softmax is not supported; supported ops are Quant, "),
+    (lambda g: g.op("Sigmoid"), r"op Sigmoid is not supported"),
+    (lambda g: g.quant(np.full((1, 8), 0.5), 4), "per-channel activation scales are not supported"),
+    (lambda g: g.quant(0.5, 4, zero=1.0), "zero point 1 is not supported"),
+    (lambda g: g.quant(0.5, 16), "16-bit quantizer is not supported"),
+    (lambda g: g.quant(0.5, 4, signed=False, narrow=True), "unsigned narrow 4-bit quantizer is not supported"),
+    (lambda g: g.binary("Div", 2.0, constant_first=True), "dividing a constant by the activation is not supported"),
+    (lambda g: g.binary("Mul", np.ones((1, 8, 2))), r"varies along more than the channel axis"),
+    (lambda g: g.op("Gemm", g.const(np.ones((8, 3)) * 0.3)), "its weights are not quantized"),
+    (lambda g: g.multithreshold(np.zeros((8, 5)), 1.0, 0.0), "5 thresholds .* no signed, unsigned or bipolar type"),
+])
+def test_unsupported_input_gives_one_clear_error(tmp_path, rng, edit, message):
+    g = simple(rng)
+    edit(g)
+    path = g.save(tmp_path / "bad.onnx")
+    with pytest.raises(HdlgenError, match=message) as error:
+        load_model(path)
+    assert str(error.value).startswith(str(path))
+
+
+def test_branches_are_rejected(tmp_path, rng):
+    g = simple(rng)
+    skip = g.cur
+    g.quant(1.0, 3)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 8, 8), 1.0), transB=1)
+    g.nodes.append(onnx.helper.make_node("Add", [g.cur, skip], ["sum"], name="residual"))
+    g.cur = "sum"
+    with pytest.raises(HdlgenError, match="feeds 2 nodes; hdlgen supports one chain of layers"):
+        load_model(g.save(tmp_path / "branch.onnx"))
+
+
+def test_an_unquantized_input_is_rejected(tmp_path, rng):
+    g = Graph([16], 4).binary("Mul", 0.5).quant(0.5, 4)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 8, 16), 1.0), transB=1)
+    with pytest.raises(HdlgenError, match="comes before the input is quantized"):
+        load_model(g.save(tmp_path / "pre.onnx"))
+
+
+@pytest.mark.parametrize("content, message", [(b"not a protobuf at all", "not an ONNX model"), (None, "model file not found")])
+def test_malformed_files(tmp_path, content, message):
+    path = tmp_path / "broken.onnx"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(HdlgenError, match=message):
+        load_model(path)
