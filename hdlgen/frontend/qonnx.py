@@ -74,6 +74,13 @@ def _quant_type(bits: float, signed: bool, narrow: bool) -> QuantType | None:
     return QuantType.int(bits, narrow=narrow) if signed else QuantType.uint(bits)
 
 
+def _int_attrs(a: dict, rounding: str) -> tuple[bool, bool, str]:
+    """A Quant's or Trunc's ``signed``, ``narrow`` and ``rounding_mode`` attributes, with qonnx's defaults."""
+    mode = a.get("rounding_mode", rounding)
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    return bool(a.get("signed", 1)), bool(a.get("narrow", 0)), mode.upper()
+
+
 def _int_quant(x, scale, zero, bits, signed, narrow, rounding):
     """qonnx's ``int_quant`` returning the integers (before the zero point and scale come back)."""
     v = x / scale + zero
@@ -201,9 +208,7 @@ class _Importer:
             out = self.constant_value(node, a)
         elif op == "Quant":
             x, scale, zero, bits = (np.asarray(_real(v), dtype=F32) for v in c[:4])
-            signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
-            rounding = a.get("rounding_mode", "ROUND")
-            rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
+            signed, narrow, rounding = _int_attrs(a, "ROUND")
             if bits.size != 1:
                 self.node_fail(node, "its bit width must be a single number")
             q = _int_quant(x, scale, zero, float(bits), signed, narrow, rounding)
@@ -328,9 +333,7 @@ class _Importer:
         scale = self.scalar(node, node.input[1], "scale (per-channel activation scales are not supported)")
         zero = self.scalar(node, node.input[2], "zero point")
         bits = self.scalar(node, node.input[3], "bit width")
-        signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
-        rounding = a.get("rounding_mode", "ROUND")
-        rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
+        signed, narrow, rounding = _int_attrs(a, "ROUND")
         if zero != 0:
             self.node_fail(node, f"zero point {zero:g} is not supported; quantize activations with a zero point of 0")
         quant = _quant_type(bits, signed, narrow)
@@ -339,7 +342,7 @@ class _Importer:
                                  f"quantizer is not supported; activations take 1 to {MAX_BITS} bits (unsigned not narrow)")
         if scale <= 0:
             self.node_fail(node, f"scale {scale} must be positive")
-        self.quantizer(node, quant, F32(scale), rounding.upper())
+        self.quantizer(node, quant, F32(scale), rounding)
 
     def op_BipolarQuant(self, node, a):
         scale = self.scalar(node, node.input[1], "scale")
@@ -383,13 +386,11 @@ class _Importer:
         zero = self.scalar(node, node.input[2], "zero point")
         out_scale = self.scalar(node, node.input[4], "output scale")
         bits = self.scalar(node, node.input[5], "output bit width")
-        signed, narrow = bool(a.get("signed", 1)), bool(a.get("narrow", 0))
-        rounding = a.get("rounding_mode", "FLOOR")
-        rounding = rounding.decode() if isinstance(rounding, bytes) else rounding
+        signed, narrow, rounding = _int_attrs(a, "FLOOR")
         quant = _quant_type(bits, signed, narrow)
         if zero != 0 or quant is None or quant.is_bipolar:
             self.node_fail(node, "only a zero point of 0 and 2- to 8-bit outputs are supported")
-        self.add(Trunc(self.unique(node), F32(in_scale), quant, F32(out_scale), rounding.upper()))
+        self.add(Trunc(self.unique(node), F32(in_scale), quant, F32(out_scale), rounding))
 
     def dense(self, node, weight: np.ndarray, w: QConst, scale: np.ndarray, bias):
         features = int(np.prod(self.shape))

@@ -60,6 +60,25 @@ def _shape(name: str, shape) -> tuple[int, ...]:
     return shape
 
 
+def _quantized_weights(layer, ndim: int, expected: str) -> None:
+    """Validate and normalize a weighted layer's ``weight``, ``weight_scale`` and ``bias`` in place."""
+    name, quant = layer.name, layer.weight_quant
+    weight = _finite(name, "weight", layer.weight)
+    if weight.ndim != ndim or 0 in weight.shape:
+        raise HdlgenError(f"layer {name!r}: weight has shape {weight.shape}, expected {expected}")
+    if not quant.contains(weight):
+        allowed = "-1 or +1" if quant.is_bipolar else f"integers from {quant.lo} to {quant.hi}"
+        raise HdlgenError(f"layer {name!r}: weight holds values outside {quant} ({allowed}); "
+                          f"store the integer weights and put their scale in weight_scale")
+    object.__setattr__(layer, "weight", weight.astype(np.int64))
+    scale = _channel_vector(name, "weight_scale", layer.weight_scale, weight.shape[0])
+    if np.any(scale <= 0):
+        raise HdlgenError(f"layer {name!r}: weight_scale must be positive; fold a sign into the weights instead")
+    object.__setattr__(layer, "weight_scale", scale)
+    if layer.bias is not None:
+        object.__setattr__(layer, "bias", _channel_vector(name, "bias", layer.bias, weight.shape[0]))
+
+
 @dataclass(frozen=True, eq=False)
 class InputQuantizer:
     """Turns the model's real-valued input into integers: ``quantize(x, quant, scale, rounding)``.
@@ -102,20 +121,7 @@ class Dense:
     bias: np.ndarray | None = None
 
     def __post_init__(self):
-        weight = _finite(self.name, "weight", self.weight)
-        if weight.ndim != 2 or 0 in weight.shape:
-            raise HdlgenError(f"layer {self.name!r}: weight has shape {weight.shape}, expected (out_features, in_features)")
-        if not self.weight_quant.contains(weight):
-            allowed = "-1 or +1" if self.weight_quant.is_bipolar else f"integers from {self.weight_quant.lo} to {self.weight_quant.hi}"
-            raise HdlgenError(f"layer {self.name!r}: weight holds values outside {self.weight_quant} ({allowed}); "
-                              f"store the integer weights and put their scale in weight_scale")
-        object.__setattr__(self, "weight", weight.astype(np.int64))
-        scale = _channel_vector(self.name, "weight_scale", self.weight_scale, weight.shape[0])
-        if np.any(scale <= 0):
-            raise HdlgenError(f"layer {self.name!r}: weight_scale must be positive; fold a sign into the weights instead")
-        object.__setattr__(self, "weight_scale", scale)
-        if self.bias is not None:
-            object.__setattr__(self, "bias", _channel_vector(self.name, "bias", self.bias, weight.shape[0]))
+        _quantized_weights(self, 2, "(out_features, in_features)")
 
     @property
     def in_features(self) -> int:
@@ -272,19 +278,8 @@ class Conv2d:
     groups: int = 1
 
     def __post_init__(self):
-        weight = _finite(self.name, "weight", self.weight)
-        if weight.ndim != 4 or 0 in weight.shape:
-            raise HdlgenError(f"layer {self.name!r}: weight has shape {weight.shape}, expected (out, in/groups, kh, kw)")
-        if not self.weight_quant.contains(weight):
-            raise HdlgenError(f"layer {self.name!r}: weight holds values outside {self.weight_quant}; "
-                              f"store the integer weights and put their scale in weight_scale")
-        object.__setattr__(self, "weight", weight.astype(np.int64))
-        scale = _channel_vector(self.name, "weight_scale", self.weight_scale, weight.shape[0])
-        if np.any(scale <= 0):
-            raise HdlgenError(f"layer {self.name!r}: weight_scale must be positive; fold a sign into the weights instead")
-        object.__setattr__(self, "weight_scale", scale)
-        if self.bias is not None:
-            object.__setattr__(self, "bias", _channel_vector(self.name, "bias", self.bias, weight.shape[0]))
+        _quantized_weights(self, 4, "(out, in/groups, kh, kw)")
+        weight = self.weight
         object.__setattr__(self, "stride", _pair(self.name, "stride", self.stride, 1))
         object.__setattr__(self, "dilation", _pair(self.name, "dilation", self.dilation, 1))
         object.__setattr__(self, "padding", _pair(self.name, "padding", self.padding, 0))
