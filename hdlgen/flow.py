@@ -21,13 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from .assemble import DataflowTop
+from .assemble.dataflow import stream_plan
+from .cores import SlidingWindow
 from .backends.packing import pack_beats, unpack_beats
 from .backends.verilog import emit, top_name
 from .cores.weights import weight_bits
 from .errors import HdlgenError
 from .frontend import load_model
 from .golden import quantize_input_codes, run_lowered, to_model_units
-from .ir.lowered import Folding, LoweredModel
+from .ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
 from .ir.lowered_io import load_lowered, save_lowered
 from .transforms import auto_folding, check_foldings, load_folding, streamline
 
@@ -58,34 +60,47 @@ class Progress:
 
 def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: DataflowTop) -> dict:
     cycles = top.cycle_model()
-    layers = []
-    for layer in model.layers:
-        fold = foldings[layer.name]
-        thr_bits = 0 if layer.thresholds is None else layer.thresholds.size * (layer.acc_max + 1).bit_length()
-        layers.append({
-            "name": layer.name, "kind": "matrix_vector", "mw": layer.mw, "mh": layer.mh,
-            "in_type": str(layer.in_type), "weight_type": str(layer.weight_type),
-            "out_type": None if layer.out_type is None else str(layer.out_type),
-            "pe": fold.pe, "simd": fold.simd, "cycles_per_frame": cycles.layer_cycles[layer.name],
-            "weight_memory_bits": layer.mw * layer.mh * weight_bits(layer),
-            "weight_memory_shape": [layer.mh // fold.pe * (layer.mw // fold.simd), fold.pe * fold.simd * weight_bits(layer)],
-            "threshold_memory_bits": thr_bits,
-        })
-    first, last = model.layers[0], model.layers[-1]
-    out_word = DataflowTop.output_word(model, foldings)
-    out_bits_each = out_word.size // foldings[last.name].pe
+    layers, stages = [], []
+    for planned in stream_plan(model, foldings):
+        stage = planned.stage
+        if isinstance(stage, MatrixVectorLayer):
+            fold = foldings[stage.name]
+            thr_bits = 0 if stage.thresholds is None else stage.thresholds.size * (stage.acc_max + 1).bit_length()
+            layers.append({
+                "name": stage.name, "kind": "convolution" if stage.spatial else "matrix_vector",
+                "mw": stage.mw, "mh": stage.mh, "vectors": stage.vectors,
+                "in_type": str(stage.in_type), "weight_type": str(stage.weight_type),
+                "out_type": None if stage.out_type is None else str(stage.out_type),
+                "pe": fold.pe, "simd": fold.simd, "cycles_per_frame": cycles.layer_cycles[stage.name],
+                "weight_memory_bits": stage.mw * stage.mh * weight_bits(stage),
+                "weight_memory_shape": [stage.mh // fold.pe * (stage.mw // fold.simd), fold.pe * fold.simd * weight_bits(stage)],
+                "threshold_memory_bits": thr_bits,
+            })
+        else:
+            entry = {"name": stage.name, "kind": type(stage).__name__.replace("Stage", "").lower(),
+                     "in_shape": list(stage.in_shape), "out_shape": list(stage.out_shape),
+                     "values_per_beat": planned.in_count, "cycles_per_frame": cycles.layer_cycles[stage.name]}
+            if isinstance(stage, WindowStage):
+                entry["buffer_rows"] = SlidingWindow.rows(stage)
+                entry["buffer_memory_bits"] = SlidingWindow.memory_bits(stage)
+            stages.append(entry)
+    plan = stream_plan(model, foldings)
+    first, last = plan[0], plan[-1]
     return {
         "top": top_name(model),
         "layers": layers,
+        "stages": stages,
         "pipeline": {"initiation_interval_cycles": cycles.initiation_interval,
                      "latency_bound_cycles": cycles.latency_bound,
                      "bottleneck": max(cycles.layer_cycles, key=cycles.layer_cycles.get)},
-        "input": {"features": first.mw, "values_per_beat": foldings[first.name].simd,
-                  "bits_per_value": first.in_type.bits, "beats_per_frame": cycles.input_beats,
-                  "code": str(first.in_type)},
-        "output": {"features": last.mh, "values_per_beat": foldings[last.name].pe, "bits_per_value": out_bits_each,
-                   "beats_per_frame": cycles.output_beats, "last_bit": out_word.size,
-                   "words": "codes" if last.out_type is not None else "accumulators"},
+        "input": {"features": int(np.prod(model.in_shape)), "shape": list(model.in_shape),
+                  "values_per_beat": first.in_count, "bits_per_value": first.stage.in_type.bits,
+                  "beats_per_frame": cycles.input_beats, "code": str(first.stage.in_type)},
+        "output": {"features": model.out_features, "shape": list(model.out_shape),
+                   "values_per_beat": last.out_count, "bits_per_value": last.out_bits,
+                   "beats_per_frame": cycles.output_beats, "last_bit": last.out_count * last.out_bits,
+                   "words": "accumulators" if isinstance(last.stage, MatrixVectorLayer) and last.stage.out_type is None
+                   else "codes"},
     }
 
 

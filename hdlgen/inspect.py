@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import HdlgenError
-from .ir.lowered import LoweredModel
+from .ir.lowered import LoweredModel, MatrixVectorLayer
 from .ir.model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, MaxPool2d, Model, MultiThreshold, Quantizer,
                        Trunc)
 from .transforms import streamline
@@ -88,11 +88,17 @@ def describe(model: Model) -> list[str]:
 
 def describe_lowered(lowered: LoweredModel) -> list[str]:
     width = max(len(layer.name) for layer in lowered.layers) + 2
-    lines = [f"  {'name':<{width}}{'MW x MH':<14}{'input':<14}{'weights':<10}{'output':<14}thresholds"]
+    lines = [f"  {'name':<{width}}{'MW x MH':<22}{'input':<14}{'weights':<10}{'output':<14}thresholds"]
     for layer in lowered.layers:
+        if not isinstance(layer, MatrixVectorLayer):
+            kind = type(layer).__name__.replace("Stage", "").lower()
+            lines.append(f"  {layer.name:<{width}}{kind} {'x'.join(map(str, layer.in_shape))} -> "
+                         f"{'x'.join(map(str, layer.out_shape))} ({layer.in_type} -> {layer.out_type})")
+            continue
         out = "accumulator" if layer.out_type is None else str(layer.out_type)
         thresholds = "-" if layer.thresholds is None else f"{layer.thresholds.shape[1]} per row"
-        lines.append(f"  {layer.name:<{width}}{f'{layer.mw} x {layer.mh}':<14}{str(layer.in_type):<14}"
+        size = f"{layer.mw} x {layer.mh}" + (f" x {layer.vectors}px" if layer.spatial else "")
+        lines.append(f"  {layer.name:<{width}}{size:<22}{str(layer.in_type):<14}"
                      f"{str(layer.weight_type):<10}{out:<14}{thresholds}")
     out = lowered.output
     if out.quant is not None:

@@ -1,11 +1,16 @@
-"""One streaming top for a whole lowered model: layers joined by valid/ready streams.
+"""One streaming top for a whole lowered model: stages joined by valid/ready streams.
 
 Stream contract (see ``docs/streams.md``):
 
-* ``i``: one beat carries ``SIMD`` input codes of the first layer (code ``k`` in bits
-  ``k * bits ..``); a frame is ``features / SIMD`` beats, in feature order.
-* ``o``: one beat carries ``PE`` output words of the last layer in ``data`` and a ``last`` bit
-  that marks the final beat of a frame; a frame is ``out_features / PE`` beats.
+* ``i``: one beat carries ``k`` input codes of the first stage (code ``j`` in bits
+  ``j * bits ..``); a frame is ``features / k`` beats, in stream order (images: raster order,
+  channels innermost).
+* ``o``: one beat carries the last stage's output words in ``data`` and a ``last`` bit that marks
+  the final beat of a frame.
+
+Each stage takes a fixed number of values a beat: a matrix-vector unit ``simd`` in and ``pe`` out,
+padding and sliding window the ``simd`` of the convolution they feed, max pooling what its
+producer gives. Width converters join stages whose counts differ.
 """
 
 from __future__ import annotations
@@ -16,20 +21,67 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..ir.lowered import Folding, LoweredModel
-from ..transforms.folding import check_foldings
-from ..cores import MatrixVectorUnit, Thresholding, WidthConverter
+from ..cores import MatrixVectorUnit, MaxPool, Padding, SlidingWindow, Thresholding, WidthConverter
 from ..cores.params import counter, validating
+from ..ir.lowered import Folding, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
+from ..transforms.folding import check_foldings
 
-__all__ = ["DataflowTop", "CycleModel"]
+__all__ = ["DataflowTop", "CycleModel", "PlannedStage", "stream_plan"]
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    stage: object
+    in_count: int            # values per input beat
+    out_count: int           # values per output beat
+    in_beats: int            # beats per frame in and out
+    out_beats: int
+    out_bits: int            # bits per output value
+
+
+def _out_bits(stage) -> int:
+    if isinstance(stage, MatrixVectorLayer):
+        return stage.out_type.bits if stage.out_type is not None else stage.acc_max.bit_length()
+    return stage.out_type.bits
+
+
+def stream_plan(model: LoweredModel, foldings: dict[str, Folding]) -> list[PlannedStage]:
+    """Values per beat and beats per frame of every stage."""
+    stages, plan = model.layers, []
+    for index, stage in enumerate(stages):
+        if isinstance(stage, MatrixVectorLayer):
+            fold = foldings[stage.name]
+            in_count, out_count = fold.simd, fold.pe
+            in_beats, out_beats = stage.vectors * stage.mw // fold.simd, stage.vectors * stage.mh // fold.pe
+        else:
+            if isinstance(stage, PoolStage):
+                count = plan[-1].out_count if plan else stage.in_shape[2]
+            else:
+                consumer = next(s for s in stages[index:] if isinstance(s, MatrixVectorLayer))
+                count = foldings[consumer.name].simd
+            in_count = out_count = count
+            in_beats = stage.in_shape[0] * stage.in_shape[1] * stage.in_shape[2] // count
+            out_shape = stage.out_shape
+            out_beats = out_shape[0] * out_shape[1] * out_shape[2] // count
+        plan.append(PlannedStage(stage, in_count, out_count, in_beats, out_beats, _out_bits(stage)))
+    return plan
+
+
+def stage_cycles(planned: PlannedStage) -> int:
+    stage = planned.stage
+    if isinstance(stage, MatrixVectorLayer):
+        return MatrixVectorUnit.cycles_per_frame(stage, Folding(pe=planned.out_count, simd=planned.in_count))
+    if isinstance(stage, WindowStage):
+        return SlidingWindow.cycles_per_frame(stage, planned.in_count)
+    return max(planned.in_beats, planned.out_beats)
 
 
 @dataclass(frozen=True)
 class CycleModel:
     """Analytical timing of a pipeline in clock cycles."""
 
-    layer_cycles: dict[str, int]       # cycles per frame each layer needs on its own
-    initiation_interval: int           # cycles between frames in steady state (slowest layer)
+    layer_cycles: dict[str, int]       # cycles per frame each stage needs on its own
+    initiation_interval: int           # cycles between frames in steady state (slowest stage)
     latency_bound: int                 # first input beat to last output beat of a lone frame, at most
     input_beats: int
     output_beats: int
@@ -43,60 +95,71 @@ class DataflowTop(wiring.Component):
         with validating(self):
             check_foldings(model, foldings)
         self._model, self._foldings = model, foldings
-        self._mvus = [MatrixVectorUnit(layer=layer, folding=foldings[layer.name], tree_group=tree_group,
-                                       levels_per_stage=levels_per_stage) for layer in model.layers]
-        first = model.layers[0]
+        self._plan = stream_plan(model, foldings)
+        self._cores = [self._core(p, tree_group, levels_per_stage) for p in self._plan]
+        first = self._plan[0]
         super().__init__({
-            "i": In(MatrixVectorUnit.input_signature(first, foldings[first.name])),
+            "i": In(stream.Signature(data.ArrayLayout(first.stage.in_type.bits, first.in_count))),
             "o": Out(self.output_signature(model, foldings)),
         })
 
     @staticmethod
+    def _core(planned: PlannedStage, tree_group: int, levels_per_stage: int):
+        stage = planned.stage
+        if isinstance(stage, MatrixVectorLayer):
+            return MatrixVectorUnit(layer=stage, folding=Folding(pe=planned.out_count, simd=planned.in_count),
+                                    tree_group=tree_group, levels_per_stage=levels_per_stage)
+        cls = {PadStage: Padding, WindowStage: SlidingWindow, PoolStage: MaxPool}[type(stage)]
+        return cls(stage=stage, count=planned.in_count)
+
+    @staticmethod
     def output_word(model: LoweredModel, foldings: dict[str, Folding]):
-        last = model.layers[-1]
-        if last.out_type is not None:
-            return Thresholding.output_signature(last, foldings[last.name]).members["payload"].shape
-        return MatrixVectorUnit.output_signature(last, foldings[last.name]).members["payload"].shape
+        last = stream_plan(model, foldings)[-1]
+        return data.ArrayLayout(last.out_bits, last.out_count)
 
     @classmethod
     def output_signature(cls, model: LoweredModel, foldings: dict[str, Folding]) -> stream.Signature:
         return stream.Signature(data.StructLayout({"data": cls.output_word(model, foldings), "last": 1}))
 
     def cycle_model(self) -> CycleModel:
-        model, foldings = self._model, self._foldings
-        cycles = {l.name: MatrixVectorUnit.cycles_per_frame(l, foldings[l.name]) for l in model.layers}
-        latency = 0
-        for layer, mvu in zip(model.layers, self._mvus):
-            fold = foldings[layer.name]
-            fill = layer.mw // fold.simd if mvu.buffered else 0
-            # every beat of a frame, plus the pipeline, plus a cycle for the threshold and converter stages
-            latency += fill + cycles[layer.name] + mvu.pipeline_latency + 2 + layer.mh // fold.pe
-        first, last = model.layers[0], model.layers[-1]
-        return CycleModel(cycles, max(cycles.values()), latency,
-                          first.mw // foldings[first.name].simd, last.mh // foldings[last.name].pe)
+        cycles, latency, previous = {}, 0, None
+        for planned, core in zip(self._plan, self._cores):
+            stage = planned.stage
+            cycles[stage.name] = stage_cycles(planned)
+            if previous is not None and previous.out_count != planned.in_count:
+                cycles[f"{stage.name}_regroup"] = max(previous.out_beats, planned.in_beats)
+            # every beat of a frame, plus the pipeline, plus a few cycles for registers and FIFOs
+            latency += cycles[stage.name] + 4
+            if isinstance(stage, MatrixVectorLayer):
+                latency += (stage.mw // planned.in_count if core.buffered else 0) + core.pipeline_latency
+            previous = planned
+        first, last = self._plan[0], self._plan[-1]
+        return CycleModel(cycles, max(cycles.values()), latency, first.in_beats, last.out_beats)
 
     def elaborate(self, platform):
         m = Module()
         source = wiring.flipped(self.i)
         previous = None
-        for index, (layer, mvu) in enumerate(zip(self._model.layers, self._mvus)):
-            fold = self._foldings[layer.name]
-            if previous is not None and previous.pe != fold.simd:
-                conv = WidthConverter(bits=layer.in_type.bits, in_count=previous.pe, out_count=fold.simd)
-                m.submodules[f"{layer.name}_regroup"] = conv
+        for planned, core in zip(self._plan, self._cores):
+            stage = planned.stage
+            if previous is not None and previous.out_count != planned.in_count:
+                conv = WidthConverter(bits=stage.in_type.bits, in_count=previous.out_count, out_count=planned.in_count)
+                m.submodules[f"{stage.name}_regroup"] = conv
                 wiring.connect(m, source, conv.i)
                 source = conv.o
-            m.submodules[f"{layer.name}_mvu"] = mvu
-            wiring.connect(m, source, mvu.i)
-            source = mvu.o
-            if layer.thresholds is not None:
-                thr = Thresholding(layer=layer, folding=fold, acc_max=mvu.acc_max)
-                m.submodules[f"{layer.name}_thresholds"] = thr
+            kind = {MatrixVectorUnit: "mvu", Padding: "pad", SlidingWindow: "swg", MaxPool: "pool"}[type(core)]
+            m.submodules[f"{stage.name}_{kind}" if not stage.name.endswith(kind) else stage.name] = core
+            wiring.connect(m, source, core.i)
+            source = core.o
+            if isinstance(stage, MatrixVectorLayer) and stage.thresholds is not None:
+                thr = Thresholding(layer=stage, folding=Folding(pe=planned.out_count, simd=planned.in_count),
+                                   acc_max=core.acc_max)
+                m.submodules[f"{stage.name}_thresholds"] = thr
                 wiring.connect(m, source, thr.i)
                 source = thr.o
-            previous = fold
+            previous = planned
 
-        beats = self._model.layers[-1].mh // previous.pe
+        beats = previous.out_beats
         beat = Signal(counter(beats))
         m.d.comb += [
             self.o.valid.eq(source.valid),

@@ -3,7 +3,11 @@
 from .adder_tree import AdderTree
 from .dot_array import DotProductArray
 from .mvu import MatrixVectorUnit
+from .padding import Padding
+from .pooling import MaxPool
+from .sliding_window import SlidingWindow
 from .thresholds import Thresholding
 from .width_converter import WidthConverter
 
-__all__ = ["AdderTree", "DotProductArray", "MatrixVectorUnit", "Thresholding", "WidthConverter"]
+__all__ = ["AdderTree", "DotProductArray", "MatrixVectorUnit", "Padding", "MaxPool", "SlidingWindow", "Thresholding",
+           "WidthConverter"]

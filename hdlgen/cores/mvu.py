@@ -69,7 +69,7 @@ class MatrixVectorUnit(wiring.Component):
     @staticmethod
     def cycles_per_frame(layer: MatrixVectorLayer, folding: Folding) -> int:
         """Initiation interval: cycles between frames when inputs and outputs never wait."""
-        return (layer.mh // folding.pe) * (layer.mw // folding.simd)
+        return layer.vectors * (layer.mh // folding.pe) * (layer.mw // folding.simd)
 
     @property
     def buffered(self) -> bool:

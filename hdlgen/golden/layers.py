@@ -1,7 +1,8 @@
-"""Integer golden model of each hardware layer and of a whole lowered model.
+"""Integer golden model of each hardware stage and of a whole lowered model.
 
-Functions take the same objects the cores are built from (a lowered layer, its folding where it
-matters) and work on batches: arrays whose last axis is features.
+Functions take the same objects the cores are built from (a lowered stage, its folding where it
+matters) and work on batches: arrays whose first axis is the batch and whose last axis is
+channels (features), images as (batch, H, W, C).
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.evaluate import apply_elementwise
-from ..ir.lowered import LoweredModel, MatrixVectorLayer
+from ..ir.lowered import LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
 from ..ir.semantics import dense_affine
 from .reference import input_values
 
 
 def matrix_vector(layer: MatrixVectorLayer, codes: np.ndarray) -> np.ndarray:
-    """Hardware accumulators ``P`` (batch, MH) for input codes (batch, MW); see ``ir.lowered``."""
+    """Hardware accumulators ``P`` (..., MH) for input codes (..., MW); see ``ir.lowered``."""
     codes = np.asarray(codes, dtype=np.int64)
     pos = (layer.weights > 0).astype(np.int64)
     neg = (layer.weights < 0).astype(np.int64)
@@ -31,33 +32,72 @@ def thresholds(layer: MatrixVectorLayer, acc: np.ndarray) -> np.ndarray:
 
 
 def layer_output(layer: MatrixVectorLayer, codes: np.ndarray) -> np.ndarray:
+    codes = np.asarray(codes)
+    if not layer.spatial:
+        codes = codes.reshape(len(codes), -1)
     acc = matrix_vector(layer, codes)
     return acc if layer.thresholds is None else thresholds(layer, acc)
 
 
+def pad(stage: PadStage, codes: np.ndarray) -> np.ndarray:
+    top, left, bottom, right = stage.padding
+    return np.pad(stage.convert(codes), ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=stage.pad_code)
+
+
+def window(stage: WindowStage, codes: np.ndarray) -> np.ndarray:
+    """(batch, OH, OW, kh * kw * C): each output pixel's window in (ky, kx, c) order."""
+    (kh, kw), (sh, sw), (dh, dw) = stage.kernel, stage.stride, stage.dilation
+    oh, ow = stage.out_spatial
+    taps = [codes[:, ky * dh: ky * dh + sh * (oh - 1) + 1: sh, kx * dw: kx * dw + sw * (ow - 1) + 1: sw, :]
+            for ky in range(kh) for kx in range(kw)]
+    return np.concatenate(taps, axis=-1)
+
+
+def pool(stage: PoolStage, codes: np.ndarray) -> np.ndarray:
+    (kh, kw), (oh, ow, c) = stage.kernel, stage.out_shape
+    cropped = codes[:, :oh * kh, :ow * kw, :]
+    return cropped.reshape(len(codes), oh, kh, ow, kw, c).max(axis=(2, 4))
+
+
+def stage_output(stage, codes: np.ndarray) -> np.ndarray:
+    if isinstance(stage, MatrixVectorLayer):
+        return layer_output(stage, codes)
+    if isinstance(stage, PadStage):
+        return pad(stage, codes)
+    if isinstance(stage, WindowStage):
+        return window(stage, codes)
+    return pool(stage, codes)
+
+
 def run_lowered(model: LoweredModel, codes: np.ndarray) -> np.ndarray:
-    """What the hardware emits (codes, or accumulators of the last layer) for input codes."""
-    for layer in model.layers:
-        codes = layer_output(layer, codes)
-    return codes
+    """What the hardware emits, (batch, out_features) in stream order, for input codes (batch, in_features)."""
+    codes = np.asarray(codes).reshape((-1,) + model.in_shape)
+    for stage in model.layers:
+        codes = stage_output(stage, codes)
+    return codes.reshape(len(codes), -1)
 
 
 def quantize_input_codes(model: LoweredModel, x: np.ndarray) -> np.ndarray:
-    """Real-valued model inputs (batch, features or input shape) to the codes the hardware's input stream takes."""
-    return model.input.quant.encode(input_values(model.input, x, model.dtype))
+    """Real-valued model inputs (batch, features or input shape) to the codes the hardware's input stream
+    takes, (batch, in_features) in stream order (channels innermost for images)."""
+    values = input_values(model.input, x, model.dtype)
+    if len(model.input.shape) == 3:
+        values = values.reshape((-1,) + model.input.shape).transpose(0, 2, 3, 1).reshape(len(values), -1)
+    return model.input.quant.encode(values)
 
 
 def to_model_units(model: LoweredModel, hw_out: np.ndarray) -> np.ndarray:
-    """The hardware's output words (batch, MH) in the source model's units."""
+    """The hardware's output words (batch, out_features) in the source model's units and ONNX's layout."""
     out, last = model.output, model.layers[-1]
-    hw_out = np.asarray(hw_out, dtype=np.int64)
+    hw_out = np.asarray(hw_out, dtype=np.int64).reshape((-1,) + model.out_shape)
     if out.quant is not None:
-        return (out.quant.decode(hw_out) * np.float64(out.scale)).astype(model.dtype)
-    acc = last.acc_gain * hw_out + last.acc_offset
-    real = dense_affine(acc, out.multiplier, out.bias, model.dtype)
-    for layer in out.tail:
-        real = apply_elementwise(layer, real)
-    return real
+        real = (out.quant.decode(hw_out) * np.float64(out.scale)).astype(model.dtype)
+    else:
+        acc = last.acc_gain * hw_out + last.acc_offset
+        real = dense_affine(acc, out.multiplier, out.bias, model.dtype)
+        for layer in out.tail:
+            real = apply_elementwise(layer, real)
+    return real.transpose(0, 3, 1, 2) if real.ndim == 4 else real
 
 
 def predict(model: LoweredModel, x: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from ..errors import HdlgenError
 from .model import InputQuantizer
 from .quant import QuantType
 
-__all__ = ["Folding", "MatrixVectorLayer", "OutputStage", "LoweredModel"]
+__all__ = ["Folding", "MatrixVectorLayer", "PadStage", "WindowStage", "PoolStage", "Stage", "OutputStage", "LoweredModel"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class MatrixVectorLayer:
     weights: np.ndarray                 # (MH, MW) in {-1, 0, +1}
     thresholds: np.ndarray | None       # (MH, levels - 1), P domain; None: emit P itself
     out_type: QuantType | None
+    spatial: tuple[int, ...] = ()       # (OH, OW) for a convolution: one MW-vector per output pixel
 
     def __post_init__(self):
         weights = np.asarray(self.weights, dtype=np.int64)
@@ -64,6 +65,15 @@ class MatrixVectorLayer:
     @property
     def mw(self) -> int:
         return self.weights.shape[1]
+
+    @property
+    def vectors(self) -> int:
+        """Input vectors per frame: 1 for a dense layer, OH * OW for a convolution."""
+        return int(np.prod(self.spatial)) if self.spatial else 1
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return tuple(self.spatial) + (self.mh,)
 
     @property
     def mh(self) -> int:
@@ -115,6 +125,91 @@ class MatrixVectorLayer:
 
 
 @dataclass(frozen=True, eq=False)
+class PadStage:
+    """Adds ``padding`` (top, left, bottom, right) pixels of value ``pad_code`` around an (H, W, C) image.
+
+    A bipolar image padded with zeros (what ONNX's Conv does) has no code for 0, so the stage widens
+    it to ternary codes (``out_type``): -1 -> 0, +1 -> 2, padding -> 1. Other types pad with the code
+    of 0 (or of the value a Pad op asks for) and pass codes through.
+    """
+
+    name: str
+    in_shape: tuple[int, int, int]
+    padding: tuple[int, int, int, int]
+    in_type: QuantType
+    out_type: QuantType
+    pad_code: int
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        h, w, c = self.in_shape
+        top, left, bottom, right = self.padding
+        return h + top + bottom, w + left + right, c
+
+    @property
+    def widens(self) -> bool:
+        return self.in_type != self.out_type
+
+    def convert(self, codes: np.ndarray) -> np.ndarray:
+        """Input codes to output codes."""
+        return 2 * np.asarray(codes) if self.widens else np.asarray(codes)
+
+
+@dataclass(frozen=True, eq=False)
+class WindowStage:
+    """Sliding window over an (H, W, C) image: for each output pixel in raster order, the
+    ``kh * kw * C`` codes of its window in (ky, kx, c) order (the convolution's weight columns)."""
+
+    name: str
+    in_shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    in_type: QuantType
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
+
+    @property
+    def out_spatial(self) -> tuple[int, int]:
+        h, w, _ = self.in_shape
+        return tuple((size - span) // s + 1 for size, span, s in zip((h, w), self.span, self.stride))
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return self.out_spatial + (self.kernel[0] * self.kernel[1] * self.in_shape[2],)
+
+    @property
+    def out_type(self) -> QuantType:
+        return self.in_type
+
+
+@dataclass(frozen=True, eq=False)
+class PoolStage:
+    """Max pooling of codes over ``kernel`` windows with stride equal to the kernel (codes order like
+    values for every quant type, so the max of codes is the code of the max); trailing rows and
+    columns that fill no window are dropped, as ONNX's floor mode does."""
+
+    name: str
+    in_shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+    in_type: QuantType
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        h, w, c = self.in_shape
+        return h // self.kernel[0], w // self.kernel[1], c
+
+    @property
+    def out_type(self) -> QuantType:
+        return self.in_type
+
+
+Stage = MatrixVectorLayer | PadStage | WindowStage | PoolStage
+
+
+@dataclass(frozen=True, eq=False)
 class OutputStage:
     """Maps the last layer's hardware output back to the model's units.
 
@@ -132,11 +227,16 @@ class OutputStage:
 
 @dataclass(frozen=True, eq=False)
 class LoweredModel:
-    """``arithmetic`` is the source model's float type, used for the input quantizer and the output stage."""
+    """The pipeline's stages in order (``layers``), the input quantizer and the output stage.
+
+    ``arithmetic`` is the source model's float type, used for the input quantizer and the output stage.
+    Images stream with channels innermost (H, W, C); a dense layer after an image takes it in that
+    order (its weight columns are permuted from ONNX's C, H, W order when lowering).
+    """
 
     name: str
     input: InputQuantizer
-    layers: tuple[MatrixVectorLayer, ...]
+    layers: tuple[Stage, ...]
     output: OutputStage
     arithmetic: str = "float64"
 
@@ -148,11 +248,26 @@ class LoweredModel:
         return np.dtype(self.arithmetic)
 
     def layer(self, name: str) -> MatrixVectorLayer:
-        for layer in self.layers:
+        for layer in self.mvus:
             if layer.name == name:
                 return layer
-        raise HdlgenError(f"no layer named {name!r}; the layers are {', '.join(l.name for l in self.layers)}")
+        raise HdlgenError(f"no layer named {name!r}; the layers are {', '.join(l.name for l in self.mvus)}")
+
+    @property
+    def mvus(self) -> tuple[MatrixVectorLayer, ...]:
+        """The matrix-vector layers: the stages that take a folding."""
+        return tuple(stage for stage in self.layers if isinstance(stage, MatrixVectorLayer))
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        """The input stream's shape: (H, W, C) for images (channels innermost), else (features,)."""
+        shape = self.input.shape
+        return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.layers[-1].out_shape
 
     @property
     def out_features(self) -> int:
-        return self.layers[-1].mh
+        return int(np.prod(self.out_shape))

@@ -6,13 +6,14 @@ turn the hardware's output words back into the model's units.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import HdlgenError
-from .lowered import Folding, LoweredModel, MatrixVectorLayer, OutputStage
+from .lowered import Folding, LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage, WindowStage
 from .layer_io import decode_layer, encode_layer
 from .model import InputQuantizer
 from .quant import QuantType
@@ -29,6 +30,26 @@ def input_entry(model_input: InputQuantizer) -> dict:
     return entry
 
 
+STAGES = {"pad": PadStage, "window": WindowStage, "pool": PoolStage}
+
+
+def _stage_entry(stage) -> dict:
+    entry = {"kind": next(k for k, cls in STAGES.items() if isinstance(stage, cls))}
+    for f in dataclasses.fields(stage):
+        value = getattr(stage, f.name)
+        entry[f.name] = value.to_json() if isinstance(value, QuantType) else list(value) if isinstance(value, tuple) else value
+    return entry
+
+
+def _stage(entry: dict):
+    cls = STAGES[entry["kind"]]
+    args = {}
+    for f in dataclasses.fields(cls):
+        value = entry[f.name]
+        args[f.name] = QuantType.from_json(value) if f.name.endswith("_type") else tuple(value) if isinstance(value, list) else value
+    return cls(**args)
+
+
 def _opt(value, parse):
     return None if value is None else parse(value)
 
@@ -37,12 +58,16 @@ def save_lowered(model: LoweredModel, foldings: dict[str, Folding], directory: P
     tensors: dict[str, np.ndarray] = {}
     layers = []
     for layer in model.layers:
+        if not isinstance(layer, MatrixVectorLayer):
+            layers.append(_stage_entry(layer))
+            continue
         tensors[f"{layer.name}.weights"] = layer.weights.astype(np.int8)
         if layer.thresholds is not None:
             tensors[f"{layer.name}.thresholds"] = layer.thresholds
         fold = foldings[layer.name]
-        layers.append({"name": layer.name, "in_type": layer.in_type.to_json(), "weight_type": layer.weight_type.to_json(),
-                       "out_type": _opt(layer.out_type, QuantType.to_json), "pe": fold.pe, "simd": fold.simd})
+        layers.append({"kind": "matrix_vector", "name": layer.name, "in_type": layer.in_type.to_json(),
+                       "weight_type": layer.weight_type.to_json(), "out_type": _opt(layer.out_type, QuantType.to_json),
+                       "spatial": list(layer.spatial), "pe": fold.pe, "simd": fold.simd})
     out = model.output
     for key in ("multiplier", "bias"):
         if getattr(out, key) is not None:
@@ -71,9 +96,12 @@ def load_lowered(directory: Path) -> tuple[LoweredModel, dict[str, Folding]]:
     layers, foldings = [], {}
     for entry in doc["layers"]:
         name = entry["name"]
+        if entry["kind"] != "matrix_vector":
+            layers.append(_stage(entry))
+            continue
         layers.append(MatrixVectorLayer(name, QuantType.from_json(entry["in_type"]), QuantType.from_json(entry["weight_type"]),
                                         tensors[f"{name}.weights"], tensors.get(f"{name}.thresholds"),
-                                        _opt(entry["out_type"], QuantType.from_json)))
+                                        _opt(entry["out_type"], QuantType.from_json), tuple(entry["spatial"])))
         foldings[name] = Folding(pe=entry["pe"], simd=entry["simd"])
     out = doc["output"]
 

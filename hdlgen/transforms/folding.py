@@ -1,7 +1,7 @@
 """Choosing how each layer is folded in time (PE output rows, SIMD inputs per cycle).
 
-A layer with MH rows and MW inputs folded by (pe, simd) takes ``(MH/pe) * (MW/simd)`` cycles per
-frame; the pipeline's frame interval is its slowest layer's. ``auto_folding`` gives every layer the
+A layer with MH rows and MW inputs folded by (pe, simd) takes ``V * (MH/pe) * (MW/simd)`` cycles per
+frame (V = 1 for a dense layer, the output pixels for a convolution); the pipeline's frame interval is its slowest layer's. ``auto_folding`` gives every layer the
 least parallelism that meets a common cycle budget, so layers are balanced and no hardware is
 spent on a layer that would wait for a slower one anyway.
 """
@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from ..errors import HdlgenError
-from ..ir.lowered import Folding, LoweredModel, MatrixVectorLayer
+from ..ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
 
 DEFAULT_LANES = 64    # multiply lanes of the heaviest layer when no frame rate is asked for (--target-fps asks)
 
@@ -23,16 +23,24 @@ def _divisors(n: int) -> list[int]:
 
 
 def layer_cycles(layer: MatrixVectorLayer, folding: Folding) -> int:
-    return (layer.mh // folding.pe) * (layer.mw // folding.simd)
+    return layer.vectors * (layer.mh // folding.pe) * (layer.mw // folding.simd)
 
 
-def cheapest_folding(layer: MatrixVectorLayer, budget: int) -> Folding:
+def simd_unit(model: LoweredModel, layer: MatrixVectorLayer) -> int:
+    """What a layer's simd must divide: its inputs, or for a convolution its input channels (a beat
+    carries channels of one window position)."""
+    index = model.layers.index(layer)
+    before = model.layers[index - 1] if index else None
+    return before.in_shape[2] if isinstance(before, WindowStage) else layer.mw
+
+
+def cheapest_folding(layer: MatrixVectorLayer, budget: int, simd_divides: int | None = None) -> Folding:
     """The folding with fewest lanes (pe * simd) that takes at most ``budget`` cycles per frame.
 
     Ties go to the larger simd (wider adder trees share one accumulator and threshold unit).
     """
     best = None
-    for simd in _divisors(layer.mw):
+    for simd in _divisors(simd_divides or layer.mw):
         for pe in _divisors(layer.mh):
             folding = Folding(pe=pe, simd=simd)
             if layer_cycles(layer, folding) <= budget:
@@ -40,13 +48,13 @@ def cheapest_folding(layer: MatrixVectorLayer, budget: int) -> Folding:
                 if best is None or key < best[0]:
                     best = (key, folding)
                 break
-    return best[1] if best else Folding(pe=layer.mh, simd=layer.mw)
+    return best[1] if best else Folding(pe=layer.mh, simd=simd_divides or layer.mw)
 
 
 def auto_folding(model: LoweredModel, *, target_fps: float | None = None, clock_mhz: float = 100.0) -> dict[str, Folding]:
     """Balanced folding for ``target_fps`` frames/s at ``clock_mhz``, or for DEFAULT_LANES on the heaviest layer."""
     if target_fps is None:
-        heaviest = max(layer.mh * layer.mw for layer in model.layers)
+        heaviest = max(layer.vectors * layer.mh * layer.mw for layer in model.mvus)
         budget = math.ceil(heaviest / DEFAULT_LANES)
     else:
         if not target_fps > 0:
@@ -55,18 +63,23 @@ def auto_folding(model: LoweredModel, *, target_fps: float | None = None, clock_
         if budget < 1:
             raise HdlgenError(f"{target_fps:g} frames/s at {clock_mhz:g} MHz leaves less than one cycle per frame; "
                               f"lower --target-fps")
-    return {layer.name: cheapest_folding(layer, budget) for layer in model.layers}
+    return {layer.name: cheapest_folding(layer, budget, simd_unit(model, layer)) for layer in model.mvus}
 
 
 def check_foldings(model: LoweredModel, foldings: dict[str, Folding]) -> None:
-    unknown = set(foldings) - {layer.name for layer in model.layers}
+    unknown = set(foldings) - {layer.name for layer in model.mvus}
     if unknown:
         raise HdlgenError(f"folding names unknown layer(s) {', '.join(sorted(unknown))}; "
-                          f"the layers are {', '.join(l.name for l in model.layers)}")
-    for layer in model.layers:
+                          f"the layers are {', '.join(l.name for l in model.mvus)}")
+    for layer in model.mvus:
         if layer.name not in foldings:
             raise HdlgenError(f"folding gives no pe/simd for layer {layer.name!r}")
         layer.check_folding(foldings[layer.name])
+        channels = simd_unit(model, layer)
+        if channels % foldings[layer.name].simd:
+            raise HdlgenError(f"layer {layer.name!r}: simd={foldings[layer.name].simd} does not divide its {channels} "
+                              f"input channels (a convolution's beat holds channels of one window position); "
+                              f"choose a divisor of {channels}")
 
 
 def load_folding(path: Path, model: LoweredModel) -> dict[str, Folding]:

@@ -1,11 +1,17 @@
 """Streamlining: a source model to a lowered, integer-only model.
 
-Recognised pattern, repeated: a dense layer, any chain of elementwise layers (batch norm, scalar
-or per-channel mul/add/sub/div, clip/ReLU), then a quantizing layer (quantizer, MultiThreshold or
-Trunc). The last dense layer may instead end the model with its elementwise chain: its outputs
-come back in model units through ``OutputStage``. Each dense layer's input must be the input
-quantizer or a quantizing layer, and its weights bipolar, ternary or 2-bit narrow signed (the
-same values as ternary).
+Recognised pattern, repeated: a dense or convolution layer, any chain of elementwise layers (batch
+norm, scalar or per-channel mul/add/sub/div, clip/ReLU), then a quantizing layer (quantizer,
+MultiThreshold or Trunc), optionally followed by max pooling (stride = kernel) and flattening. The
+last dense layer may instead end the model with its elementwise chain: its outputs come back in
+model units through ``OutputStage``. Each layer's input must be the input quantizer or a
+quantizing layer, and its weights bipolar, ternary or 2-bit narrow signed (the same values as
+ternary).
+
+A convolution becomes a padding stage (when it pads; zero padding widens a bipolar image to
+ternary codes so a padded tap adds exactly 0), a sliding window and a matrix-vector unit whose
+weight columns are in the window's (ky, kx, c) order. Images stream with channels innermost, so a
+dense layer after an image has its weight columns permuted from ONNX's C, H, W order.
 
 Thresholds are found by bisection on the source model's own arithmetic (``ir.semantics``, in its
 float type): for each output channel and each output level, the smallest accumulator whose
@@ -23,7 +29,7 @@ import numpy as np
 
 from ..errors import HdlgenError
 from ..ir.evaluate import apply_elementwise, apply_quantizer, real_output
-from ..ir.lowered import LoweredModel, MatrixVectorLayer, OutputStage
+from ..ir.lowered import LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage, WindowStage
 from ..ir.model import ELEMENTWISE, QUANTIZING, BatchNorm, Conv2d, Dense, Elementwise, Flatten, MaxPool2d, Model
 from ..ir.quant import TERNARY, QuantKind, QuantType
 
@@ -35,32 +41,40 @@ def _describe(layer) -> str:
 
 
 def _groups(model: Model):
-    """Split the layer chain into (Dense, [elementwise...], quantizing layer | None) groups."""
-    layers, groups, i = tuple(layer for layer in model.layers if not isinstance(layer, Flatten)), [], 0
+    """Split the layer chain into (Dense | Conv2d, [elementwise...], quantizing layer | None) groups, with
+    MaxPool2d and Flatten layers as groups of their own."""
+    layers, groups, i = model.layers, [], 0
+    quantized = True
     while i < len(layers):
-        dense = layers[i]
-        if isinstance(dense, (Conv2d, MaxPool2d)):
-            raise HdlgenError(f"{_describe(dense)} layer has no hardware generator yet: hdlgen imports and "
-                              f"evaluates convolutions and pooling (hdlgen inspect, golden model) but cannot build them")
-        if not isinstance(dense, Dense):
+        layer = layers[i]
+        if isinstance(layer, (Flatten, MaxPool2d)):
+            if isinstance(layer, MaxPool2d) and not quantized:
+                raise HdlgenError(f"{_describe(layer)} on real values is not supported; put max pooling after the "
+                                  f"activation quantizer (it commutes with it for rising channels)")
+            groups.append(layer)
+            i += 1
+            continue
+        if not isinstance(layer, (Dense, Conv2d)):
             after = layers[i - 1].name if i else model.input.name
-            raise HdlgenError(f"{_describe(dense)} after {after!r} is not a supported pattern; layers must come as "
-                              f"dense, elementwise layers (batch norm, scale, bias, clip), quantizer")
+            raise HdlgenError(f"{_describe(layer)} after {after!r} is not a supported pattern; layers must come as "
+                              f"dense or conv, elementwise layers (batch norm, scale, bias, clip), quantizer")
         j = i + 1
         while j < len(layers) and isinstance(layers[j], ELEMENTWISE):
             j += 1
         quant = layers[j] if j < len(layers) and isinstance(layers[j], QUANTIZING) else None
-        if quant is None and j < len(layers):
+        rest = layers[j + (quant is not None):]
+        if quant is None and any(not isinstance(r, Flatten) for r in rest):
             raise HdlgenError(f"layer {layers[j].name!r}: only the last dense layer may go without a quantizer; "
                               f"add a quantizer after {layers[j - 1].name!r}")
-        groups.append((dense, layers[i + 1:j], quant))
+        groups.append((layer, layers[i + 1:j], quant))
+        quantized = quant is not None
         i = j + (quant is not None)
     return groups
 
 
-def _direction(dense: Dense, tail) -> np.ndarray:
+def _direction(dense: Dense | Conv2d, tail) -> np.ndarray:
     """Per output channel: +1 where the chain rises with the dot product, -1 where it falls, 0 if constant."""
-    sign = np.ones(dense.out_features)
+    sign = np.ones(dense.weight.shape[0])
     for layer in tail:
         if isinstance(layer, BatchNorm):
             sign = sign * np.sign(layer.gamma)
@@ -103,21 +117,66 @@ def hardware_weight_type(dense: Dense) -> QuantType:
                       f"quantize this layer's weights to bipolar or ternary (2-bit narrow signed)")
 
 
+def _window_stages(conv: Conv2d, shape: tuple[int, int, int], in_type: QuantType):
+    """Padding and sliding-window stages in front of a convolution's matrix-vector unit."""
+    if conv.groups != 1:
+        raise HdlgenError(f"layer {conv.name!r}: grouped convolutions (groups={conv.groups}) have no hardware "
+                          f"generator yet; use groups=1")
+    stages = []
+    if any(conv.padding):
+        # ONNX pads with 0; a bipolar image has no code for 0, so it is widened to ternary
+        out_type = TERNARY if in_type.is_bipolar else in_type
+        stages.append(PadStage(f"{conv.name}_pad", shape, conv.padding, in_type, out_type, int(out_type.encode(0))))
+        shape, in_type = stages[-1].out_shape, out_type
+    stages.append(WindowStage(f"{conv.name}_window", shape, conv.kernel, conv.stride, conv.dilation, in_type))
+    return stages
+
+
+def _hwc_columns(weight: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Dense weight columns from ONNX's C, H, W order to the stream's H, W, C order."""
+    if len(shape) != 3:
+        return weight
+    h, w, c = shape
+    return weight.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
 def streamline(model: Model) -> LoweredModel:
-    """Lower ``model`` to integer matrix-vector layers with thresholds (see the module docstring)."""
+    """Lower ``model`` to integer pipeline stages with thresholds (see the module docstring)."""
     in_type, in_scale, dtype = model.input.quant, model.input.scale, model.dtype
-    layers, output = [], None
-    for dense, tail, quant in _groups(model):
-        weight_type = hardware_weight_type(dense)
-        if quant is None:
-            layers.append(MatrixVectorLayer(dense.name, in_type, weight_type, dense.weight, None, None))
-            output = OutputStage(multiplier=in_scale * dense.weight_scale, bias=dense.bias, tail=tuple(tail))
+    s = model.input.shape
+    shape = (s[1], s[2], s[0]) if len(s) == 3 else s          # the stream's shape: channels innermost
+    stages, output = [], None
+    for group in _groups(model):
+        if isinstance(group, Flatten):
             continue
-        flip = _direction(dense, tail) < 0
-        weights = np.where(flip[:, None], -dense.weight, dense.weight)
-        unfolded = MatrixVectorLayer(dense.name, in_type, weight_type, weights, None, None)
-        thresholds = _thresholds(unfolded, dense, tail, quant, in_scale, dtype, flip)
-        layers.append(MatrixVectorLayer(dense.name, in_type, weight_type, weights, thresholds, quant.quant))
+        if isinstance(group, MaxPool2d):
+            if group.stride != group.kernel or any(group.padding):
+                raise HdlgenError(f"layer {group.name!r}: max pooling with stride {group.stride} and padding "
+                                  f"{group.padding} has no hardware generator yet; use stride = kernel, no padding")
+            stages.append(PoolStage(group.name, shape, group.kernel, in_type))
+            shape = stages[-1].out_shape
+            continue
+        layer, tail, quant = group
+        weight_type = hardware_weight_type(layer)
+        if isinstance(layer, Conv2d):
+            stages += _window_stages(layer, shape, in_type)
+            window = stages[-1]
+            in_type, spatial = window.in_type, window.out_spatial
+            weight = layer.weight.transpose(0, 2, 3, 1).reshape(layer.weight.shape[0], -1)
+        else:
+            weight, spatial = _hwc_columns(layer.weight, shape), ()
+        if quant is None:
+            stages.append(MatrixVectorLayer(layer.name, in_type, weight_type, weight, None, None, spatial))
+            output = OutputStage(multiplier=in_scale * layer.weight_scale, bias=layer.bias, tail=tuple(tail))
+            continue
+        flip = _direction(layer, tail) < 0
+        weights = np.where(flip[:, None], -weight, weight)
+        unfolded = MatrixVectorLayer(layer.name, in_type, weight_type, weights, None, None, spatial)
+        thresholds = _thresholds(unfolded, layer, tail, quant, in_scale, dtype, flip)
+        stages.append(MatrixVectorLayer(layer.name, in_type, weight_type, weights, thresholds, quant.quant, spatial))
+        shape = stages[-1].out_shape
         in_type, in_scale = quant.quant, quant.scale
         output = OutputStage(quant=quant.quant, scale=quant.scale)
-    return LoweredModel(model.name, model.input, tuple(layers), output, model.arithmetic)
+    if not any(isinstance(stage, MatrixVectorLayer) for stage in stages):
+        raise HdlgenError(f"model {model.name!r} has no dense or convolution layer")
+    return LoweredModel(model.name, model.input, tuple(stages), output, model.arithmetic)

@@ -219,11 +219,11 @@ def test_inspect_shows_why_a_model_cannot_be_lowered(tmp_path, rng):
     from qonnx_graphs import Graph
 
     g = Graph([2, 5, 5], 1).quant(0.5, 4)
-    g.op("Conv", g.quantized_weight(rng.choice([-1, 1], size=(3, 2, 3, 3)), 1.0), kernel_shape=[3, 3])
+    g.op("Conv", g.quantized_weight(rng.choice([-1, 1], size=(4, 1, 3, 3)), 1.0), kernel_shape=[3, 3], group=2)
     done = hdlgen("inspect", g.save(tmp_path / "conv.onnx"))
     assert done.returncode == 0, done.stderr
-    assert "conv2d" in done.stdout and "3x3x3" in done.stdout
-    assert "cannot lower: layer 'Conv_" in done.stdout
+    assert "conv2d" in done.stdout and "4x1x3x3" in done.stdout and "groups 2" in done.stdout
+    assert "cannot lower: layer 'Conv_" in done.stdout and "grouped convolutions" in done.stdout
 
 
 @pytest.mark.parametrize("content, message", [(b"garbage", "not an ONNX model"), (None, "model file not found")])

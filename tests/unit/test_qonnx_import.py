@@ -208,8 +208,30 @@ def test_conv_and_maxpool_match_the_executor(tmp_path, rng):
     model_proto_x = tie_inputs(rng, [3, 9, 9], 2 ** -7, -128, 127, count=32)
     model = check(tmp_path, g, model_proto_x, hardware=False)
     assert [type(layer) for layer in model.layers][:4] == [Conv2d, BatchNorm, Quantizer, MaxPool2d]
-    with pytest.raises(HdlgenError, match="layer 'Conv_.*': a conv2d layer has no hardware generator yet"):
+    with pytest.raises(HdlgenError, match=r"layer 'Conv_\d+': grouped convolutions \(groups=2\) have no hardware"):
         streamline(model)
+
+
+@pytest.mark.parametrize("first_act", ["bipolar", "int2"])
+def test_cnn_lowers_to_the_executor_exactly(tmp_path, rng, first_act):
+    """8-bit image, zero-padded convolutions (padding widens bipolar to ternary), strides and dilation,
+    max pooling on codes, flatten in C, H, W order into a dense layer."""
+    g = Graph([3, 10, 9], 8).quant(2 ** -7, 8)
+    g.op("Conv", g.quantized_weight(rng.choice([-1, 1], size=(6, 3, 3, 3)), 1.0), kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g.batchnorm(*batchnorm_params(rng, 6, 8.0))
+    g.bipolar() if first_act == "bipolar" else g.quant(0.5, 2)
+    g.op("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    w1 = rng.choice([-1, 0, 1], size=(4, 6, 2, 3))
+    g.op("Conv", g.quantized_weight(w1, 1.0, bits=2, narrow=True), kernel_shape=[2, 3], pads=[1, 0, 0, 2],
+         strides=[1, 2], dilations=[2, 1])
+    g.batchnorm(*batchnorm_params(rng, 4, 4.0)).quant(1.0, 3, signed=False)
+    g.op("Flatten", axis=1)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 5, 4 * 4 * 2), 1.0), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [3, 10, 9], 2 ** -7, -128, 127, count=32))
+    stages = [type(stage).__name__ for stage in streamline(model).layers]
+    assert stages == ["PadStage", "WindowStage", "MatrixVectorLayer", "PoolStage", "PadStage", "WindowStage",
+                      "MatrixVectorLayer", "MatrixVectorLayer"]
+    assert streamline(model).layers[0].widens is False and streamline(model).layers[4].widens is (first_act == "bipolar")
 
 
 def test_weights_in_an_external_data_file(tmp_path, rng):

@@ -1,0 +1,141 @@
+"""Sliding-window generator (line buffer) for convolutions."""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, fifo, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..ir.lowered import WindowStage
+from .params import counter, positive_int, validating
+
+__all__ = ["SlidingWindow"]
+
+
+class SlidingWindow(wiring.Component):
+    """Windows of an (H, W, C) image streamed ``count`` channels a beat (channels innermost).
+
+    For each output pixel in raster order it emits the window's ``kh * kw * C / count`` beats in
+    (ky, kx, channel) order: the column order of the convolution's weights. Stride and dilation are
+    addressing only.
+
+    Buffer: ``rows`` image rows in one memory (block RAM or LUT RAM by size), written as they
+    arrive and read window by window. The writer may run up to ``rows`` rows ahead of the first row
+    the current output row needs; the reader starts an output row once its ``span`` rows are
+    complete. With ``rows = max(span + stride, 2 * span + extra)`` (``extra`` = rows past the last
+    window) the writer can fill the next image's first window rows while the reader finishes the
+    current image, so the stage takes ``max(input beats, output beats)`` cycles a frame. Memory
+    cost: ``rows * W * C * bits`` bits (``memory_bits``).
+
+    Backpressure as in the matrix-vector unit: read results go into a small FIFO and a read is only
+    issued while the FIFO has room for everything in flight.
+    """
+
+    def __init__(self, *, stage: WindowStage, count: int):
+        with validating(self):
+            positive_int("count", count)
+            if stage.in_shape[2] % count:
+                raise ValueError(f"stage {stage.name!r}: {count} values per beat do not divide {stage.in_shape[2]} channels")
+        self._stage, self._count = stage, count
+        layout = data.ArrayLayout(stage.in_type.bits, count)
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    @staticmethod
+    def rows(stage: WindowStage) -> int:
+        span, sh = stage.span[0], stage.stride[0]
+        extra = stage.in_shape[0] - span - (stage.out_spatial[0] - 1) * sh
+        return max(span + sh, 2 * span + extra)
+
+    @classmethod
+    def memory_bits(cls, stage: WindowStage) -> int:
+        h, w, c = stage.in_shape
+        return cls.rows(stage) * w * c * stage.in_type.bits
+
+    @staticmethod
+    def cycles_per_frame(stage: WindowStage, count: int) -> int:
+        h, w, c = stage.in_shape
+        oh, ow = stage.out_spatial
+        cb = c // count
+        return max(h * w * cb, oh * ow * stage.kernel[0] * stage.kernel[1] * cb)
+
+    def elaborate(self, platform):
+        m = Module()
+        stage, count = self._stage, self._count
+        h, w, c = stage.in_shape
+        (kh, kw), (sh, sw), (dh, dw) = stage.kernel, stage.stride, stage.dilation
+        oh, ow = stage.out_spatial
+        span = stage.span[0]
+        rows, cb_count = self.rows(stage), c // count
+        row_words = w * cb_count
+        depth = rows * row_words
+        layout = data.ArrayLayout(stage.in_type.bits, count)
+
+        m.submodules.lines = lines = memory.Memory(shape=layout, depth=depth, init=[])
+        wport, rport = lines.write_port(), lines.read_port()
+
+        # -- rows written and not yet released (negative: released before being written) -----------
+        ready_rows = Signal(range(-rows - h, rows + 1))
+        row_done, release = Signal(), Signal(range(h + 1))
+
+        # -- writer -----------------------------------------------------------------------------------
+        waddr, wcol = Signal(counter(depth)), Signal(counter(row_words))
+        m.d.comb += [
+            self.i.ready.eq(ready_rows < rows),
+            wport.addr.eq(waddr), wport.data.eq(self.i.payload), wport.en.eq(self.i.valid & self.i.ready),
+        ]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [waddr.eq(Mux(waddr == depth - 1, 0, waddr + 1)),
+                         wcol.eq(Mux(wcol == row_words - 1, 0, wcol + 1))]
+            m.d.comb += row_done.eq(wcol == row_words - 1)
+        m.d.sync += ready_rows.eq(ready_rows + row_done - release)
+
+        # -- reader: output FIFO with credits ---------------------------------------------------------
+        # issue -> address register (1) -> memory read (1) -> FIFO write (1) -> FIFO output (1); a read
+        # a cycle needs a credit for each of them plus one for the word being taken
+        fifo_depth = 4 + 2
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=layout.size, depth=fifo_depth)
+        outstanding = Signal(range(fifo_depth + 1))
+        issue = Signal()
+        m.d.comb += [
+            issue.eq((ready_rows >= span) & (outstanding < fifo_depth)),
+            self.o.valid.eq(out_fifo.r_rdy), self.o.payload.eq(out_fifo.r_data), out_fifo.r_en.eq(self.o.ready),
+        ]
+        m.d.sync += outstanding.eq(outstanding + issue - (self.o.valid & self.o.ready))
+
+        def wrap_add(value, step):
+            step %= depth
+            return Mux(value >= depth - step, value - (depth - step), value + step)
+
+        cb, kx, ky = Signal(counter(cb_count)), Signal(counter(kw)), Signal(counter(kh))
+        ox, oy = Signal(counter(ow)), Signal(counter(oh))
+        first_row = Signal(counter(depth))                 # address of the output row's first buffer row
+        tap_row = Signal(counter(depth))                   # ... of the current ky's row
+        pixel_col = Signal(counter(row_words))             # ox * sw * cb_count
+        tap_col = Signal(counter(row_words))               # kx * dw * cb_count
+        with m.If(issue):
+            m.d.sync += cb.eq(Mux(cb == cb_count - 1, 0, cb + 1))
+            with m.If(cb == cb_count - 1):
+                m.d.sync += [kx.eq(Mux(kx == kw - 1, 0, kx + 1)), tap_col.eq(tap_col + dw * cb_count)]
+                with m.If(kx == kw - 1):
+                    m.d.sync += [ky.eq(Mux(ky == kh - 1, 0, ky + 1)), tap_col.eq(0),
+                                 tap_row.eq(wrap_add(tap_row, dh * row_words))]
+                    with m.If(ky == kh - 1):
+                        m.d.sync += [ox.eq(Mux(ox == ow - 1, 0, ox + 1)), tap_row.eq(first_row),
+                                     pixel_col.eq(pixel_col + sw * cb_count)]
+                        with m.If(ox == ow - 1):
+                            m.d.sync += [oy.eq(Mux(oy == oh - 1, 0, oy + 1)), pixel_col.eq(0)]
+                            last_rows = h - (oh - 1) * sh     # the rest of the image, used or not
+                            with m.If(oy == oh - 1):
+                                m.d.comb += release.eq(last_rows)
+                            with m.Else():
+                                m.d.comb += release.eq(sh)
+                            new_first = Mux(oy == oh - 1, wrap_add(first_row, last_rows * row_words),
+                                            wrap_add(first_row, sh * row_words))
+                            m.d.sync += [first_row.eq(new_first), tap_row.eq(new_first)]
+        raddr = Signal(counter(depth), reset_less=True)
+        m.d.sync += raddr.eq(tap_row + pixel_col + tap_col + cb)
+        m.d.comb += rport.addr.eq(raddr)
+        valid1, valid2 = Signal(), Signal()
+        m.d.sync += [valid1.eq(issue), valid2.eq(valid1)]
+        m.d.comb += [out_fifo.w_data.eq(rport.data), out_fifo.w_en.eq(valid2)]
+        return m
