@@ -55,12 +55,17 @@ class StreamBench:
                 offering = False
             if ready and int(self.o_valid.value):
                 received.append((self.cycle, int(self.o_payload.value)))
-        # the sink stays open a while longer: nothing more may come out
-        for _ in range(64):
+        # the sink stays open a while longer: nothing more may come out, and input beats that make
+        # no output (rows a pooling stage drops) must still be taken
+        for _ in range(64 + 2 * (len(beats) - sent)):
             await FallingEdge(self.dut.clk)
-            self.i_valid.value = 0
+            self.i_valid.value = int(sent < len(beats))
+            if sent < len(beats):
+                self.i_payload.value = beats[sent]
             self.o_ready.value = 1
             await ReadOnly()
+            if sent < len(beats) and int(self.i_ready.value):
+                sent += 1
             if int(self.o_valid.value):
                 raise AssertionError(f"an extra output word {int(self.o_payload.value):#x} after the expected {expected_out}")
         if sent != len(beats):

@@ -1,7 +1,7 @@
 """Train tiny quantized MLPs on scikit-learn's 8x8 digits with Brevitas and export them as QONNX.
 
     pip install torch==2.13.0 brevitas onnxoptimizer
-    python examples/brevitas_digits/train.py      # writes the .onnx files, test_x.npy, test_y.npy here
+    python examples/brevitas_digits/train.py [NAME ...]   # writes the .onnx files, test_x.npy, test_y.npy here
 
 These are the QONNX fixtures hdlgen's tests build and compare with qonnx's executor; the exported
 files are committed, so the tests need neither torch nor Brevitas. Each model takes the digit image
@@ -10,6 +10,8 @@ as (batch, 1, 8, 8) with pixels scaled to [0, 1] and quantized to 8 bits, and re
 * ``w1a1``: binary weights, binary activations, batch norm (the BNN-PYNQ recipe).
 * ``w1a2``: binary weights, 2-bit unsigned ReLU activations.
 * ``w2a2``: ternary weights (2-bit narrow signed), 2-bit signed activations.
+* ``cnn_w1a1``, ``cnn_w2a2``: the same quantizers in a small CNN: three 3 x 3 convolutions (the
+  first two zero-padded), batch norm, max pooling, a dense classifier.
 
 Quantizers use Brevitas' constant and fixed-point (power-of-two) scales, as BNN-PYNQ's models do: a
 float32 executor then computes every dot product exactly, so its outputs and the hardware's can be
@@ -20,13 +22,14 @@ seeded and takes a few seconds per model on a CPU.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
 from brevitas.export import export_qonnx
-from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant import (Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint, SignedBinaryActPerTensorConst,
                             SignedBinaryWeightPerTensorConst, Uint8ActPerTensorFixedPoint)
 from sklearn.datasets import load_digits
@@ -82,7 +85,29 @@ class MLP(torch.nn.Module):
 
 
 EXTERNAL_DATA = {"w2a2"}     # saved with its tensors in w2a2.onnx.data, the layout torch's exporter writes
-MODELS = {"w1a1": (BinaryWeight, "binary"), "w1a2": (BinaryWeight, "uint2"), "w2a2": (TernaryWeight, "int2")}
+class CNN(torch.nn.Module):
+    """8x8 image -> conv 3x3 (zero padding 1) 16 -> conv 3x3 (padding 1) 16 -> max pool 2 -> conv 3x3 32
+    -> max pool 2 -> dense 10 (the second convolution pads quantized activations with zeros)."""
+
+    def __init__(self, weight_quant, act_kind: str):
+        super().__init__()
+        self.inp = QuantIdentity(act_quant=Uint8ActPerTensorFixedPoint, return_quant_tensor=True)
+        blocks = []
+        for n_in, n_out, pad, pool in ((1, 16, 1, False), (16, 16, 1, True), (16, 32, 0, True)):
+            blocks += [QuantConv2d(n_in, n_out, 3, padding=pad, bias=False, weight_quant=weight_quant),
+                       torch.nn.BatchNorm2d(n_out), act(act_kind)]
+            if pool:
+                blocks.append(torch.nn.MaxPool2d(2))
+        self.features = torch.nn.Sequential(*blocks)
+        self.out = QuantLinear(32, 10, bias=False, weight_quant=weight_quant)
+
+    def forward(self, x):
+        return self.out(torch.flatten(self.features(self.inp(x)), 1))
+
+
+MODELS = {"w1a1": (MLP, BinaryWeight, "binary"), "w1a2": (MLP, BinaryWeight, "uint2"),
+          "w2a2": (MLP, TernaryWeight, "int2"), "cnn_w1a1": (CNN, BinaryWeight, "binary"),
+          "cnn_w2a2": (CNN, TernaryWeight, "int2")}
 
 
 def data():
@@ -93,7 +118,8 @@ def data():
 
 def train(name: str, x_train, y_train) -> MLP:
     torch.manual_seed(0)
-    model = MLP(*MODELS[name])
+    cls, weight_quant, act_kind = MODELS[name]
+    model = cls(weight_quant, act_kind)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(y_train).long()
     for _ in range(EPOCHS):
@@ -110,7 +136,8 @@ def main():
     x_train, x_test, y_train, y_test = data()
     np.save(HERE / "test_x.npy", x_test)
     np.save(HERE / "test_y.npy", y_test.astype(np.int64))
-    for name in MODELS:
+    names = sys.argv[1:] or list(MODELS)
+    for name in names:
         model = train(name, x_train, y_train)
         with torch.no_grad():
             accuracy = (model(torch.from_numpy(x_test)).argmax(1).numpy() == y_test).mean()

@@ -103,6 +103,10 @@ class DataflowTop(wiring.Component):
             "o": Out(self.output_signature(model, foldings)),
         })
 
+    @property
+    def plan(self) -> list[PlannedStage]:
+        return list(self._plan)
+
     @staticmethod
     def _core(planned: PlannedStage, tree_group: int, levels_per_stage: int):
         stage = planned.stage

@@ -16,8 +16,9 @@ class Padding(wiring.Component):
     """Streams an (H, W, C) image, ``count`` channels a beat, out as the padded image.
 
     Border beats carry ``pad_code`` in every value; interior beats are the input's, widened from
-    bipolar to ternary codes (``code * 2``) when the stage says so. One beat a cycle on the output,
-    one register stage; ``i.ready = interior & (o.ready | ~o.valid)``.
+    bipolar to ternary codes (``code * 2``) when the stage says so. A frame's border starts once its
+    first input beat is offered. One beat a cycle on the output, one register stage;
+    ``i.ready = interior & (o.ready | ~o.valid)``.
     """
 
     def __init__(self, *, stage: PadStage, count: int):
@@ -48,9 +49,14 @@ class Padding(wiring.Component):
         row_in, col_in = Signal(init=top == 0), Signal(init=left == 0)
         interior = row_in & col_in
 
+        # Border beats before the frame's first input beat wait until that beat is offered (it is not
+        # taken yet), so no frame is started that has no input; later border beats run freely.
+        waiting = Signal(init=1)
         advance = ~self.o.valid | self.o.ready
-        produce = advance & (~interior | self.i.valid)
+        produce = advance & (self.i.valid | (~interior & ~waiting))
         m.d.comb += self.i.ready.eq(advance & interior)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += waiting.eq(0)
 
         bits = stage.out_type.bits
         if stage.widens:
@@ -70,7 +76,7 @@ class Padding(wiring.Component):
                     last_y = y == out_h - 1
                     m.d.sync += y.eq(Mux(last_y, 0, y + 1))
                     with m.If(last_y):
-                        m.d.sync += row_in.eq(top == 0)
+                        m.d.sync += [row_in.eq(top == 0), waiting.eq(1)]
                     with m.Else():
                         self._edges(m, row_in, y, top, h)
                 with m.Else():

@@ -14,6 +14,7 @@ MultiThreshold                          MultiThreshold (outputs must be a quant 
 Trunc (qonnx opset 2)                   Trunc
 Gemm, MatMul (constant weights)         Dense (alpha into the scale, beta * C as the bias)
 Conv, MaxPool                           Conv2d, MaxPool2d
+Pad (constant, before a Conv)           the Conv's padding and pad value (e.g. +-1 for bipolar)
 BatchNormalization                      BatchNorm
 Add, Sub, Mul, Div by a constant        Elementwise (``c - x`` becomes ``x * -1 + c``)
 Relu, Clip (HardTanh exports as Clip)   Clip
@@ -40,7 +41,7 @@ from ..ir.semantics import round_mode
 
 __all__ = ["load_qonnx", "SUPPORTED_OPS"]
 
-SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Gemm", "MatMul", "Conv", "MaxPool",
+SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Gemm", "MatMul", "Conv", "Pad", "MaxPool",
                  "BatchNormalization", "Add", "Sub", "Mul", "Div", "Relu", "Clip", "Identity", "Dropout",
                  "Reshape", "Flatten", "Transpose")
 CONSTANT_OPS = ("Constant", "Quant", "BipolarQuant", "Identity", "Transpose", "Reshape", "Flatten", "Mul", "Div",
@@ -105,6 +106,7 @@ class _Importer:
             except Exception as e:       # a damaged tensor or missing external data
                 self.fail(f"initializer {init.name!r} cannot be read ({e})")
         self.layers: list = []
+        self.pending_pad = None                 # (padding, value) of a Pad waiting for its Conv
         self.names: set[str] = set()
         self.input_quant: InputQuantizer | None = None
 
@@ -311,6 +313,8 @@ class _Importer:
 
     def activation_op(self, node):
         op, a = node.op_type, self.attrs(node)
+        if self.pending_pad is not None and op != "Conv":
+            self.node_fail(node, "a Pad is supported only directly before a Conv")
         handler = getattr(self, f"op_{op}", None)
         if handler is None:
             self.node_fail(node, f"op {op} is not supported; supported ops are {', '.join(SUPPORTED_OPS)}")
@@ -439,15 +443,45 @@ class _Importer:
         bias = None
         if len(node.input) > 2 and node.input[2]:
             bias = np.asarray(self.constant(node, node.input[2], "bias"), dtype=F32).reshape(-1)
-        pads = a.get("pads", [0, 0, 0, 0])
+        pads, pad_value = a.get("pads", [0, 0, 0, 0]), 0
+        if self.pending_pad is not None:
+            if any(pads):
+                self.node_fail(node, "a Pad before a Conv that pads as well is not supported")
+            (pads, pad_value), self.pending_pad = self.pending_pad, None
         conv = Conv2d(self.unique(node), w.values, w.quant, self.out_channel_scale(node, w), bias,
                       stride=a.get("strides", (1, 1)), padding=pads, dilation=a.get("dilations", (1, 1)),
-                      groups=int(a.get("group", 1)))
+                      groups=int(a.get("group", 1)), pad_value=pad_value)
         try:
             self.shape = conv.out_shape(self.shape)
         except HdlgenError as e:
             self.node_fail(node, str(e))
         self.add(conv)
+
+    def op_Pad(self, node, a):
+        """A constant Pad in front of a Conv: the convolution's padding with that value (e.g. +-1)."""
+        mode = a.get("mode", b"constant")
+        if (mode.decode() if isinstance(mode, bytes) else mode) != "constant" or len(self.shape) != 3:
+            self.node_fail(node, "only constant padding of (batch, channels, height, width) tensors is supported")
+        if "pads" in a:                          # opset < 11 keeps pads and value as attributes
+            pads, value = [int(p) for p in a["pads"]], float(a.get("value", 0.0))
+        else:
+            pads = [int(p) for p in self.constant(node, node.input[1], "pads")]
+            value = self.scalar(node, node.input[2], "value") if len(node.input) > 2 and node.input[2] else 0.0
+        if len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
+            self.node_fail(node, f"pads {pads} must pad height and width only, by non-negative amounts")
+        last = self.layers[-1] if self.layers else None
+        if self.input_quant is None or not (last is None or isinstance(last, (Quantizer, MultiThreshold, Trunc, MaxPool2d))):
+            self.node_fail(node, "a Pad must follow a quantizer (it pads quantized values)")
+        scale = self.current_scale()
+        if value / scale != round(value / scale):
+            self.node_fail(node, f"pad value {value:g} is not a multiple of the input's scale {scale:g}")
+        self.pending_pad = ((pads[2], pads[3], pads[6], pads[7]), int(round(value / scale)))
+
+    def current_scale(self) -> float:
+        for layer in reversed(self.layers):
+            if isinstance(layer, (Quantizer, MultiThreshold, Trunc)):
+                return layer.scale
+        return self.input_quant.scale
 
     def op_MaxPool(self, node, a):
         if len(self.shape) != 3:

@@ -61,13 +61,13 @@ def dense_values(layer: Dense, values: np.ndarray) -> np.ndarray:
 
 
 def conv_values(layer: Conv2d, values: np.ndarray) -> np.ndarray:
-    """Exact integer convolution of channels-last integer values (zero padding adds exactly 0)."""
+    """Exact integer convolution of channels-last integer values; padded taps hold ``pad_value`` (0 adds exactly 0)."""
     n, h, w, c = values.shape
     oc, icg, kh, kw = layer.weight.shape
     top, left, bottom, right = layer.padding
     (sh, sw), (dh, dw) = layer.stride, layer.dilation
     _, oh, ow = layer.out_shape((c, h, w))
-    padded = np.pad(values, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    padded = np.pad(values, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=layer.pad_value)
     out = np.zeros((n, oh, ow, oc), dtype=np.int64)
     ocg = oc // layer.groups
     for ky in range(kh):

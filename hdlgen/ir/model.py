@@ -265,7 +265,9 @@ def _pair(name: str, what: str, value, minimum: int) -> tuple[int, ...]:
 class Conv2d:
     """2-D convolution of quantized inputs, ONNX semantics (zero padding contributes exactly 0):
     ``y = conv(q_in, weight) * (scale_in * weight_scale) + bias``. ``weight`` is
-    (out_channels, in_channels / groups, kh, kw); ``padding`` is (top, left, bottom, right)."""
+    (out_channels, in_channels / groups, kh, kw); ``padding`` is (top, left, bottom, right).
+    ``pad_value`` is the integer input value padded taps hold: 0 (ONNX Conv), or e.g. -1 or +1 for
+    a bipolar model trained with +-1 padding (an ONNX Pad before the Conv)."""
 
     name: str
     weight: np.ndarray
@@ -276,9 +278,14 @@ class Conv2d:
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
+    pad_value: int = 0
 
     def __post_init__(self):
         _quantized_weights(self, 4, "(out, in/groups, kh, kw)")
+        if not isinstance(self.pad_value, (int, np.integer)) or isinstance(self.pad_value, bool):
+            if not (isinstance(self.pad_value, float) and self.pad_value.is_integer()):
+                raise HdlgenError(f"layer {self.name!r}: pad_value must be an integer input value, not {self.pad_value!r}")
+        object.__setattr__(self, "pad_value", int(self.pad_value))
         weight = self.weight
         object.__setattr__(self, "stride", _pair(self.name, "stride", self.stride, 1))
         object.__setattr__(self, "dilation", _pair(self.name, "dilation", self.dilation, 1))

@@ -124,9 +124,12 @@ def _window_stages(conv: Conv2d, shape: tuple[int, int, int], in_type: QuantType
                           f"generator yet; use groups=1")
     stages = []
     if any(conv.padding):
-        # ONNX pads with 0; a bipolar image has no code for 0, so it is widened to ternary
-        out_type = TERNARY if in_type.is_bipolar else in_type
-        stages.append(PadStage(f"{conv.name}_pad", shape, conv.padding, in_type, out_type, int(out_type.encode(0))))
+        # a bipolar image has no code for 0, so zero padding widens it to ternary
+        out_type = TERNARY if in_type.is_bipolar and conv.pad_value == 0 else in_type
+        if not out_type.contains(np.array([conv.pad_value])):
+            raise HdlgenError(f"layer {conv.name!r}: pad value {conv.pad_value} is not a value of its {in_type} input")
+        stages.append(PadStage(f"{conv.name}_pad", shape, conv.padding, in_type, out_type,
+                               int(out_type.encode(conv.pad_value))))
         shape, in_type = stages[-1].out_shape, out_type
     stages.append(WindowStage(f"{conv.name}_window", shape, conv.kernel, conv.stride, conv.dilation, in_type))
     return stages

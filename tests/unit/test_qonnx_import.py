@@ -312,3 +312,20 @@ def test_malformed_files(tmp_path, content, message):
         path.write_bytes(content)
     with pytest.raises(HdlgenError, match=message):
         load_model(path)
+
+
+@pytest.mark.parametrize("value", [-1.0, 1.0])
+def test_plus_minus_one_padding_keeps_xnor_popcount(tmp_path, rng, value):
+    """A model trained with +-1 padding (a constant Pad before the Conv) pads bipolar codes, no widening."""
+    g = Graph([2, 6, 6], 8).quant(1.0, 4)
+    g.op("Conv", g.quantized_weight(rng.choice([-1, 1], size=(4, 2, 3, 3)), 1.0), kernel_shape=[3, 3])
+    g.batchnorm(*batchnorm_params(rng, 4, 6.0)).bipolar()
+    pads = g.fresh("pads")
+    g.inits.append(onnx.numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64), pads))
+    g.op("Pad", pads, g.const(value), mode="constant")
+    g.op("Conv", g.quantized_weight(rng.choice([-1, 1], size=(3, 4, 3, 3)), 1.0), kernel_shape=[3, 3])
+    g.batchnorm(*batchnorm_params(rng, 3, 6.0)).bipolar().op("Flatten", axis=1)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 5, 3 * 4 * 4), 1.0), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [2, 6, 6], 1.0, -8, 7, count=32))
+    pad = next(stage for stage in streamline(model).layers if type(stage).__name__ == "PadStage")
+    assert not pad.widens and pad.pad_code == (1 if value > 0 else 0)

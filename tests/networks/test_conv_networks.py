@@ -1,0 +1,74 @@
+"""Convolutional networks: RTL == golden model == source model, under stalls, at the analytical frame rate."""
+
+import zlib
+
+import numpy as np
+import pytest
+
+from factories import BIPOLAR, INT, TERNARY, UINT, CocotbDesign
+from hdlgen.backends.packing import frame_words_with_last, pack_beats
+from hdlgen.backends.verilog import emit_model
+from hdlgen.golden import quantize_input_codes, run_lowered, run_reference, to_model_units
+from hdlgen.ir import BatchNorm, Conv2d, Dense, Flatten, Folding, InputQuantizer, MaxPool2d, Model, Quantizer
+from hdlgen.transforms import streamline
+
+FRAMES = 4
+
+
+def batchnorm(rng, name, n, fan_in):
+    gamma = rng.uniform(0.5, 1.5, n) * rng.choice([-1, 1], n)
+    gamma[0] = 0.0
+    return BatchNorm(name, gamma, rng.normal(0, 0.3, n), rng.normal(0, np.sqrt(fan_in) * 0.3, n),
+                     rng.uniform(0.5, 1.5, n) * fan_in, 1e-4)
+
+
+def small_cnn(rng, name, in_q, act_q):
+    """Zero-padded conv (bipolar activations get widened to ternary), max pool, a strided dilated conv,
+    flatten into dense layers: every stage kind and a width converter between most of them."""
+    act_scale = 1.0 if act_q.is_bipolar else 0.5
+    layers = [
+        Conv2d("c0", rng.choice([-1, 1], size=(6, 2, 3, 3)), BIPOLAR, padding=(1, 1, 1, 1)),
+        batchnorm(rng, "bn0", 6, 18 * 16), Quantizer("a0", act_q, act_scale), MaxPool2d("p0", (2, 2)),
+        Conv2d("c1", rng.choice([-1, 0, 1], size=(4, 6, 2, 3)), TERNARY, padding=(1, 0, 0, 1), stride=(1, 2),
+               dilation=(2, 1)),
+        batchnorm(rng, "bn1", 4, 36), Quantizer("a1", act_q, act_scale), Flatten("flat"),
+        Dense("fc0", rng.choice([-1, 1], size=(6, 4 * 3 * 2)), BIPOLAR), batchnorm(rng, "bn2", 6, 24),
+    ]
+    return Model(name, InputQuantizer(2 * 9 * 8, in_q, 1.0, shape=(2, 9, 8)), layers)
+
+
+NETWORKS = {
+    "uint4-in_bipolar-act": (UINT(4), BIPOLAR, [(3, 2), (2, 6), (3, 4)]),
+    "int3-in_uint2-act": (INT(3), UINT(2), [(6, 1), (4, 3), (1, 8)]),
+}
+
+
+@pytest.fixture(scope="module", params=NETWORKS, ids=NETWORKS)
+def network(request, sim_root):
+    in_q, act_q, folds = NETWORKS[request.param]
+    rng = np.random.default_rng(zlib.crc32(request.param.encode()))
+    model = small_cnn(rng, request.param.replace("-", "_"), in_q, act_q)
+    lowered = streamline(model)
+    foldings = {layer.name: Folding(*fold) for layer, fold in zip(lowered.mvus, folds)}
+    verilog, top = emit_model(lowered, foldings)
+    return CocotbDesign(verilog, f"{lowered.name}_top", sim_root / f"cnn-{request.param}"), model, lowered, top
+
+
+@pytest.mark.parametrize("stalls", [(0.0, 0.0), (0.3, 0.5)], ids=["no-stalls", "stalls"])
+def test_cnn_bit_exact(network, rng, stalls):
+    built, model, lowered, top = network
+    q = model.input.quant
+    x = rng.integers(q.lo - 1, q.hi + 2, size=(FRAMES, 2, 9, 8)).astype(float)
+    codes = quantize_input_codes(lowered, x)
+    hw = run_lowered(lowered, codes)
+    assert np.array_equal(to_model_units(lowered, hw), run_reference(model, x))
+    cycles = top.cycle_model()
+    plan_in, plan_out = top.plan[0], top.plan[-1]
+    ii = cycles.initiation_interval if stalls == (0.0, 0.0) else None
+    result = built.run(inputs=pack_beats(codes, plan_in.in_count, plan_in.stage.in_type.bits),
+                       expected=frame_words_with_last(hw, plan_out.out_count, plan_out.out_bits),
+                       beats_per_frame=cycles.output_beats, seed=int(rng.integers(2**31)),
+                       idle=stalls[0], backpressure=stalls[1], initiation_interval=ii,
+                       frame_cycles=cycles.latency_bound, name=f"run-{stalls[0]}")
+    if ii is not None:
+        assert set(result.frame_intervals) == {ii}
