@@ -72,3 +72,57 @@ def test_cnn_bit_exact(network, rng, stalls):
                        frame_cycles=cycles.latency_bound, name=f"run-{stalls[0]}")
     if ii is not None:
         assert set(result.frame_intervals) == {ii}
+
+
+@pytest.fixture(scope="module")
+def cnv_model():
+    from hdlgen.topologies import cnv
+
+    return cnv(np.random.default_rng(7))
+
+
+def bnn_pynq_folding(lowered):
+    from hdlgen.topologies import BNN_PYNQ_CNV_FOLDING
+
+    return {layer.name: {"pe": pe, "simd": simd} for layer, (pe, simd) in zip(lowered.mvus, BNN_PYNQ_CNV_FOLDING)}
+
+
+def test_cnv_builds_at_bnn_pynq_and_automatic_foldings(tmp_path, cnv_model):
+    """CNV's Verilog at BNN-PYNQ's folding and at a folding chosen for 3000 frames/s at 100 MHz."""
+    import json
+
+    from hdlgen.flow import build
+    from hdlgen.frontend import save_model
+    from hdlgen.golden import predict
+
+    save_model(cnv_model, tmp_path / "cnv.json")
+    lowered = streamline(cnv_model)
+    x = np.random.default_rng(1).uniform(-1, 1, size=(2, 3, 32, 32))
+    assert np.array_equal(predict(lowered, x), run_reference(cnv_model, x))
+    (tmp_path / "fold.json").write_text(json.dumps(bnn_pynq_folding(lowered)))
+    report = build(tmp_path / "cnv.json", tmp_path / "bnn_pynq", fold=str(tmp_path / "fold.json"))
+    convs = [layer for layer in report["layers"] if layer["kind"] == "convolution"]
+    assert [(c["pe"], c["simd"]) for c in convs][:2] == [(16, 3), (32, 32)] and len(convs) == 6
+    assert report["pipeline"]["initiation_interval_cycles"] == 32768          # fc0 and fc1: 512 rows x 256/4 or 512/8
+    assert [s["kind"] for s in report["stages"]].count("window") == 6
+    auto = build(tmp_path / "cnv.json", tmp_path / "auto", target_fps=3000, clock_mhz=100)
+    assert auto["pipeline"]["initiation_interval_cycles"] <= 100e6 / 3000
+    assert sum(l["pe"] * l["simd"] for l in auto["layers"]) < sum(l["pe"] * l["simd"] for l in report["layers"]) * 2
+
+
+@pytest.mark.slow
+def test_cnv_frames_on_the_native_harness(tmp_path, cnv_model):
+    """Six CNV frames through the RTL: bit-exact, and the measured frame interval equals the cycle model."""
+    import json
+
+    from hdlgen.flow import BuildDir, build, simulate
+    from hdlgen.frontend import save_model
+
+    save_model(cnv_model, tmp_path / "cnv.json")
+    (tmp_path / "fold.json").write_text(json.dumps(bnn_pynq_folding(streamline(cnv_model))))
+    build(tmp_path / "cnv.json", tmp_path / "out", fold=str(tmp_path / "fold.json"))
+    x = np.random.default_rng(2).uniform(-1, 1, size=(6, 3, 32, 32))
+    result = simulate(BuildDir.open(tmp_path / "out"), x)
+    assert np.array_equal(result.hw_words, result.golden_words)
+    assert np.array_equal(result.outputs, run_reference(cnv_model, x))
+    assert result.interval == result.interval_model
