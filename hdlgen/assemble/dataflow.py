@@ -21,9 +21,9 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..cores import MatrixVectorUnit, MaxPool, Padding, SlidingWindow, Thresholding, WidthConverter
+from ..cores import GlobalSum, MatrixVectorUnit, MaxPool, Padding, SlidingWindow, Thresholding, WidthConverter
 from ..cores.params import counter, validating
-from ..ir.lowered import Folding, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
+from ..ir.lowered import Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
 from ..transforms.folding import check_foldings
 
 __all__ = ["DataflowTop", "CycleModel", "PlannedStage", "stream_plan"]
@@ -54,7 +54,7 @@ def stream_plan(model: LoweredModel, foldings: dict[str, Folding]) -> list[Plann
             in_count, out_count = fold.simd, fold.pe
             in_beats, out_beats = stage.vectors * stage.mw // fold.simd, stage.vectors * stage.mh // fold.pe
         else:
-            if isinstance(stage, PoolStage):
+            if isinstance(stage, (PoolStage, GlobalPoolStage)):
                 count = plan[-1].out_count if plan else stage.in_shape[2]
             else:
                 consumer = next(s for s in stages[index:] if isinstance(s, MatrixVectorLayer))
@@ -113,7 +113,7 @@ class DataflowTop(wiring.Component):
         if isinstance(stage, MatrixVectorLayer):
             return MatrixVectorUnit(layer=stage, folding=Folding(pe=planned.out_count, simd=planned.in_count),
                                     tree_group=tree_group, levels_per_stage=levels_per_stage)
-        cls = {PadStage: Padding, WindowStage: SlidingWindow, PoolStage: MaxPool}[type(stage)]
+        cls = {PadStage: Padding, WindowStage: SlidingWindow, PoolStage: MaxPool, GlobalPoolStage: GlobalSum}[type(stage)]
         return cls(stage=stage, count=planned.in_count)
 
     @staticmethod
@@ -151,13 +151,17 @@ class DataflowTop(wiring.Component):
                 m.submodules[f"{stage.name}_regroup"] = conv
                 wiring.connect(m, source, conv.i)
                 source = conv.o
-            kind = {MatrixVectorUnit: "mvu", Padding: "pad", SlidingWindow: "swg", MaxPool: "pool"}[type(core)]
+            kind = {MatrixVectorUnit: "mvu", Padding: "pad", SlidingWindow: "swg", MaxPool: "pool", GlobalSum: "sum"}[type(core)]
             m.submodules[f"{stage.name}_{kind}" if not stage.name.endswith(kind) else stage.name] = core
             wiring.connect(m, source, core.i)
             source = core.o
+            thr = None
             if isinstance(stage, MatrixVectorLayer) and stage.thresholds is not None:
-                thr = Thresholding(layer=stage, folding=Folding(pe=planned.out_count, simd=planned.in_count),
+                thr = Thresholding.of_layer(stage, Folding(pe=planned.out_count, simd=planned.in_count), core.acc_max)
+            elif isinstance(stage, GlobalPoolStage):
+                thr = Thresholding(thresholds=stage.thresholds, out_type=stage.out_type, pe=planned.out_count,
                                    acc_max=core.acc_max)
+            if thr is not None:
                 m.submodules[f"{stage.name}_thresholds"] = thr
                 wiring.connect(m, source, thr.i)
                 source = thr.o

@@ -2,6 +2,7 @@
 
 from .adder_tree import AdderTree
 from .dot_array import DotProductArray
+from .global_pool import GlobalSum
 from .mvu import MatrixVectorUnit
 from .padding import Padding
 from .pooling import MaxPool
@@ -9,5 +10,5 @@ from .sliding_window import SlidingWindow
 from .thresholds import Thresholding
 from .width_converter import WidthConverter
 
-__all__ = ["AdderTree", "DotProductArray", "MatrixVectorUnit", "Padding", "MaxPool", "SlidingWindow", "Thresholding",
+__all__ = ["AdderTree", "DotProductArray", "GlobalSum", "MatrixVectorUnit", "Padding", "MaxPool", "SlidingWindow", "Thresholding",
            "WidthConverter"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth import Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..ir.lowered import Folding, MatrixVectorLayer
-from .params import counter, validating
+from ..ir.quant import QuantType
+from .params import counter, positive_int, validating
 
 __all__ = ["Thresholding"]
 
@@ -15,35 +17,40 @@ __all__ = ["Thresholding"]
 class Thresholding(wiring.Component):
     """``code = sum_j [P >= T[row, j]]`` for ``pe`` rows a beat, rows ``nf * pe + p`` in turn.
 
-    Takes the accumulators a :class:`MatrixVectorUnit` of the same layer and folding emits and gives
-    one code of ``out_type.bits`` bits per row. The ``NF`` threshold sets sit in a small memory read
-    asynchronously (LUT RAM or logic). One register stage; accepts a beat every cycle while the
-    output is free or being taken (``i.ready = o.ready | ~o.valid``).
+    Takes accumulators as a :class:`MatrixVectorUnit` emits them (or channel sums of a global
+    pooling stage) and gives one code of ``out_type.bits`` bits per row. ``thresholds`` is
+    (rows, levels - 1). The ``NF`` threshold sets sit in a small memory read asynchronously (LUT RAM
+    or logic). One register stage; accepts a beat every cycle while the output is free or being
+    taken (``i.ready = o.ready | ~o.valid``).
     """
 
-    def __init__(self, *, layer: MatrixVectorLayer, folding: Folding, acc_max: int):
+    def __init__(self, *, thresholds: np.ndarray, out_type: QuantType, pe: int, acc_max: int):
         with validating(self):
-            if layer.thresholds is None:
-                raise ValueError(f"layer {layer.name!r} has no thresholds")
-            layer.check_folding(folding)
-        self._layer, self._folding, self._acc_max = layer, folding, acc_max
-        self._nf = layer.mh // folding.pe
-        self._steps = layer.thresholds.shape[1]
+            thresholds = np.asarray(thresholds, dtype=np.int64)
+            positive_int("pe", pe)
+            if thresholds.ndim != 2 or thresholds.shape[1] != out_type.levels - 1 or thresholds.shape[0] % pe:
+                raise ValueError(f"thresholds of shape {thresholds.shape} do not fit {out_type} with pe={pe}")
+        self._thresholds, self._out_type, self._pe, self._acc_max = thresholds, out_type, pe, acc_max
+        self._nf = thresholds.shape[0] // pe
+        self._steps = thresholds.shape[1]
         super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(range(acc_max + 1), folding.pe))),
-            "o": Out(self.output_signature(layer, folding)),
+            "i": In(stream.Signature(data.ArrayLayout(range(acc_max + 1), pe))),
+            "o": Out(stream.Signature(data.ArrayLayout(out_type.bits, pe))),
         })
 
-    @staticmethod
-    def output_signature(layer: MatrixVectorLayer, folding: Folding) -> stream.Signature:
-        return stream.Signature(data.ArrayLayout(layer.out_type.bits, folding.pe))
+    @classmethod
+    def of_layer(cls, layer: MatrixVectorLayer, folding: Folding, acc_max: int) -> Thresholding:
+        if layer.thresholds is None:
+            raise ValueError(f"layer {layer.name!r} has no thresholds")
+        layer.check_folding(folding)
+        return cls(thresholds=layer.thresholds, out_type=layer.out_type, pe=folding.pe, acc_max=acc_max)
 
     def elaborate(self, platform):
         m = Module()
-        pe, steps = self._folding.pe, self._steps
+        pe, steps = self._pe, self._steps
         t_shape = range(self._acc_max + 2)
         row_layout = data.ArrayLayout(data.ArrayLayout(t_shape, steps), pe)
-        clipped = self._layer.thresholds.clip(0, self._acc_max + 1).reshape(self._nf, pe, steps)
+        clipped = self._thresholds.clip(0, self._acc_max + 1).reshape(self._nf, pe, steps)
         init = [[[int(t) for t in row] for row in group] for group in clipped]
         m.submodules.table = table = memory.Memory(shape=row_layout, depth=max(self._nf, 2), init=init)
         read = table.read_port(domain="comb")

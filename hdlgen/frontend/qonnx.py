@@ -14,6 +14,7 @@ MultiThreshold                          MultiThreshold (outputs must be a quant 
 Trunc (qonnx opset 2)                   Trunc
 Gemm, MatMul (constant weights)         Dense (alpha into the scale, beta * C as the bias)
 Conv, MaxPool                           Conv2d, MaxPool2d
+GlobalAveragePool                       GlobalAvgPool
 Pad (constant, before a Conv)           the Conv's padding and pad value (e.g. +-1 for bipolar)
 BatchNormalization                      BatchNorm
 Add, Sub, Mul, Div by a constant        Elementwise (``c - x`` becomes ``x * -1 + c``)
@@ -34,14 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HdlgenError
-from ..ir.model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, InputQuantizer, MaxPool2d, Model,
-                        MultiThreshold, Quantizer, Trunc)
+from ..ir.model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d,
+                        Model, MultiThreshold, Quantizer, Trunc)
 from ..ir.quant import BIPOLAR, MAX_BITS, TERNARY, QuantKind, QuantType
 from ..ir.semantics import round_mode
 
 __all__ = ["load_qonnx", "SUPPORTED_OPS"]
 
-SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Gemm", "MatMul", "Conv", "Pad", "MaxPool",
+SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Gemm", "MatMul", "Conv", "Pad", "MaxPool", "GlobalAveragePool",
                  "BatchNormalization", "Add", "Sub", "Mul", "Div", "Relu", "Clip", "Identity", "Dropout",
                  "Reshape", "Flatten", "Transpose")
 CONSTANT_OPS = ("Constant", "Quant", "BipolarQuant", "Identity", "Transpose", "Reshape", "Flatten", "Mul", "Div",
@@ -495,6 +496,12 @@ class _Importer:
         pool = MaxPool2d(self.unique(node), a["kernel_shape"], a.get("strides", (1, 1)), a.get("pads", (0, 0, 0, 0)))
         self.shape = pool.out_shape(self.shape)
         self.add(pool)
+
+    def op_GlobalAveragePool(self, node, a):
+        if len(self.shape) != 3:
+            self.node_fail(node, f"needs a (batch, channels, height, width) input, not {(1,) + self.shape}")
+        self.add(GlobalAvgPool(self.unique(node)))
+        self.shape = (self.shape[0], 1, 1)
 
     def op_BatchNormalization(self, node, a):
         if a.get("training_mode", 0):

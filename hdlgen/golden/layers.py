@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.evaluate import apply_elementwise
-from ..ir.lowered import LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
+from ..ir.lowered import GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
 from ..ir.semantics import dense_affine
 from .reference import input_values
 
@@ -59,7 +59,15 @@ def pool(stage: PoolStage, codes: np.ndarray) -> np.ndarray:
     return cropped.reshape(len(codes), oh, kh, ow, kw, c).max(axis=(2, 4))
 
 
+def global_pool(stage: GlobalPoolStage, codes: np.ndarray) -> np.ndarray:
+    """Channel sums of codes over the image, through the stage's thresholds: (batch, 1, 1, C)."""
+    sums = np.asarray(codes, dtype=np.int64).sum(axis=(1, 2), keepdims=True)
+    return np.sum(sums[..., None] >= stage.thresholds, axis=-1)
+
+
 def stage_output(stage, codes: np.ndarray) -> np.ndarray:
+    if isinstance(stage, GlobalPoolStage):
+        return global_pool(stage, codes)
     if isinstance(stage, MatrixVectorLayer):
         return layer_output(stage, codes)
     if isinstance(stage, PadStage):

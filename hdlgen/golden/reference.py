@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import HdlgenError
-from ..ir.evaluate import (apply_elementwise, apply_quantizer, conv_values, dense_values, flatten_chw, maxpool, real_output,
+from ..ir.evaluate import (apply_elementwise, apply_quantizer, conv_values, dense_values, flatten_chw, global_mean, maxpool, real_output,
                            to_channels_first, to_channels_last)
-from ..ir.model import ELEMENTWISE, QUANTIZING, Conv2d, Dense, Flatten, InputQuantizer, MaxPool2d, Model
+from ..ir.model import ELEMENTWISE, QUANTIZING, Conv2d, Dense, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d, Model
 from ..ir.semantics import quantize
 
 
@@ -41,6 +41,10 @@ def run_reference(model: Model, x: np.ndarray) -> np.ndarray:
         if isinstance(layer, (Dense, Conv2d)):
             acc = dense_values(layer, values) if isinstance(layer, Dense) else conv_values(layer, values)
             real, values = real_output(layer, acc, scale, dtype), None
+        elif isinstance(layer, GlobalAvgPool):
+            if values is None:
+                raise HdlgenError(f"layer {layer.name!r}: global average pooling of unquantized values is not supported")
+            real, values = global_mean(values, scale, dtype), None
         elif isinstance(layer, Flatten):
             values, real = (None if v is None else flatten_chw(v) for v in (values, real))
         elif isinstance(layer, MaxPool2d):

@@ -13,7 +13,7 @@ from .model import BatchNorm, Clip, Conv2d, Dense, Elementwise, MaxPool2d, Multi
 from .semantics import batchnorm, clip, dense_affine, elementwise, multithreshold, quantize, trunc
 
 __all__ = ["apply_elementwise", "apply_quantizer", "dense_values", "conv_values", "maxpool", "flatten_chw",
-           "real_output", "to_channels_last", "to_channels_first"]
+           "real_output", "global_mean", "to_channels_last", "to_channels_first"]
 
 
 def apply_elementwise(layer, y: np.ndarray) -> np.ndarray:
@@ -92,6 +92,14 @@ def maxpool(layer: MaxPool2d, values: np.ndarray) -> np.ndarray:
             patch = padded[:, ky: ky + sh * (oh - 1) + 1: sh, kx: kx + sw * (ow - 1) + 1: sw, :]
             out = patch if out is None else np.maximum(out, patch)
     return out
+
+
+def global_mean(values: np.ndarray, scale: float, dtype) -> np.ndarray:
+    """Channel means of channels-last integer values (batch, H, W, C) -> (batch, 1, 1, C): the exact sum
+    times the scale, rounded once to ``dtype``, divided by H * W in ``dtype``."""
+    n, h, w, c = values.shape
+    total = (values.reshape(n, h * w, c).sum(axis=1) * np.float64(scale)).astype(dtype)
+    return (total / np.asarray(h * w, dtype=dtype)).reshape(n, 1, 1, c)
 
 
 def real_output(layer, acc: np.ndarray, in_scale: float, dtype) -> np.ndarray:

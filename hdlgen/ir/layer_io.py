@@ -11,14 +11,15 @@ import dataclasses
 import numpy as np
 
 from ..errors import HdlgenError
-from .model import BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, MaxPool2d, MultiThreshold, Quantizer, Trunc
+from .model import BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, MaxPool2d, MultiThreshold, Quantizer, Trunc
 from .quant import QuantType
 
 __all__ = ["OPS", "encode_layer", "decode_layer"]
 
 OPS = {"dense": Dense, "conv2d": Conv2d, "batchnorm": BatchNorm, "mul": Elementwise, "add": Elementwise,
        "sub": Elementwise, "div": Elementwise, "clip": Clip, "quantizer": Quantizer,
-       "multithreshold": MultiThreshold, "trunc": Trunc, "maxpool2d": MaxPool2d, "flatten": Flatten}
+       "multithreshold": MultiThreshold, "trunc": Trunc, "maxpool2d": MaxPool2d, "flatten": Flatten,
+       "global_avg_pool": GlobalAvgPool}
 TENSOR_FIELDS = {"weight", "weight_scale", "bias", "gamma", "beta", "mean", "var", "operand", "thresholds"}
 QUANT_FIELDS = {"weight_quant", "quant"}
 BOUND_FIELDS = {"lo", "hi"}        # null in JSON stands for an infinite bound

@@ -21,7 +21,7 @@ from ..errors import HdlgenError
 from .model import InputQuantizer
 from .quant import QuantType
 
-__all__ = ["Folding", "MatrixVectorLayer", "PadStage", "WindowStage", "PoolStage", "Stage", "OutputStage", "LoweredModel"]
+__all__ = ["Folding", "MatrixVectorLayer", "PadStage", "WindowStage", "PoolStage", "GlobalPoolStage", "Stage", "OutputStage", "LoweredModel"]
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,38 @@ class PoolStage:
         return self.in_type
 
 
-Stage = MatrixVectorLayer | PadStage | WindowStage | PoolStage
+@dataclass(frozen=True, eq=False)
+class GlobalPoolStage:
+    """Global average pooling with its activation: per channel the sum ``S`` of the (H, W) codes, then
+    ``code = sum_j [S >= thresholds[c, j]]``. The thresholds fold the mean (``sum / (H * W)``), the
+    elementwise layers after it and the quantizer, found by bisection like a layer's."""
+
+    name: str
+    in_shape: tuple[int, int, int]
+    in_type: QuantType
+    thresholds: np.ndarray          # (C, levels - 1), in the S domain
+    out_type: QuantType
+
+    @property
+    def pixels(self) -> int:
+        return self.in_shape[0] * self.in_shape[1]
+
+    @property
+    def acc_max(self) -> int:
+        return self.pixels * self.in_type.code_max
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return 1, 1, self.in_shape[2]
+
+    def value_sums(self, sums: np.ndarray) -> np.ndarray:
+        """Sums of codes to sums of values."""
+        if self.in_type.is_bipolar:
+            return 2 * sums - self.pixels
+        return sums + self.pixels * self.in_type.lo
+
+
+Stage = MatrixVectorLayer | PadStage | WindowStage | PoolStage | GlobalPoolStage
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HdlgenError
-from .lowered import Folding, LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage, WindowStage
+from .lowered import (Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage,
+                      WindowStage)
 from .layer_io import decode_layer, encode_layer
 from .model import InputQuantizer
 from .quant import QuantType
@@ -30,22 +31,27 @@ def input_entry(model_input: InputQuantizer) -> dict:
     return entry
 
 
-STAGES = {"pad": PadStage, "window": WindowStage, "pool": PoolStage}
+STAGES = {"pad": PadStage, "window": WindowStage, "pool": PoolStage, "global_pool": GlobalPoolStage}
 
 
-def _stage_entry(stage) -> dict:
+def _stage_entry(stage, tensors: dict) -> dict:
     entry = {"kind": next(k for k, cls in STAGES.items() if isinstance(stage, cls))}
     for f in dataclasses.fields(stage):
         value = getattr(stage, f.name)
+        if isinstance(value, np.ndarray):
+            tensors[f"{stage.name}.{f.name}"] = value
+            value = f"{stage.name}.{f.name}"
         entry[f.name] = value.to_json() if isinstance(value, QuantType) else list(value) if isinstance(value, tuple) else value
     return entry
 
 
-def _stage(entry: dict):
+def _stage(entry: dict, tensors: dict):
     cls = STAGES[entry["kind"]]
     args = {}
     for f in dataclasses.fields(cls):
         value = entry[f.name]
+        if f.name == "thresholds":
+            value = tensors[value]
         args[f.name] = QuantType.from_json(value) if f.name.endswith("_type") else tuple(value) if isinstance(value, list) else value
     return cls(**args)
 
@@ -59,7 +65,7 @@ def save_lowered(model: LoweredModel, foldings: dict[str, Folding], directory: P
     layers = []
     for layer in model.layers:
         if not isinstance(layer, MatrixVectorLayer):
-            layers.append(_stage_entry(layer))
+            layers.append(_stage_entry(layer, tensors))
             continue
         tensors[f"{layer.name}.weights"] = layer.weights.astype(np.int8)
         if layer.thresholds is not None:
@@ -97,7 +103,7 @@ def load_lowered(directory: Path) -> tuple[LoweredModel, dict[str, Folding]]:
     for entry in doc["layers"]:
         name = entry["name"]
         if entry["kind"] != "matrix_vector":
-            layers.append(_stage(entry))
+            layers.append(_stage(entry, tensors))
             continue
         layers.append(MatrixVectorLayer(name, QuantType.from_json(entry["in_type"]), QuantType.from_json(entry["weight_type"]),
                                         tensors[f"{name}.weights"], tensors.get(f"{name}.thresholds"),

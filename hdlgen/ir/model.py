@@ -16,7 +16,7 @@ from .quant import QuantKind, QuantType
 from .semantics import ROUNDING_MODES
 
 __all__ = ["InputQuantizer", "Dense", "Conv2d", "BatchNorm", "Elementwise", "Clip", "Quantizer", "MultiThreshold",
-           "Trunc", "MaxPool2d", "Flatten", "Layer", "Model", "QUANTIZING", "ELEMENTWISE", "channels"]
+           "Trunc", "MaxPool2d", "GlobalAvgPool", "Flatten", "Layer", "Model", "QUANTIZING", "ELEMENTWISE", "channels"]
 
 
 def _finite(name: str, what: str, array: np.ndarray) -> np.ndarray:
@@ -341,13 +341,21 @@ class MaxPool2d:
 
 
 @dataclass(frozen=True, eq=False)
+class GlobalAvgPool:
+    """ONNX GlobalAveragePool: (C, H, W) to (C, 1, 1), the mean of each channel. On quantized values
+    the sum is exact and ``mean = float(sum * scale) / (H * W)``, one rounding, as onnxruntime gives."""
+
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
 class Flatten:
     """(channels, height, width) to (features,) in C, H, W order, as ONNX's Flatten and Reshape do."""
 
     name: str
 
 
-Layer = Flatten | Dense | Conv2d | BatchNorm | Elementwise | Clip | Quantizer | MultiThreshold | Trunc | MaxPool2d
+Layer = GlobalAvgPool | Flatten | Dense | Conv2d | BatchNorm | Elementwise | Clip | Quantizer | MultiThreshold | Trunc | MaxPool2d
 
 #: Layers that produce quantized values (integers times a scale).
 QUANTIZING = (Quantizer, MultiThreshold, Trunc)
@@ -428,6 +436,13 @@ class Model:
                 quantized = False
             elif isinstance(layer, Flatten):
                 shape = (int(np.prod(shape)),)
+            elif isinstance(layer, GlobalAvgPool):
+                if not quantized:
+                    raise HdlgenError(f"layer {layer.name!r}: global average pooling needs quantized inputs; "
+                                      f"add a quantizer before it")
+                if len(shape) != 3:
+                    raise HdlgenError(f"layer {layer.name!r}: needs a (channels, height, width) input, not {shape}")
+                shape, quantized = (shape[0], 1, 1), False
             elif isinstance(layer, (Quantizer, Trunc)):
                 quantized = True
             else:

@@ -29,8 +29,10 @@ import numpy as np
 
 from ..errors import HdlgenError
 from ..ir.evaluate import apply_elementwise, apply_quantizer, real_output
-from ..ir.lowered import LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage, WindowStage
-from ..ir.model import ELEMENTWISE, QUANTIZING, BatchNorm, Conv2d, Dense, Elementwise, Flatten, MaxPool2d, Model
+from ..ir.lowered import (GlobalPoolStage, LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage,
+                          WindowStage)
+from ..ir.model import (ELEMENTWISE, QUANTIZING, BatchNorm, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool,
+                        MaxPool2d, Model)
 from ..ir.quant import TERNARY, QuantKind, QuantType
 
 HARDWARE_WEIGHTS = (QuantKind.BIPOLAR, QuantKind.TERNARY)
@@ -54,19 +56,24 @@ def _groups(model: Model):
             groups.append(layer)
             i += 1
             continue
-        if not isinstance(layer, (Dense, Conv2d)):
+        if isinstance(layer, GlobalAvgPool) and not quantized:
+            raise HdlgenError(f"{_describe(layer)} on real values is not supported; quantize its input")
+        if not isinstance(layer, (Dense, Conv2d, GlobalAvgPool)):
             after = layers[i - 1].name if i else model.input.name
             raise HdlgenError(f"{_describe(layer)} after {after!r} is not a supported pattern; layers must come as "
                               f"dense or conv, elementwise layers (batch norm, scale, bias, clip), quantizer")
         j = i + 1
-        while j < len(layers) and isinstance(layers[j], ELEMENTWISE):
+        while j < len(layers) and isinstance(layers[j], ELEMENTWISE + (Flatten,)):
             j += 1
         quant = layers[j] if j < len(layers) and isinstance(layers[j], QUANTIZING) else None
         rest = layers[j + (quant is not None):]
         if quant is None and any(not isinstance(r, Flatten) for r in rest):
             raise HdlgenError(f"layer {layers[j].name!r}: only the last dense layer may go without a quantizer; "
                               f"add a quantizer after {layers[j - 1].name!r}")
-        groups.append((layer, layers[i + 1:j], quant))
+        if quant is None and isinstance(layer, GlobalAvgPool):
+            raise HdlgenError(f"{_describe(layer)} must be followed by a quantizer (Trunc or Quant), optionally "
+                              f"after elementwise layers")
+        groups.append((layer, tuple(t for t in layers[i + 1:j] if not isinstance(t, Flatten)), quant))
         quantized = quant is not None
         i = j + (quant is not None)
     return groups
@@ -117,6 +124,36 @@ def hardware_weight_type(dense: Dense) -> QuantType:
                       f"quantize this layer's weights to bipolar or ternary (2-bit narrow signed)")
 
 
+def _global_pool_stage(layer: GlobalAvgPool, tail, quant, shape, in_type: QuantType, in_scale: float,
+                       dtype) -> GlobalPoolStage:
+    """Sum of codes per channel with thresholds that fold the mean, the elementwise chain and the quantizer."""
+    sign = np.ones(shape[2])
+    for t in tail:
+        sign = sign * (np.sign(t.gamma) if isinstance(t, BatchNorm) else
+                       np.sign(t.operand) if isinstance(t, Elementwise) and t.op in ("mul", "div") else 1)
+    if np.any(sign < 0):
+        raise HdlgenError(f"layer {layer.name!r}: a falling activation (negative factor or gamma) after global "
+                          f"pooling is not supported")
+    probe = GlobalPoolStage(layer.name, shape, in_type, np.zeros((shape[2], quant.quant.levels - 1), np.int64), quant.quant)
+    pixels = probe.pixels
+
+    def codes(sums):
+        real = (probe.value_sums(sums) * np.float64(in_scale)).astype(dtype) / np.asarray(pixels, dtype=dtype)
+        for t in tail:
+            real = apply_elementwise(t, real)
+        return quant.quant.encode(apply_quantizer(quant, real))
+
+    levels = np.arange(1, quant.quant.levels)[:, None]
+    lo = np.zeros((len(levels), shape[2]), dtype=np.int64)
+    hi = np.full(lo.shape, probe.acc_max + 1)
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        reached = codes(mid) >= levels
+        hi = np.where((lo < hi) & reached, mid, hi)
+        lo = np.where((lo < hi) & ~reached, mid + 1, lo)
+    return GlobalPoolStage(layer.name, shape, in_type, lo.T, quant.quant)
+
+
 def _window_stages(conv: Conv2d, shape: tuple[int, int, int], in_type: QuantType):
     """Padding and sliding-window stages in front of a convolution's matrix-vector unit."""
     if conv.groups != 1:
@@ -160,6 +197,11 @@ def streamline(model: Model) -> LoweredModel:
             shape = stages[-1].out_shape
             continue
         layer, tail, quant = group
+        if isinstance(layer, GlobalAvgPool):
+            stages.append(_global_pool_stage(layer, tail, quant, shape, in_type, in_scale, dtype))
+            shape, in_type, in_scale = stages[-1].out_shape, quant.quant, quant.scale
+            output = OutputStage(quant=quant.quant, scale=quant.scale)
+            continue
         weight_type = hardware_weight_type(layer)
         if isinstance(layer, Conv2d):
             stages += _window_stages(layer, shape, in_type)

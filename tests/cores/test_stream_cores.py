@@ -34,7 +34,7 @@ def threshold_design(request, sim_root):
     table[-1, 0] = 0                                  # a step that always fires
     layer = MatrixVectorLayer("thr", BIPOLAR, BIPOLAR, np.ones((mh, 1), int), table, out_type)
     folding = Folding(pe=pe, simd=1)
-    dut = Thresholding(layer=layer, folding=folding, acc_max=acc_max)
+    dut = Thresholding.of_layer(layer, folding, acc_max)
     return CocotbDesign(emit(dut, "thr"), "thr", sim_root / f"thr-{request.param}"), layer, folding, acc_max
 
 

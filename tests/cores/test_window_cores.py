@@ -1,4 +1,4 @@
-"""Padding, sliding window and max pooling on Verilator: every frame equals the golden model under
+"""Padding, sliding window, max pooling and global sums on Verilator: every frame equals the golden model under
 random idle cycles and backpressure, and without stalls a frame takes the analytical cycles."""
 
 import zlib
@@ -9,10 +9,10 @@ import pytest
 from factories import BIPOLAR, INT, UINT, CocotbDesign
 from hdlgen.backends.packing import pack_beats
 from hdlgen.backends.verilog import emit
-from hdlgen.cores import MaxPool, Padding, SlidingWindow
+from hdlgen.cores import GlobalSum, MaxPool, Padding, SlidingWindow
 from hdlgen.golden.layers import pad, pool, window
 from hdlgen.ir import TERNARY
-from hdlgen.ir.lowered import PadStage, PoolStage, WindowStage
+from hdlgen.ir.lowered import GlobalPoolStage, PadStage, PoolStage, WindowStage
 
 STALLS = {"no-stalls": (0.0, 0.0), "idle-input": (0.4, 0.0), "backpressure": (0.0, 0.5), "both": (0.3, 0.5)}
 FRAMES = 4
@@ -32,14 +32,19 @@ CASES = {
     "window_7x5_writer-bound": (WindowStage("w", (9, 8, 2), (7, 5), (2, 3), (1, 1), BIPOLAR), 2),
     "pool_2x2_drops-trailing": (PoolStage("m", (5, 7, 4), (2, 2), UINT(2)), 2),
     "pool_3x2_bipolar": (PoolStage("m", (6, 4, 6), (3, 2), BIPOLAR), 6),
+    "global-sum_uint3": (GlobalPoolStage("g", (3, 5, 6), UINT(3), np.zeros((6, 1), int), BIPOLAR), 2),
 }
 
 
-CORES = {PadStage: Padding, WindowStage: SlidingWindow, PoolStage: MaxPool}
+CORES = {PadStage: Padding, WindowStage: SlidingWindow, PoolStage: MaxPool, GlobalPoolStage: GlobalSum}
+
+
+def channel_sums(stage, codes):
+    return codes.sum(axis=(1, 2), keepdims=True)
 
 
 def golden(stage, codes):
-    return {PadStage: pad, WindowStage: window, PoolStage: pool}[type(stage)](stage, codes)
+    return {PadStage: pad, WindowStage: window, PoolStage: pool, GlobalPoolStage: channel_sums}[type(stage)](stage, codes)
 
 
 @pytest.fixture(scope="module", params=CASES, ids=CASES)
@@ -59,7 +64,8 @@ def test_stage_matches_golden_model(design, rng, stalls):
     out = golden(stage, codes)
     beats_out = out[0].size // count
     ii = CORES[type(stage)].cycles_per_frame(stage, count) if stalls == (0.0, 0.0) else None
+    out_bits = stage.acc_max.bit_length() if isinstance(stage, GlobalPoolStage) else stage.out_type.bits
     built.run(inputs=pack_beats(codes.reshape(FRAMES, -1), count, stage.in_type.bits),
-              expected=pack_beats(out.reshape(FRAMES, -1), count, stage.out_type.bits),
+              expected=pack_beats(out.reshape(FRAMES, -1), count, out_bits),
               beats_per_frame=beats_out, seed=int(rng.integers(2**31)), idle=stalls[0], backpressure=stalls[1],
               initiation_interval=ii, frame_cycles=h * w * c * 4, name=f"run-{stalls[0]}-{stalls[1]}")

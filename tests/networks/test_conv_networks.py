@@ -9,7 +9,8 @@ from factories import BIPOLAR, INT, TERNARY, UINT, CocotbDesign
 from hdlgen.backends.packing import frame_words_with_last, pack_beats
 from hdlgen.backends.verilog import emit_model
 from hdlgen.golden import quantize_input_codes, run_lowered, run_reference, to_model_units
-from hdlgen.ir import BatchNorm, Conv2d, Dense, Flatten, Folding, InputQuantizer, MaxPool2d, Model, Quantizer
+from hdlgen.ir import (BatchNorm, Conv2d, Dense, Flatten, Folding, GlobalAvgPool, InputQuantizer, MaxPool2d, Model,
+                       Quantizer)
 from hdlgen.transforms import streamline
 
 FRAMES = 4
@@ -22,32 +23,37 @@ def batchnorm(rng, name, n, fan_in):
                      rng.uniform(0.5, 1.5, n) * fan_in, 1e-4)
 
 
-def small_cnn(rng, name, in_q, act_q):
+def small_cnn(rng, name, in_q, act_q, global_pool=False):
     """Zero-padded conv (bipolar activations get widened to ternary), max pool, a strided dilated conv,
-    flatten into dense layers: every stage kind and a width converter between most of them."""
+    flatten (or global average pooling) into dense layers: every stage kind and a width converter
+    between most of them."""
     act_scale = 1.0 if act_q.is_bipolar else 0.5
     layers = [
         Conv2d("c0", rng.choice([-1, 1], size=(6, 2, 3, 3)), BIPOLAR, padding=(1, 1, 1, 1)),
         batchnorm(rng, "bn0", 6, 18 * 16), Quantizer("a0", act_q, act_scale), MaxPool2d("p0", (2, 2)),
         Conv2d("c1", rng.choice([-1, 0, 1], size=(4, 6, 2, 3)), TERNARY, padding=(1, 0, 0, 1), stride=(1, 2),
                dilation=(2, 1)),
-        batchnorm(rng, "bn1", 4, 36), Quantizer("a1", act_q, act_scale), Flatten("flat"),
-        Dense("fc0", rng.choice([-1, 1], size=(6, 4 * 3 * 2)), BIPOLAR), batchnorm(rng, "bn2", 6, 24),
-    ]
+        batchnorm(rng, "bn1", 4, 36), Quantizer("a1", act_q, act_scale)]
+    if global_pool:
+        layers += [GlobalAvgPool("gap"), Quantizer("a_gap", UINT(3), 0.125), Flatten("flat"),
+                   Dense("fc0", rng.choice([-1, 1], size=(6, 4)), BIPOLAR), batchnorm(rng, "bn2", 6, 4)]
+    else:
+        layers += [Flatten("flat"), Dense("fc0", rng.choice([-1, 1], size=(6, 4 * 3 * 2)), BIPOLAR),
+                   batchnorm(rng, "bn2", 6, 24)]
     return Model(name, InputQuantizer(2 * 9 * 8, in_q, 1.0, shape=(2, 9, 8)), layers)
 
 
 NETWORKS = {
-    "uint4-in_bipolar-act": (UINT(4), BIPOLAR, [(3, 2), (2, 6), (3, 4)]),
-    "int3-in_uint2-act": (INT(3), UINT(2), [(6, 1), (4, 3), (1, 8)]),
+    "uint4-in_bipolar-act": (UINT(4), BIPOLAR, [(3, 2), (2, 6), (3, 4)], False),
+    "int3-in_uint2-act_global-pool": (INT(3), UINT(2), [(6, 1), (4, 3), (1, 2)], True),
 }
 
 
 @pytest.fixture(scope="module", params=NETWORKS, ids=NETWORKS)
 def network(request, sim_root):
-    in_q, act_q, folds = NETWORKS[request.param]
+    in_q, act_q, folds, global_pool = NETWORKS[request.param]
     rng = np.random.default_rng(zlib.crc32(request.param.encode()))
-    model = small_cnn(rng, request.param.replace("-", "_"), in_q, act_q)
+    model = small_cnn(rng, request.param.replace("-", "_"), in_q, act_q, global_pool)
     lowered = streamline(model)
     foldings = {layer.name: Folding(*fold) for layer, fold in zip(lowered.mvus, folds)}
     verilog, top = emit_model(lowered, foldings)

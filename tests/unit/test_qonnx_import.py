@@ -329,3 +329,17 @@ def test_plus_minus_one_padding_keeps_xnor_popcount(tmp_path, rng, value):
     model = check(tmp_path, g, tie_inputs(rng, [2, 6, 6], 1.0, -8, 7, count=32))
     pad = next(stage for stage in streamline(model).layers if type(stage).__name__ == "PadStage")
     assert not pad.widens and pad.pad_code == (1 if value > 0 else 0)
+
+
+@pytest.mark.parametrize("quantizer", ["trunc", "quant"])
+def test_global_average_pooling_lowers_to_sums_and_thresholds(tmp_path, rng, quantizer):
+    """GlobalAveragePool of quantized values: exact sums, the mean rounded once, then a quantizer."""
+    g = Graph([2, 6, 5], 16).quant(1.0, 3)
+    g.op("Conv", g.quantized_weight(rng.choice([-1, 1], size=(4, 2, 3, 3)), 1.0), kernel_shape=[3, 3])
+    g.batchnorm(*batchnorm_params(rng, 4, 6.0)).quant(0.5, 2)
+    g.op("GlobalAveragePool")
+    g.trunc(0.5, 1.0, 3, rounding="FLOOR") if quantizer == "trunc" else g.binary("Mul", 4.0).quant(0.25, 4)
+    g.op("Flatten", axis=1)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 3, 4), 1.0), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [2, 6, 5], 1.0, -5, 4, count=32))
+    assert "GlobalPoolStage" in [type(stage).__name__ for stage in streamline(model).layers]
