@@ -7,7 +7,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..ir.lowered import GlobalPoolStage
-from .params import counter, positive_int, validating
+from .params import channels_per_beat, counter, validating
 
 __all__ = ["GlobalSum"]
 
@@ -22,9 +22,7 @@ class GlobalSum(wiring.Component):
 
     def __init__(self, *, stage: GlobalPoolStage, count: int):
         with validating(self):
-            positive_int("count", count)
-            if stage.in_shape[2] % count:
-                raise ValueError(f"stage {stage.name!r}: {count} values per beat do not divide {stage.in_shape[2]} channels")
+            channels_per_beat(stage, count)
         self._stage, self._count = stage, count
         self.acc_max = stage.acc_max
         super().__init__({

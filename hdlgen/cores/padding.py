@@ -7,7 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..ir.lowered import PadStage
-from .params import counter, positive_int, validating
+from .params import channels_per_beat, counter, validating
 
 __all__ = ["Padding"]
 
@@ -23,9 +23,7 @@ class Padding(wiring.Component):
 
     def __init__(self, *, stage: PadStage, count: int):
         with validating(self):
-            positive_int("count", count)
-            if stage.in_shape[2] % count:
-                raise ValueError(f"stage {stage.name!r}: {count} values per beat do not divide {stage.in_shape[2]} channels")
+            channels_per_beat(stage, count)
         self._stage, self._count = stage, count
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(stage.in_type.bits, count))),

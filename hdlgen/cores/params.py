@@ -27,3 +27,10 @@ def positive_int(name: str, value) -> None:
 def counter(n: int) -> range:
     """Shape of a counter over ``n`` states; never zero bits wide (a zero-width wire is not valid Verilog)."""
     return range(max(n, 2))
+
+
+def channels_per_beat(stage, count: int) -> None:
+    """An image stage takes ``count`` channels of one pixel a beat: ``count`` must divide its channels."""
+    positive_int("count", count)
+    if stage.in_shape[2] % count:
+        raise ValueError(f"stage {stage.name!r}: {count} values per beat do not divide {stage.in_shape[2]} channels")

@@ -7,7 +7,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..ir.lowered import WindowStage
-from .params import counter, positive_int, validating
+from .params import channels_per_beat, counter, validating
 
 __all__ = ["SlidingWindow"]
 
@@ -33,9 +33,7 @@ class SlidingWindow(wiring.Component):
 
     def __init__(self, *, stage: WindowStage, count: int):
         with validating(self):
-            positive_int("count", count)
-            if stage.in_shape[2] % count:
-                raise ValueError(f"stage {stage.name!r}: {count} values per beat do not divide {stage.in_shape[2]} channels")
+            channels_per_beat(stage, count)
         self._stage, self._count = stage, count
         layout = data.ArrayLayout(stage.in_type.bits, count)
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
