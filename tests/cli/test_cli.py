@@ -243,3 +243,12 @@ def test_unsupported_onnx_op_gives_one_error_line(tmp_path, rng):
     g = Graph([4], 1).quant(0.5, 4).op("Softmax")
     one_error_line(hdlgen("build", g.save(tmp_path / "s.onnx"), "-o", tmp_path / "out"),
                    "(Softmax): op Softmax is not supported; supported ops are Quant, BipolarQuant")
+
+
+@pytest.mark.slow
+def test_synth_brevitas_cnn_on_ecp5(tmp_path):
+    """The convolution stages (padding, line buffers, pooling) go through Yosys and nextpnr."""
+    assert main(["-q", "build", str(BREVITAS / "cnn_w1a1.onnx"), "-o", str(tmp_path / "cnn")]) == 0
+    assert main(["-q", "synth", str(tmp_path / "cnn"), "--target", "ecp5-85k"]) == 0
+    result = json.loads((tmp_path / "cnn" / "synth-ecp5-85k.json").read_text())
+    assert result["lut"] > 0 and result["fmax_mhz"] > 0
