@@ -90,8 +90,11 @@ class MatrixVectorUnit(wiring.Component):
 
         # -- weights ---------------------------------------------------------------------------------
         words = weight_words(layer, self._folding)
+        # below the block-RAM size the weights are kept out of block RAM (a ROM in logic), where
+        # their read needs no extra register; Yosys would otherwise pick block RAM for some of them
         m.submodules.weights = weights = memory.Memory(
-            shape=unsigned(pe * simd * wbits), depth=max(len(words), 2), init=words)
+            shape=unsigned(pe * simd * wbits), depth=max(len(words), 2), init=words,
+            attrs=None if self._block_ram else {"ram_style": "logic"})
         w_read = weights.read_port()
 
         # -- output FIFO and credits -----------------------------------------------------------------

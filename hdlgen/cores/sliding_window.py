@@ -7,6 +7,7 @@ from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..ir.lowered import WindowStage
+from .mvu import BLOCK_RAM_MIN_BITS, BLOCK_RAM_MIN_DEPTH
 from .params import channels_per_beat, counter, validating
 
 __all__ = ["SlidingWindow"]
@@ -19,7 +20,8 @@ class SlidingWindow(wiring.Component):
     (ky, kx, channel) order: the column order of the convolution's weights. Stride and dilation are
     addressing only.
 
-    Buffer: ``rows`` image rows in one memory (block RAM or LUT RAM by size), written as they
+    Buffer: ``rows`` image rows in one memory (block RAM from 128 words and 8 Kbit, else LUT RAM),
+    written as they
     arrive and read window by window. The writer may run up to ``rows`` rows ahead of the first row
     the current output row needs; the reader starts an output row once its ``span`` rows are
     complete. With ``rows = max(span + stride, 2 * span + extra)`` (``extra`` = rows past the last
@@ -68,34 +70,57 @@ class SlidingWindow(wiring.Component):
         depth = rows * row_words
         layout = data.ArrayLayout(stage.in_type.bits, count)
 
-        m.submodules.lines = lines = memory.Memory(shape=layout, depth=depth, init=[])
-        wport, rport = lines.write_port(), lines.read_port()
+        # big buffers go to block RAM (synchronous read, then a register); small ones to LUT RAM
+        # (asynchronous read into a register): two or three cycles from address to registered data
+        block_ram = depth >= BLOCK_RAM_MIN_DEPTH and depth * layout.size >= BLOCK_RAM_MIN_BITS
+        m.submodules.lines = lines = memory.Memory(shape=layout, depth=depth, init=[],
+                                                   attrs=None if block_ram else {"ram_style": "distributed"})
+        wport = lines.write_port()
+        rport = lines.read_port() if block_ram else lines.read_port(domain="comb")
+        latency = 3 if block_ram else 2
 
         # -- rows written and not yet released (negative: released before being written) -----------
+        # The flags the writer and the reader wait on are registered. Their next values compare the
+        # current count with constants, one comparison per case of (row written, rows released),
+        # so no adder sits between a handshake and a flag.
         ready_rows = Signal(range(-rows - h, rows + 1))
-        row_done, release = Signal(), Signal(range(h + 1))
+        can_write, can_read = Signal(init=1), Signal()
+        row_done, release_mid, release_end = Signal(), Signal(), Signal()
+        last_rows = h - (oh - 1) * sh              # released after an image's last output row, used or not
 
         # -- writer -----------------------------------------------------------------------------------
         waddr, wcol = Signal(counter(depth)), Signal(counter(row_words))
         m.d.comb += [
-            self.i.ready.eq(ready_rows < rows),
+            self.i.ready.eq(can_write),
             wport.addr.eq(waddr), wport.data.eq(self.i.payload), wport.en.eq(self.i.valid & self.i.ready),
         ]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [waddr.eq(Mux(waddr == depth - 1, 0, waddr + 1)),
                          wcol.eq(Mux(wcol == row_words - 1, 0, wcol + 1))]
             m.d.comb += row_done.eq(wcol == row_words - 1)
-        m.d.sync += ready_rows.eq(ready_rows + row_done - release)
+        released = Mux(release_end, last_rows, Mux(release_mid, sh, 0))
+        m.d.sync += ready_rows.eq(ready_rows + row_done - released)
+
+        def next_flag(test):
+            """``test(next count)`` with the next count as the current one plus a constant."""
+            by_release = [(release_end, -last_rows), (release_mid, -sh)]
+            flag = Mux(row_done, test(ready_rows, 1), test(ready_rows, 0))
+            for cond, delta in reversed(by_release):
+                flag = Mux(cond, Mux(row_done, test(ready_rows, 1 + delta), test(ready_rows, delta)), flag)
+            return flag
+
+        m.d.sync += [can_write.eq(next_flag(lambda count, delta: count < rows - delta)),
+                     can_read.eq(next_flag(lambda count, delta: count >= span - delta))]
 
         # -- reader: output FIFO with credits ---------------------------------------------------------
-        # issue -> address register (1) -> memory read (1) -> FIFO write (1) -> FIFO output (1); a read
-        # a cycle needs a credit for each of them plus one for the word being taken
-        fifo_depth = 4 + 2
+        # issue -> address register -> [block RAM read ->] data register (latency) -> FIFO write (1) ->
+        # FIFO output (1); a read a cycle needs a credit for each of them plus one for the word taken
+        fifo_depth = latency + 2 + 2
         m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=layout.size, depth=fifo_depth)
         outstanding = Signal(range(fifo_depth + 1))
         issue = Signal()
         m.d.comb += [
-            issue.eq((ready_rows >= span) & (outstanding < fifo_depth)),
+            issue.eq(can_read & (outstanding < fifo_depth)),
             self.o.valid.eq(out_fifo.r_rdy), self.o.payload.eq(out_fifo.r_data), out_fifo.r_en.eq(self.o.ready),
         ]
         m.d.sync += outstanding.eq(outstanding + issue - (self.o.valid & self.o.ready))
@@ -122,18 +147,24 @@ class SlidingWindow(wiring.Component):
                                      pixel_col.eq(pixel_col + sw * cb_count)]
                         with m.If(ox == ow - 1):
                             m.d.sync += [oy.eq(Mux(oy == oh - 1, 0, oy + 1)), pixel_col.eq(0)]
-                            last_rows = h - (oh - 1) * sh     # the rest of the image, used or not
                             with m.If(oy == oh - 1):
-                                m.d.comb += release.eq(last_rows)
+                                m.d.comb += release_end.eq(1)
                             with m.Else():
-                                m.d.comb += release.eq(sh)
+                                m.d.comb += release_mid.eq(1)
                             new_first = Mux(oy == oh - 1, wrap_add(first_row, last_rows * row_words),
                                             wrap_add(first_row, sh * row_words))
                             m.d.sync += [first_row.eq(new_first), tap_row.eq(new_first)]
         raddr = Signal(counter(depth), reset_less=True)
         m.d.sync += raddr.eq(tap_row + pixel_col + tap_col + cb)
         m.d.comb += rport.addr.eq(raddr)
-        valid1, valid2 = Signal(), Signal()
-        m.d.sync += [valid1.eq(issue), valid2.eq(valid1)]
-        m.d.comb += [out_fifo.w_data.eq(rport.data), out_fifo.w_en.eq(valid2)]
+        # A block RAM's clock-to-output takes most of a period on ECP5, so its data is registered once
+        # before any logic (the FIFO's write side).
+        valid = issue
+        for k in range(latency):
+            delayed = Signal(name=f"valid_d{k}")
+            m.d.sync += delayed.eq(valid)
+            valid = delayed
+        word = Signal(layout, reset_less=True)
+        m.d.sync += word.eq(rport.data)
+        m.d.comb += [out_fifo.w_data.eq(word), out_fifo.w_en.eq(valid)]
         return m
