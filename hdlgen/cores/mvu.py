@@ -23,8 +23,9 @@ class MatrixVectorUnit(wiring.Component):
 
     A frame is ``SF = MW / simd`` input beats of ``simd`` codes, and ``NF = MH / pe`` output beats
     of ``pe`` accumulators (rows ``nf * pe + p``). Each cycle the unit multiplies one input word by
-    ``pe x simd`` weights read from on-chip memory (inferred as block or LUT RAM by its size) and
-    sums each row through a pipelined :class:`AdderTree`; rows accumulate over the ``SF`` words.
+    ``pe x simd`` weights read from on-chip memory (block RAM from 128 words and 8 Kbit, else a ROM
+    in logic) and sums each row through a pipelined :class:`AdderTree`; rows accumulate over the
+    ``SF`` words.
 
     When ``NF > 1`` the input vector is reused ``NF`` times, so inputs go into a two-bank buffer:
     one frame is taken in while the previous one is processed. The unit then starts a frame once
