@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import HdlgenError
 from ..ir.model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d,
                         Model, MultiThreshold, Quantizer, Trunc)
-from ..ir.quant import BIPOLAR, MAX_BITS, TERNARY, QuantKind, QuantType
+from ..ir.quant import BIPOLAR, MAX_BITS, TERNARY, QuantType
 from ..ir.semantics import round_mode
 
 __all__ = ["load_qonnx", "SUPPORTED_OPS"]

@@ -10,7 +10,6 @@ import dataclasses
 
 import numpy as np
 
-from ..errors import HdlgenError
 from .model import BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, MaxPool2d, MultiThreshold, Quantizer, Trunc
 from .quant import QuantType
 

@@ -8,7 +8,7 @@ import pytest
 from hdlgen import HdlgenError
 from hdlgen.frontend import load_model, load_qonnx
 from hdlgen.golden import predict, run_reference
-from hdlgen.ir import BIPOLAR, TERNARY, BatchNorm, Clip, Conv2d, Dense, Elementwise, MaxPool2d, MultiThreshold, \
+from hdlgen.ir import BIPOLAR, TERNARY, BatchNorm, Clip, Conv2d, Dense, MaxPool2d, MultiThreshold, \
     QuantType, Quantizer, Trunc
 from hdlgen.transforms import streamline
 from qonnx_graphs import Graph, execute
