@@ -116,7 +116,7 @@ def data():
     return train_test_split(x, digits.target, test_size=450, random_state=0, stratify=digits.target)
 
 
-def train(name: str, x_train, y_train) -> MLP:
+def train(name: str, x_train, y_train) -> torch.nn.Module:
     torch.manual_seed(0)
     cls, weight_quant, act_kind = MODELS[name]
     model = cls(weight_quant, act_kind)
@@ -137,6 +137,9 @@ def main():
     np.save(HERE / "test_x.npy", x_test)
     np.save(HERE / "test_y.npy", y_test.astype(np.int64))
     names = sys.argv[1:] or list(MODELS)
+    unknown = set(names) - set(MODELS)
+    if unknown:
+        sys.exit(f"unknown model(s) {', '.join(sorted(unknown))}; choose from {', '.join(MODELS)}")
     for name in names:
         model = train(name, x_train, y_train)
         with torch.no_grad():
