@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import data, memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, memory
 
 from ..ir.lowered import GlobalPoolStage
-from .params import channels_per_beat, counter, validating
+from .params import ImageStageCore, counter
 
 __all__ = ["GlobalSum"]
 
 
-class GlobalSum(wiring.Component):
+class GlobalSum(ImageStageCore):
     """Sums each channel's codes over an (H, W, C) image streamed ``count`` channels a beat.
 
     Emits ``C / count`` beats of ``count`` sums per frame, after the frame's last pixel; a threshold
@@ -21,14 +20,8 @@ class GlobalSum(wiring.Component):
     """
 
     def __init__(self, *, stage: GlobalPoolStage, count: int):
-        with validating(self):
-            channels_per_beat(stage, count)
-        self._stage, self._count = stage, count
         self.acc_max = stage.acc_max
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(stage.in_type.bits, count))),
-            "o": Out(stream.Signature(data.ArrayLayout(range(stage.acc_max + 1), count))),
-        })
+        super().__init__(stage=stage, count=count, out_shape=range(stage.acc_max + 1))
 
     @staticmethod
     def cycles_per_frame(stage: GlobalPoolStage, count: int) -> int:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
 
 from ..ir.lowered import PadStage
-from .params import channels_per_beat, counter, validating
+from .params import ImageStageCore, counter
 
 __all__ = ["Padding"]
 
 
-class Padding(wiring.Component):
+class Padding(ImageStageCore):
     """Streams an (H, W, C) image, ``count`` channels a beat, out as the padded image.
 
     Border beats carry ``pad_code`` in every value; interior beats are the input's, widened from
@@ -22,13 +20,7 @@ class Padding(wiring.Component):
     """
 
     def __init__(self, *, stage: PadStage, count: int):
-        with validating(self):
-            channels_per_beat(stage, count)
-        self._stage, self._count = stage, count
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(stage.in_type.bits, count))),
-            "o": Out(stream.Signature(data.ArrayLayout(stage.out_type.bits, count))),
-        })
+        super().__init__(stage=stage, count=count, out_shape=stage.out_type.bits)
 
     @staticmethod
     def cycles_per_frame(stage: PadStage, count: int) -> int:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
 
 @contextmanager
 def validating(component):
@@ -29,8 +32,19 @@ def counter(n: int) -> range:
     return range(max(n, 2))
 
 
-def channels_per_beat(stage, count: int) -> None:
-    """An image stage takes ``count`` channels of one pixel a beat: ``count`` must divide its channels."""
-    positive_int("count", count)
-    if stage.in_shape[2] % count:
-        raise ValueError(f"stage {stage.name!r}: {count} values per beat do not divide {stage.in_shape[2]} channels")
+class ImageStageCore(wiring.Component):
+    """A core streaming an (H, W, C) image ``count`` channels of one pixel a beat, in and out.
+
+    Output values have the input's code width unless ``out_shape`` says otherwise.
+    """
+
+    def __init__(self, *, stage, count: int, out_shape=None):
+        with validating(self):
+            positive_int("count", count)
+            if stage.in_shape[2] % count:
+                raise ValueError(f"stage {stage.name!r}: {count} values per beat do not divide "
+                                 f"{stage.in_shape[2]} channels")
+        self._stage, self._count = stage, count
+        in_layout = data.ArrayLayout(stage.in_type.bits, count)
+        out_layout = in_layout if out_shape is None else data.ArrayLayout(out_shape, count)
+        super().__init__({"i": In(stream.Signature(in_layout)), "o": Out(stream.Signature(out_layout))})

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import data, memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, memory
 
 from ..ir.lowered import PoolStage
-from .params import channels_per_beat, counter, validating
+from .params import ImageStageCore, counter
 
 __all__ = ["MaxPool"]
 
 
-class MaxPool(wiring.Component):
+class MaxPool(ImageStageCore):
     """Max of codes over ``kh x kw`` windows of an (H, W, C) image streamed ``count`` channels a beat.
 
     Codes order like values for every quant type, so this is the max of the values (for bipolar
@@ -23,11 +22,7 @@ class MaxPool(wiring.Component):
     """
 
     def __init__(self, *, stage: PoolStage, count: int):
-        with validating(self):
-            channels_per_beat(stage, count)
-        self._stage, self._count = stage, count
-        layout = data.ArrayLayout(stage.in_type.bits, count)
-        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+        super().__init__(stage=stage, count=count)
 
     @staticmethod
     def cycles_per_frame(stage: PoolStage, count: int) -> int:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import data, fifo, memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, fifo, memory
 
 from ..ir.lowered import WindowStage
 from .mvu import BLOCK_RAM_MIN_BITS, BLOCK_RAM_MIN_DEPTH
-from .params import channels_per_beat, counter, validating
+from .params import ImageStageCore, counter
 
 __all__ = ["SlidingWindow"]
 
 
-class SlidingWindow(wiring.Component):
+class SlidingWindow(ImageStageCore):
     """Windows of an (H, W, C) image streamed ``count`` channels a beat (channels innermost).
 
     For each output pixel in raster order it emits the window's ``kh * kw * C / count`` beats in
@@ -34,11 +33,7 @@ class SlidingWindow(wiring.Component):
     """
 
     def __init__(self, *, stage: WindowStage, count: int):
-        with validating(self):
-            channels_per_beat(stage, count)
-        self._stage, self._count = stage, count
-        layout = data.ArrayLayout(stage.in_type.bits, count)
-        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+        super().__init__(stage=stage, count=count)
 
     @staticmethod
     def rows(stage: WindowStage) -> int:
