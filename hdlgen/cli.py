@@ -7,8 +7,12 @@ exit with status 2. Steps that take seconds print progress on stderr.
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +23,28 @@ from .paths import EXAMPLES
 DEMO_MODEL = EXAMPLES / "digits" / "model.json"
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-    return value
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors as the one-line ``hdlgen: error:`` of every other mistake."""
+
+    def error(self, message):
+        raise HdlgenError(f"{self.prog}: {message}")
+
+
+def _number(lo: float, hi: float):
+    """An option type: a finite number in (lo, hi]."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+        if not lo < value <= hi:
+            raise argparse.ArgumentTypeError(f"must be a number above {lo:g} and at most {hi:g}, not {text}")
+        return value
+    return parse
+
+
+CLOCK_MHZ = _number(0.001, 2000.0)
+FRAMES_PER_SECOND = _number(1e-6, 1e15)
 
 
 def _print_build(report: dict, outdir: Path) -> None:
@@ -77,18 +95,36 @@ def _check_labels(labels, x, path) -> np.ndarray:
     return labels
 
 
-def cmd_sim(args) -> int:
-    from .flow import BuildDir, load_array
+def _output_file(text: str) -> Path:
+    path = Path(text)
+    if path.suffix != ".npy":
+        raise HdlgenError(f"--out {text}: name a .npy file (numpy would write {text}.npy instead)")
+    if path.is_dir():
+        raise HdlgenError(f"--out {text} is a directory; name a .npy file")
+    if not path.absolute().parent.is_dir():
+        raise HdlgenError(f"--out {text}: the folder {path.absolute().parent} does not exist")
+    return path
 
+
+def cmd_sim(args) -> int:
+    from .builddir import write_file
+    from .flow import BuildDir
+    from .readers import read_npy
+
+    out = _output_file(args.out) if args.out else None
     build_dir = BuildDir.open(Path(args.outdir))
-    x = load_array(Path(args.inputs), "inputs")
+    x = read_npy(Path(args.inputs), "inputs")
     if x.ndim == 1:
         x = x[None, :]
-    labels = None if args.labels is None else _check_labels(load_array(Path(args.labels), "labels"), x, args.labels)
+    if x.ndim == 0 or len(x) == 0:
+        raise HdlgenError(f"{args.inputs}: holds no frames (shape {x.shape}); give at least one input row")
+    labels = None if args.labels is None else _check_labels(read_npy(Path(args.labels), "labels"), x, args.labels)
     result = _simulate(build_dir, x, args)
-    if args.out:
-        np.save(args.out, result.outputs)
-        print(f"wrote {args.out} ({result.outputs.shape[0]} x {result.outputs.shape[1]}, model units)")
+    if out is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, result.outputs)
+        write_file(out, buffer.getvalue())
+        print(f"wrote {out} ({result.outputs.shape[0]} x {result.outputs.shape[1]}, model units)")
     _print_sim(result, labels)
     mismatched = int(np.sum(np.any(result.hw_words != result.golden_words, axis=1)))
     if mismatched:
@@ -101,12 +137,13 @@ def cmd_sim(args) -> int:
 
 def cmd_synth(args) -> int:
     from .backends.synth import format_table, synthesize
+    from .builddir import write_file
     from .flow import BuildDir
 
     build_dir = BuildDir.open(Path(args.outdir))
     results, failures = [], []
     for target in args.target:
-        workdir = build_dir.path / "synth" / target
+        workdir = build_dir.record("synth") / target
         if not args.quiet:
             print(f"synthesizing for {target} ...", file=sys.stderr, flush=True)
         try:
@@ -115,7 +152,7 @@ def cmd_synth(args) -> int:
         except HdlgenError as e:
             failures.append(f"{target}: {e}")
             continue
-        (build_dir.path / f"synth-{target}.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        write_file(build_dir.record(f"synth-{target}.json"), (json.dumps(result.to_json(), indent=2) + "\n").encode())
         results.append(result)
     if results:
         print(format_table(results))
@@ -150,7 +187,7 @@ def cmd_demo(args) -> int:
 def parser() -> argparse.ArgumentParser:
     from .backends.synth import targets
 
-    p = argparse.ArgumentParser(prog="hdlgen", description="Quantized neural networks to verified streaming FPGA hardware.")
+    p = _Parser(prog="hdlgen", description="Quantized neural networks to verified streaming FPGA hardware.")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -158,8 +195,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("model", help="QONNX model (.onnx) or native model description (.json with its .npz)")
     b.add_argument("-o", "--outdir", required=True, help="build directory to write")
     b.add_argument("--fold", default="auto", help="'auto' or a JSON file {layer: {pe: N, simd: N}}")
-    b.add_argument("--target-fps", type=_positive_float, help="frames per second to fold for (auto folding)")
-    b.add_argument("--clock-mhz", type=_positive_float, default=100.0, help="clock the frame rate refers to (default 100)")
+    b.add_argument("--target-fps", type=FRAMES_PER_SECOND, help="frames per second to fold for (auto folding)")
+    b.add_argument("--clock-mhz", type=CLOCK_MHZ, default=100.0, help="clock the frame rate refers to (default 100)")
     b.add_argument("--lut-inputs", type=int, choices=(4, 6), default=4,
                    help="LUT size the adder trees are shaped for: 4 (Lattice ECP5, iCE40; default) or 6 (Xilinx)")
     b.set_defaults(run=cmd_build)
@@ -175,7 +212,7 @@ def parser() -> argparse.ArgumentParser:
     y.add_argument("outdir", help="a build directory")
     y.add_argument("--target", required=True, action="append", choices=sorted(targets()),
                    help="device to synthesize for (repeat for several)")
-    y.add_argument("--clock-mhz", type=_positive_float, default=100.0, help="timing target for nextpnr (default 100)")
+    y.add_argument("--clock-mhz", type=CLOCK_MHZ, default=100.0, help="timing target for nextpnr (default 100)")
     y.set_defaults(run=cmd_synth)
 
     i = sub.add_parser("inspect", help="print a model's imported and lowered layers, quant types and shapes")
@@ -188,19 +225,34 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum, _frame):
+    raise KeyboardInterrupt(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """Run one command; user mistakes and interrupts end in one line on stderr, never a traceback."""
+    from amaranth.hdl import UnusedElaboratable
+
+    # Components left unelaborated when a step is cut short are no news to the user.
+    warnings.filterwarnings("ignore", category=UnusedElaboratable)
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
+        args = parser().parse_args(argv)
         return args.run(args)
     except HdlgenError as e:
         print(f"hdlgen: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"hdlgen: error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"hdlgen: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("hdlgen: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        terminated = bool(e.args) and e.args[0] == signal.SIGTERM
+        print(f"hdlgen: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 A build directory holds the Verilog (one top module), ``report.json`` (per layer folding, cycles
 and memory bits, pipeline cycles per frame, stream formats) and the lowered model with its folding.
-It is written to a temporary directory first and moved into place whole, so a failed build never
-leaves a half-written directory.
+``hdlgen.builddir`` says how it is written, replaced and opened: a failed or interrupted build never
+leaves a half-written directory, and files hdlgen did not write are never deleted.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import hashlib
 import json
 import shutil
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from .assemble.dataflow import stream_plan
 from .cores import SlidingWindow
 from .backends.packing import pack_beats, unpack_beats
 from .backends.verilog import emit, top_name
+from .builddir import REPORT, BuildDir, check_output_dir, write_build
 from .cores.weights import weight_bits
 from .errors import HdlgenError
 from .frontend import load_model
@@ -32,9 +32,6 @@ from .golden import quantize_input_codes, run_lowered, to_model_units
 from .ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
 from .ir.lowered_io import load_lowered, save_lowered
 from .transforms import auto_folding, check_foldings, load_folding, streamline
-
-REPORT = "report.json"
-
 
 class Progress:
     """One line per step with its duration, on stderr (quiet when ``enabled`` is false)."""
@@ -114,8 +111,8 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
     if lut_inputs not in LUT_INPUTS:
         raise HdlgenError(f"--lut-inputs must be 4 (Lattice ECP5, iCE40) or 6 (Xilinx), not {lut_inputs!r}")
     outdir = Path(outdir)
-    if outdir.exists() and (not outdir.is_dir() or (any(outdir.iterdir()) and not (outdir / REPORT).exists())):
-        raise HdlgenError(f"{outdir} exists and is not an hdlgen build directory; choose another -o")
+    inputs = [model_path] + ([Path(fold)] if fold != "auto" else [])
+    check_output_dir(outdir, inputs)
     with progress(f"reading {model_path}"):
         model = load_model(model_path)
     with progress("streamlining to integer thresholds"):
@@ -136,44 +133,13 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
         report["lut_inputs"] = lut_inputs
         report["frames_per_second_at_clock"] = clock_mhz * 1e6 / report["pipeline"]["initiation_interval_cycles"]
     with progress(f"writing {outdir}"):
-        outdir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".hdlgen-", dir=outdir.parent))
-        try:
+        def write(staging: Path) -> None:
             (staging / f"{name}.v").write_text(verilog)
             save_lowered(lowered, foldings, staging)
             (staging / REPORT).write_text(json.dumps(report, indent=2) + "\n")
-            if outdir.exists():
-                shutil.rmtree(outdir)
-            staging.rename(outdir)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
+
+        write_build(outdir, write, model=model_path, inputs=inputs)
     return report
-
-
-@dataclass
-class BuildDir:
-    path: Path
-    report: dict
-    model: LoweredModel
-    foldings: dict[str, Folding]
-
-    @classmethod
-    def open(cls, path: Path) -> BuildDir:
-        path = Path(path)
-        if not (path / REPORT).exists():
-            raise HdlgenError(f"{path} is not a build directory (no {REPORT}); run 'hdlgen build MODEL -o {path}' first")
-        model, foldings = load_lowered(path)
-        return cls(path, json.loads((path / REPORT).read_text()), model, foldings)
-
-    @property
-    def verilog(self) -> Path:
-        return self.path / f"{self.report['top']}.v"
-
-    @property
-    def stream_bits(self) -> tuple[int, int]:
-        i, o = self.report["input"], self.report["output"]
-        return i["values_per_beat"] * i["bits_per_value"], o["last_bit"] + 1
 
 
 @dataclass
@@ -194,15 +160,18 @@ def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = 
 
     progress = progress or Progress(2, enabled=False)
     model, report = build_dir.model, build_dir.report
+    if np.ndim(x) == 0 or len(x) == 0:
+        raise HdlgenError(f"the inputs hold no frames (shape {np.shape(x)}); give at least one input row")
     codes = quantize_input_codes(model, x)
     in_bits, out_bits = build_dir.stream_bits
     digest = hashlib.sha256(build_dir.verilog.read_bytes()).hexdigest()[:16]
-    sim_dir = build_dir.path / "sim" / digest
+    sim_root = build_dir.record("sim")
+    sim_dir = sim_root / digest
     if NativeHarness.is_built(sim_dir):
         harness = NativeHarness(sim_dir, in_bits=in_bits, out_bits=out_bits)
     else:
         with progress("building the Verilator simulation"):
-            shutil.rmtree(build_dir.path / "sim", ignore_errors=True)
+            shutil.rmtree(sim_root, ignore_errors=True)     # simulations of earlier Verilog
             harness = NativeHarness.build(build_dir.verilog, report["top"], sim_dir, in_bits=in_bits, out_bits=out_bits)
     i, o = report["input"], report["output"]
     with progress(f"simulating {len(codes)} frames"):
@@ -216,17 +185,8 @@ def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = 
                      run.interval_mean, ii, run.first_frame_end)
 
 
-def load_array(path: Path, what: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise HdlgenError(f"{path}: {what} file not found") from None
-    except (ValueError, OSError) as e:
-        raise HdlgenError(f"{path}: not a readable .npy file ({e})") from None
-
-
 def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.asarray(outputs).argmax(axis=1) == labels))
 
 
-__all__ = ["build", "simulate", "BuildDir", "Progress", "load_array", "accuracy"]
+__all__ = ["build", "simulate", "BuildDir", "Progress", "accuracy"]

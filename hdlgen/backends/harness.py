@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import secrets
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,7 @@ import numpy as np
 
 from ..errors import HdlgenError
 from ..paths import RTL_TEMPLATES
+from .process import run
 from .tools import verilator_env, verilator_executable
 
 
@@ -46,20 +49,30 @@ class NativeHarness:
     @classmethod
     def build(cls, verilog_file: Path, toplevel: str, build_dir: Path, *, in_bits: int, out_bits: int,
               jobs: int = 2) -> "NativeHarness":
+        """Compile the harness into ``build_dir``, staged beside it and moved into place when it works."""
         verilator_env()
         build_dir = Path(build_dir).resolve()
-        build_dir.mkdir(parents=True, exist_ok=True)
+        build_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = build_dir.with_name(f".{build_dir.name}.staging-{secrets.token_hex(4)}")
         defines = f"-O3 -DIN_WORDS={_words_per(in_bits)} -DOUT_WORDS={_words_per(out_bits)} -DLAST_BIT={out_bits - 1}"
         cmd = [verilator_executable(), "--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-               "-Wno-fatal", "-Wno-lint", "--top-module", toplevel, "--prefix", "Vtop", "-Mdir", str(build_dir),
+               "-Wno-fatal", "-Wno-lint", "--top-module", toplevel, "--prefix", "Vtop", "-Mdir", str(staging),
                "-CFLAGS", defines, "-j", str(jobs), "-o", "Vsim",
                str(Path(verilog_file).resolve()), str(RTL_TEMPLATES / "stream_harness.cpp")]
-        log = build_dir / "build.log"
-        with open(log, "w") as f:
-            done = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=build_dir)
-        if done.returncode != 0:
-            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-            raise HdlgenError(f"Verilator could not build the simulation (see {log}): {' | '.join(tail)}")
+        try:
+            staging.mkdir()
+            log = staging / "build.log"
+            with open(log, "w") as f:
+                done = run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=staging)
+            if done.returncode != 0:
+                shutil.rmtree(build_dir, ignore_errors=True)
+                staging.rename(build_dir)
+                log = build_dir / "build.log"
+                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+                raise HdlgenError(f"Verilator could not build the simulation (see {log}): {' | '.join(tail)}")
+            staging.rename(build_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return cls(build_dir, in_bits=in_bits, out_bits=out_bits)
 
     def run(self, in_words: list[int], out_beats: int, *, max_cycles: int) -> HarnessRun:
@@ -69,8 +82,8 @@ class NativeHarness:
 
         in_file, out_file = self.build_dir / "inputs.bin", self.build_dir / "outputs.bin"
         to_u32(in_words, self.in_words).tofile(in_file)
-        done = subprocess.run([str(self.binary), str(in_file), str(out_file), str(len(in_words)), str(out_beats),
-                               str(max_cycles)], capture_output=True, text=True)
+        done = run([str(self.binary), str(in_file), str(out_file), str(len(in_words)), str(out_beats),
+                    str(max_cycles)], capture_output=True, text=True)
         if done.returncode not in (0, 1) or not done.stdout.strip():
             raise HdlgenError(f"the simulation failed: {done.stderr.strip() or done.stdout.strip()}")
         stats = json.loads(done.stdout.strip().splitlines()[-1])

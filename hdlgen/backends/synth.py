@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import HdlgenError
 from ..paths import BOARDS
 from .io_shell import SHELL_NAME, shell_verilog
+from .process import run
 from .tools import yowasp
 
 
@@ -111,19 +111,18 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _run_yosys(sources: str, flow: str, workdir: Path) -> subprocess.CompletedProcess:
+def _run_yosys(sources: str, flow: str, workdir: Path):
     (workdir / "stat.json").unlink(missing_ok=True)
     script = f"read_verilog {sources}; {flow}; tee -q -o stat.json stat -json; write_json netlist.json"
-    return subprocess.run([yowasp("yosys"), "-q", "-l", "yosys.log", "-p", script], cwd=workdir,
-                          capture_output=True, text=True)
+    return run([*yowasp("yosys"), "-q", "-l", "yosys.log", "-p", script], cwd=workdir, capture_output=True, text=True)
 
 
 def _place_and_route(spec: dict, workdir: Path, clock_mhz: float) -> tuple[float | None, dict]:
     context = [] if spec.get("io_shell") else ["--out-of-context"]
-    cmd = [yowasp(f"nextpnr-{spec['nextpnr']}"), *spec["nextpnr_args"], "--json", "netlist.json",
+    cmd = [*yowasp(f"nextpnr-{spec['nextpnr']}"), *spec["nextpnr_args"], "--json", "netlist.json",
            *context, "--freq", str(clock_mhz), "--timing-allow-fail", "--report", "report.json",
            "--log", "nextpnr.log", "--seed", "1", "-q"]
-    done = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    done = run(cmd, cwd=workdir, capture_output=True, text=True)
     if done.returncode != 0 or not (workdir / "report.json").exists():
         log = (workdir / "nextpnr.log").read_text(errors="replace") if (workdir / "nextpnr.log").exists() else done.stderr
         errors = [line for line in log.splitlines() if "ERROR" in line] or log.strip().splitlines()[-1:]

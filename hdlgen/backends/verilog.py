@@ -11,7 +11,7 @@ from ..ir.lowered import Folding, LoweredModel
 
 
 def top_name(model: LoweredModel) -> str:
-    name = re.sub(r"\W", "_", model.name).strip("_") or "model"
+    name = re.sub(r"[^A-Za-z0-9_]", "_", model.name).strip("_")[:64] or "model"
     return f"{'m_' if name[0].isdigit() else ''}{name}_top"
 
 

@@ -15,40 +15,49 @@ import numpy as np
 from ..errors import HdlgenError
 from ..ir.layer_io import decode_layer, encode_layer
 from ..ir.lowered_io import input_entry
-from ..ir.model import InputQuantizer, Model
+from ..ir.model import ARITHMETIC, InputQuantizer, Model
 from ..ir.quant import QuantType
+from ..readers import read_json, read_npz, validate
 
 FORMAT = "hdlgen-model"
 VERSION = 1
-INPUT_FIELDS = {"features", "quant", "scale", "rounding", "shape"}
+MAX_FEATURES = 1 << 24
+
+
+SCHEMA = {
+    "type": "object",
+    "required": ["format", "version", "input", "layers"],
+    "additionalProperties": False,
+    "properties": {
+        "format": {"const": FORMAT},
+        "version": {"const": VERSION},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "tensors": {"type": "string", "pattern": r"^(?!\.\.?$)[^/\\]+$",
+                    "description": "must be the name of an NPZ file in the model's folder"},
+        "arithmetic": {"enum": list(ARITHMETIC)},
+        "input": {
+            "type": "object",
+            "required": ["features", "quant"],
+            "additionalProperties": False,
+            "properties": {"features": {"type": "integer", "minimum": 1, "maximum": MAX_FEATURES},
+                           "quant": {"type": "string"}, "scale": {"type": "number"}, "rounding": {"type": "string"},
+                           "shape": {"type": "array", "minItems": 1, "maxItems": 3,
+                                     "items": {"type": "integer", "minimum": 1, "maximum": MAX_FEATURES}}},
+        },
+        "layers": {"type": "array", "minItems": 1, "items": {"type": "object"},
+                   "description": "must be a non-empty list of layer objects"},
+    },
+}
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise HdlgenError(f"{path}: model file not found") from None
-    except (IsADirectoryError, UnicodeDecodeError):
-        raise HdlgenError(f"{path}: not a JSON model description") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise HdlgenError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    doc = read_json(path, "model file")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise HdlgenError(f"{path}: not an hdlgen model description (expected \"format\": \"{FORMAT}\")")
-    if doc.get("version") != VERSION:
+    if type(doc.get("version")) is not int or doc["version"] != VERSION:
         raise HdlgenError(f"{path}: format version {doc.get('version')!r} is not supported (this hdlgen reads {VERSION})")
+    validate(doc, SCHEMA, path)
     return doc
-
-
-def _read_npz(path: Path) -> dict:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except FileNotFoundError:
-        raise HdlgenError(f"{path}: tensor file not found (it is named by the model's \"tensors\" field)") from None
-    except (ValueError, OSError) as e:
-        raise HdlgenError(f"{path}: not a readable NPZ file ({e})") from None
 
 
 def _fail(path: Path):
@@ -60,16 +69,13 @@ def _fail(path: Path):
 def load_model(path: str | Path) -> Model:
     """Read a native model description (``.json``; its tensors in the ``.npz`` it names)."""
     path = Path(path)
+    if path.suffix.lower() == ".npz":
+        raise HdlgenError(f"{path}: give the model's .json description; it names this NPZ file for its tensors")
     doc = _read_json(path)
-    tensors = _read_npz(path.parent / doc.get("tensors", path.with_suffix(".npz").name))
+    # the model's own checks name the layer of a non-finite value
+    tensors = read_npz(path.parent / doc.get("tensors", path.with_suffix(".npz").name), "tensor", finite=False)
     fail = _fail(path)
-    raw_input = doc.get("input")
-    if not isinstance(raw_input, dict) or not {"features", "quant"} <= set(raw_input) or set(raw_input) - INPUT_FIELDS:
-        raise HdlgenError(f"{path}: 'input' must be an object with 'features', 'quant' and optionally 'scale', "
-                          f"'rounding', 'shape'")
-    layers = doc.get("layers")
-    if not isinstance(layers, list) or not layers:
-        raise HdlgenError(f"{path}: 'layers' must be a non-empty list")
+    raw_input = doc["input"]
     try:
         try:
             quant = QuantType.from_json(raw_input["quant"])
@@ -78,7 +84,7 @@ def load_model(path: str | Path) -> Model:
         model_input = InputQuantizer(raw_input["features"], quant, raw_input.get("scale", 1.0),
                                      rounding=raw_input.get("rounding", "ROUND"), shape=raw_input.get("shape"))
         return Model(str(doc.get("name", path.stem)), model_input,
-                     tuple(decode_layer(e, tensors, f"layers[{i}]", fail) for i, e in enumerate(layers)),
+                     tuple(decode_layer(e, tensors, f"layers[{i}]", fail) for i, e in enumerate(doc["layers"])),
                      arithmetic=doc.get("arithmetic", "float64"))
     except HdlgenError as e:
         message = str(e)

@@ -48,6 +48,9 @@ SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Gemm", "Ma
 CONSTANT_OPS = ("Constant", "Quant", "BipolarQuant", "Identity", "Transpose", "Reshape", "Flatten", "Mul", "Div",
                 "Add", "Sub", "Cast", "Squeeze", "Unsqueeze", "Neg")
 F32 = np.float32
+CUSTOM_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc")
+QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
+STANDARD_DOMAINS = ("", "ai.onnx")
 
 
 @dataclass
@@ -66,7 +69,7 @@ def _real(c) -> np.ndarray:
 
 def _quant_type(bits: float, signed: bool, narrow: bool) -> QuantType | None:
     """The IR type of a Quant's integers, or None when none fits (more than 8 bits, unsigned narrow)."""
-    if bits != int(bits) or bits < 1:
+    if not np.isfinite(bits) or bits != int(bits) or bits < 1:
         return None
     bits = int(bits)
     if bits == 1 and signed:
@@ -103,9 +106,12 @@ class _Importer:
         self.const: dict[str, object] = {}
         for init in self.graph.initializer:
             try:
-                self.const[init.name] = nph.to_array(init)
+                value = nph.to_array(init)
             except Exception as e:       # a damaged tensor or missing external data
-                self.fail(f"initializer {init.name!r} cannot be read ({e})")
+                self.fail(f"initializer {init.name!r} cannot be read ({str(e)[:200]})")
+            if not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.complexfloating):
+                self.fail(f"initializer {init.name!r} holds {value.dtype} values; hdlgen reads real numbers")
+            self.const[init.name] = value
         self.layers: list = []
         self.pending_pad = None                 # (padding, value) of a Pad waiting for its Conv
         self.names: set[str] = set()
@@ -119,7 +125,7 @@ class _Importer:
 
     # -- names, attributes, constants -------------------------------------------------------------
     def unique(self, node) -> str:
-        base = re.sub(r"\W", "_", node.name or node.op_type.lower()).strip("_") or node.op_type.lower()
+        base = re.sub(r"[^A-Za-z0-9_]", "_", node.name or node.op_type.lower()).strip("_") or node.op_type.lower()
         if base[0].isdigit():
             base = f"n_{base}"
         name, k = base, 1
@@ -144,7 +150,10 @@ class _Importer:
         value = self.constant(node, name, what)
         if value.size != 1:
             self.node_fail(node, f"its {what} must be a single number, not shape {value.shape}")
-        return float(value.reshape(()))
+        value = float(value.reshape(()))
+        if not np.isfinite(value):
+            self.node_fail(node, f"its {what} is {value}; it must be a finite number")
+        return value
 
     # -- the graph ----------------------------------------------------------------------------------
     def run(self) -> Model:
@@ -169,6 +178,7 @@ class _Importer:
             for name in node.input:
                 consumers[name] = consumers.get(name, 0) + 1
         for node in graph.node:
+            self.check_domain(node)
             on_chain = [name for name in node.input if name == self.act]
             unknown = [name for name in node.input if name and name != self.act and name not in self.const]
             if unknown:
@@ -191,7 +201,15 @@ class _Importer:
                       "(the hardware's input format)")
         if not self.layers:
             self.fail("the graph has no layers after its input quantizer")
-        return Model(re.sub(r"\W", "_", self.path.stem), self.input_quant, tuple(self.layers), arithmetic="float32")
+        return Model(re.sub(r"[^A-Za-z0-9_]", "_", self.path.stem), self.input_quant, tuple(self.layers), arithmetic="float32")
+
+    def check_domain(self, node):
+        """QONNX's ops come from a QONNX custom-op domain, the rest from standard ONNX: an op of the
+        same name from another domain may mean something else."""
+        custom = node.op_type in CUSTOM_OPS
+        if node.domain not in (QONNX_DOMAINS if custom else STANDARD_DOMAINS):
+            expected = f"one of the QONNX domains {', '.join(QONNX_DOMAINS)}" if custom else "the standard ONNX domain"
+            self.node_fail(node, f"its domain {node.domain!r} is not {expected}; hdlgen does not know this op's meaning")
 
     def add(self, layer):
         if self.input_quant is None:
@@ -212,8 +230,8 @@ class _Importer:
         elif op == "Quant":
             x, scale, zero, bits = (np.asarray(_real(v), dtype=F32) for v in c[:4])
             signed, narrow, rounding = _int_attrs(a, "ROUND")
-            if bits.size != 1:
-                self.node_fail(node, "its bit width must be a single number")
+            if bits.size != 1 or not np.isfinite(bits).all() or not 1 <= float(bits) <= 32:
+                self.node_fail(node, f"its bit width must be one number from 1 to 32, not {bits.tolist()}")
             q = _int_quant(x, scale, zero, float(bits), signed, narrow, rounding)
             real = ((q - zero) * scale).astype(F32)
             quant = _quant_type(float(bits), signed, narrow) if np.all(zero == 0) else None
@@ -604,19 +622,24 @@ def load_qonnx(path: str | Path) -> Model:
         raise HdlgenError(f"{path}: model file not found")
     try:
         proto = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, ValueError) as e:
-        raise HdlgenError(f"{path}: not an ONNX model ({e})") from None
+    except (DecodeError, ValueError, RuntimeError, RecursionError) as e:
+        raise HdlgenError(f"{path}: not an ONNX model ({type(e).__name__}: {str(e)[:200]})") from None
     from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
+    folder = path.parent.resolve()
     external = {entry.value for t in proto.graph.initializer if uses_external_data(t)
                 for entry in t.external_data if entry.key == "location"}
     for location in sorted(external):
-        if not (path.parent / location).is_file():
+        where = (folder / location).resolve()
+        if Path(location).is_absolute() or folder not in where.parents:
+            raise HdlgenError(f"{path}: its weights are said to be in {location!r}, outside the model's folder; "
+                              f"external data must be a file beside the model")
+        if not where.is_file():
             raise HdlgenError(f"{path}: its weights are stored in {location!r}, which is not beside it "
                               f"({path.parent / location}); copy that file along with the model")
     if external:
         try:
             load_external_data_for_model(proto, str(path.parent))
-        except (OSError, ValueError) as e:
-            raise HdlgenError(f"{path}: cannot read its external weights ({e})") from None
+        except (OSError, ValueError, onnx.checker.ValidationError) as e:
+            raise HdlgenError(f"{path}: cannot read its external weights ({str(e)[:200]})") from None
     return _Importer(path, proto).run()

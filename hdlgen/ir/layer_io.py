@@ -11,6 +11,7 @@ import dataclasses
 import numpy as np
 
 from .model import BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, MaxPool2d, MultiThreshold, Quantizer, Trunc
+from ..readers import schema_problem
 from .quant import QuantType
 
 __all__ = ["OPS", "encode_layer", "decode_layer"]
@@ -22,6 +23,40 @@ OPS = {"dense": Dense, "conv2d": Conv2d, "batchnorm": BatchNorm, "mul": Elementw
 TENSOR_FIELDS = {"weight", "weight_scale", "bias", "gamma", "beta", "mean", "var", "operand", "thresholds"}
 QUANT_FIELDS = {"weight_quant", "quant"}
 BOUND_FIELDS = {"lo", "hi"}        # null in JSON stands for an infinite bound
+
+
+_NUMBERS = {"type": "array", "items": {"anyOf": [{"type": "number"}, {"type": "array", "items": {"type": "number"}}]}}
+_TENSOR = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "number"}, _NUMBERS],
+           "description": "must name an array in the NPZ file, or be a number or a list of numbers"}
+
+
+def _ints(count: int, minimum: int) -> dict:
+    return {"type": "array", "minItems": count, "maxItems": count,
+            "items": {"type": "integer", "minimum": minimum, "maximum": 1 << 16}}
+
+
+#: What each field of a layer entry may hold (the dataclass says which fields an op has and needs).
+FIELD_SCHEMAS = {
+    "name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+             "description": "must be an identifier: ASCII letters, digits and underscores, not starting with a digit"},
+    **{f: _TENSOR for f in TENSOR_FIELDS - {"bias"}},
+    "bias": {"anyOf": [{"type": "null"}, *_TENSOR["anyOf"]], "description": _TENSOR["description"]},
+    **{f: {"type": "string"} for f in QUANT_FIELDS | {"rounding"}},
+    **{f: {"type": "number"} for f in ("eps", "scale", "in_scale")},
+    **{f: {"type": ["number", "null"]} for f in BOUND_FIELDS},
+    "stride": _ints(2, 1), "dilation": _ints(2, 1), "kernel": _ints(2, 1), "padding": _ints(4, 0),
+    "groups": {"type": "integer", "minimum": 1, "maximum": 1 << 16},
+    "pad_value": {"type": "integer", "minimum": -256, "maximum": 256},
+}
+
+
+def _schema(cls) -> dict:
+    required, optional = _fields(cls)
+    schema = {"type": "object", "properties": {f: FIELD_SCHEMAS[f] for f in required | optional}}
+    if cls is MaxPool2d:
+        schema["properties"]["stride"] = {"anyOf": [{"type": "null"}, _ints(2, 1)],
+                                          "description": "must be null or 2 positive integers"}
+    return schema
 
 
 def _op_of(layer) -> str:
@@ -73,7 +108,7 @@ def decode_layer(entry, tensors: dict[str, np.ndarray], where: str, fail):
     if not isinstance(entry, dict):
         fail(where, "each layer is an object with an 'op' field")
     op = entry.get("op")
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:
         fail(where, f"unknown op {op!r}; supported ops are {', '.join(OPS)}")
     if isinstance(entry.get("name"), str):
         where = f"layer {entry['name']!r} ({where})"
@@ -85,6 +120,9 @@ def decode_layer(entry, tensors: dict[str, np.ndarray], where: str, fail):
     unknown = set(entry) - required - optional - {"op"}
     if unknown:
         fail(where, f"unknown field(s) {', '.join(sorted(unknown))} for op {op!r}")
+    problem = schema_problem({k: v for k, v in entry.items() if k != "op"}, _schema(cls))
+    if problem is not None:
+        fail(where, problem)
     args = {"op": op} if cls is Elementwise else {}
     for field, value in entry.items():
         if field == "op":

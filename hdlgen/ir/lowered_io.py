@@ -17,6 +17,7 @@ from .lowered import (Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer,
                       WindowStage)
 from .layer_io import decode_layer, encode_layer
 from .model import InputQuantizer
+from ..readers import read_json, read_npz
 from .quant import QuantType
 
 FORMAT = "hdlgen-lowered"
@@ -88,17 +89,25 @@ def save_lowered(model: LoweredModel, foldings: dict[str, Folding], directory: P
 
 
 def load_lowered(directory: Path) -> tuple[LoweredModel, dict[str, Folding]]:
+    """The lowered model and folding in ``directory``; anything unreadable asks for a rebuild."""
     directory = Path(directory)
+    json_file, npz_file = directory / "lowered.json", directory / "lowered.npz"
+    if not json_file.is_file() or not npz_file.is_file():
+        raise HdlgenError(f"{directory}: not a build directory (no lowered.json/lowered.npz); run 'hdlgen build' first")
     try:
-        doc = json.loads((directory / "lowered.json").read_text())
-        with np.load(directory / "lowered.npz", allow_pickle=False) as npz:
-            tensors = {key: npz[key] for key in npz.files}
-    except (FileNotFoundError, NotADirectoryError):
-        raise HdlgenError(f"{directory}: not a build directory (no lowered.json/lowered.npz); run 'hdlgen build' first") from None
-    except (json.JSONDecodeError, ValueError, OSError) as e:
-        raise HdlgenError(f"{directory}: lowered model is damaged ({e}); run 'hdlgen build' again") from None
-    if doc.get("format") != FORMAT:
-        raise HdlgenError(f"{directory}/lowered.json is not a lowered hdlgen model")
+        doc = read_json(json_file, "lowered model")
+        tensors = read_npz(npz_file, "lowered tensors")
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise HdlgenError(f"{json_file} is not a lowered hdlgen model")
+        return _decode(doc, tensors, json_file)
+    except HdlgenError as e:
+        raise HdlgenError(f"{e}; run 'hdlgen build' again") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise HdlgenError(f"{json_file}: the lowered model is damaged ({type(e).__name__}: {e}); "
+                          f"run 'hdlgen build' again") from None
+
+
+def _decode(doc: dict, tensors: dict, json_file: Path) -> tuple[LoweredModel, dict[str, Folding]]:
     layers, foldings = [], {}
     for entry in doc["layers"]:
         name = entry["name"]
@@ -112,7 +121,7 @@ def load_lowered(directory: Path) -> tuple[LoweredModel, dict[str, Folding]]:
     out = doc["output"]
 
     def fail(where, message):
-        raise HdlgenError(f"{directory}/lowered.json: {where}: {message}; run 'hdlgen build' again")
+        raise HdlgenError(f"{json_file}: {where}: {message}")
 
     tail = tuple(decode_layer(entry, tensors, f"output.tail[{i}]", fail) for i, entry in enumerate(out["tail"]))
     output = OutputStage(quant=_opt(out["quant"], QuantType.from_json), scale=out["scale"],

@@ -7,6 +7,7 @@ the layer and what to change.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,11 +51,22 @@ def _rounding(name: str, rounding) -> str:
     return rounding.upper()
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _ints(value) -> tuple[int, ...] | None:
+    """``value`` as a tuple of ints if it is a sequence of integers (no floats, strings or bools), else None."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return None
+    values = tuple(value)
+    return tuple(int(v) for v in values) if all(_is_int(v) for v in values) else None
+
+
 def _shape(name: str, shape) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(d) for d in shape)
-    except (TypeError, ValueError):
-        raise HdlgenError(f"layer {name!r}: shape {shape!r} must be a list of positive integers") from None
+    given, shape = shape, _ints(shape)
+    if shape is None:
+        raise HdlgenError(f"layer {name!r}: shape {given!r} must be a list of positive integers")
     if len(shape) not in (1, 3) or min(shape) < 1:
         raise HdlgenError(f"layer {name!r}: shape {shape!r} must be (features,) or (channels, height, width)")
     return shape
@@ -95,15 +107,15 @@ class InputQuantizer:
     shape: tuple[int, ...] | None = None
 
     def __post_init__(self):
-        if not isinstance(self.features, int) or self.features < 1:
+        if not _is_int(self.features) or self.features < 1:
             raise HdlgenError(f"input: features must be a positive integer, not {self.features!r}")
         if self.quant.kind is QuantKind.TERNARY:
             raise HdlgenError("input: a ternary input quantizer is not supported; use 'narrow_int2' for the same values")
         object.__setattr__(self, "scale", _positive_scale(self.name, "scale", self.scale))
         object.__setattr__(self, "rounding", _rounding(self.name, self.rounding))
         shape = (self.features,) if self.shape is None else _shape(self.name, self.shape)
-        if int(np.prod(shape)) != self.features:
-            raise HdlgenError(f"input: shape {shape} holds {int(np.prod(shape))} values, not features={self.features}")
+        if math.prod(shape) != self.features:
+            raise HdlgenError(f"input: shape {shape} holds {math.prod(shape)} values, not features={self.features}")
         object.__setattr__(self, "shape", shape)
 
 
@@ -252,10 +264,9 @@ class Trunc:
 
 
 def _pair(name: str, what: str, value, minimum: int) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
-        raise HdlgenError(f"layer {name!r}: {what} must be a list of integers, not {value!r}") from None
+    values = _ints(value)
+    if values is None:
+        raise HdlgenError(f"layer {name!r}: {what} must be a list of integers, not {value!r}")
     if any(v < minimum for v in values):
         raise HdlgenError(f"layer {name!r}: {what} {values} must be at least {minimum}")
     return values

@@ -8,11 +8,11 @@ spent on a layer that would wait for a slower one anyway.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from ..errors import HdlgenError
+from ..readers import read_json
 from ..ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
 
 DEFAULT_LANES = 64    # multiply lanes of the heaviest layer when no frame rate is asked for (--target-fps asks)
@@ -82,21 +82,24 @@ def check_foldings(model: LoweredModel, foldings: dict[str, Folding]) -> None:
                               f"choose a divisor of {channels}")
 
 
+FOLDING_SCHEMA = {
+    "type": "object",
+    "description": "must map layer names to {\"pe\": N, \"simd\": N}",
+    "additionalProperties": {
+        "type": "object", "required": ["pe", "simd"], "additionalProperties": False,
+        "description": "must map to {\"pe\": N, \"simd\": N} with positive integers",
+        "properties": {"pe": {"type": "integer", "minimum": 1, "maximum": 1 << 20},
+                       "simd": {"type": "integer", "minimum": 1, "maximum": 1 << 20}},
+    },
+}
+
+
 def load_folding(path: Path, model: LoweredModel) -> dict[str, Folding]:
     """Read a folding file: ``{"layer_name": {"pe": 4, "simd": 16}, ...}`` with every layer named."""
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise HdlgenError(f"{path}: folding file not found") from None
-    except json.JSONDecodeError as e:
-        raise HdlgenError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-    if not isinstance(raw, dict):
-        raise HdlgenError(f"{path}: a folding file is an object mapping layer names to {{\"pe\": N, \"simd\": N}}")
+    raw = read_json(path, "folding file", FOLDING_SCHEMA)
     foldings = {}
     for name, entry in raw.items():
-        if not isinstance(entry, dict) or set(entry) != {"pe", "simd"}:
-            raise HdlgenError(f"{path}: layer {name!r} must map to {{\"pe\": N, \"simd\": N}}, not {entry!r}")
         try:
             foldings[name] = Folding(pe=entry["pe"], simd=entry["simd"])
         except HdlgenError as e:

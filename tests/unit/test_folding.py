@@ -58,8 +58,9 @@ def test_folding_file(tmp_path, lowered):
     ({"fc0": {"pe": 1, "simd": 1}, "fc1": {"pe": 1, "simd": 1}}, "folding gives no pe/simd for layer 'fc2'"),
     ({"fc0": {"pe": 1, "simd": 1}, "fc1": {"pe": 1, "simd": 1}, "fc2": {"pe": 1, "simd": 1}, "fc9": {"pe": 1, "simd": 1}},
      "folding names unknown layer"),
-    ({"fc0": {"pe": 0, "simd": 1}}, "folding pe must be a positive integer, not 0"),
-    ({"fc0": [4, 16]}, "layer 'fc0' must map to"),
+    ({"fc0": {"pe": 0, "simd": 1}}, "fc0.pe: 0 is less than the minimum of 1"),
+    ({"fc0": [4, 16]}, r"fc0: \[4, 16\] must map to"),
+    ({"fc0": {"pe": 2.0, "simd": 1}}, "fc0.pe: 2.0 is not of type 'integer'"),
     ("{nope", "not valid JSON"),
 ])
 def test_bad_folding_files(tmp_path, lowered, doc, message):

@@ -60,7 +60,7 @@ def edit(path, change):
     (lambda d: d["layers"][2].update(quant="float8"), "unknown quant type 'float8'"),
     (lambda d: d.update(version=7), "format version 7 is not supported"),
     (lambda d: d.update(format="onnx"), "not an hdlgen model description"),
-    (lambda d: d.update(layers=[]), "'layers' must be a non-empty list"),
+    (lambda d: d.update(layers=[]), r"layers: \[\] must be a non-empty list"),
     (lambda d: d["input"].update(features=5), "weight has 6 input features but the previous layer gives 5"),
     (lambda d: d.update(tensors="other.npz"), "other.npz: tensor file not found"),
 ])
