@@ -245,6 +245,9 @@ class BuildDir:
         if not DERIVED.match(entry):
             raise ValueError(f"{entry!r} is not an output hdlgen adds to a build directory")
         if entry not in self.marker["derived"]:
+            if os.path.lexists(self.path / entry):
+                raise HdlgenError(f"{self.path / entry} exists and hdlgen did not write it; move it out of the build "
+                                  f"directory, which hdlgen writes")
             self.marker["derived"].append(entry)
             _write_marker(self.path, self.marker)
         return self.path / entry

@@ -43,6 +43,16 @@ def _number(lo: float, hi: float):
     return parse
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return value
+
+
 CLOCK_MHZ = _number(0.001, 2000.0)
 FRAMES_PER_SECOND = _number(1e-6, 1e15)
 
@@ -61,9 +71,11 @@ def _print_build(report: dict, outdir: Path) -> None:
 
 def cmd_build(args) -> int:
     from .flow import Progress, build
+    from .size_guard import SizeGuard
 
     report = build(Path(args.model), Path(args.outdir), fold=args.fold, target_fps=args.target_fps,
-                   clock_mhz=args.clock_mhz, lut_inputs=args.lut_inputs, progress=Progress(4, enabled=not args.quiet))
+                   clock_mhz=args.clock_mhz, lut_inputs=args.lut_inputs, progress=Progress(4, enabled=not args.quiet),
+                   guard=SizeGuard(max_weight_bits=args.max_weight_bits, max_lanes=args.max_lanes))
     _print_build(report, Path(args.outdir))
     return 0
 
@@ -186,6 +198,7 @@ def cmd_demo(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     from .backends.synth import targets
+    from .size_guard import SizeGuard
 
     p = _Parser(prog="hdlgen", description="Quantized neural networks to verified streaming FPGA hardware.")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -199,6 +212,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--clock-mhz", type=CLOCK_MHZ, default=100.0, help="clock the frame rate refers to (default 100)")
     b.add_argument("--lut-inputs", type=int, choices=(4, 6), default=4,
                    help="LUT size the adder trees are shaped for: 4 (Lattice ECP5, iCE40; default) or 6 (Xilinx)")
+    guard = SizeGuard()
+    b.add_argument("--max-weight-bits", type=_positive_int, default=guard.max_weight_bits,
+                   help=f"size guard: refuse models with more weight bits (default {guard.max_weight_bits:,})")
+    b.add_argument("--max-lanes", type=_positive_int, default=guard.max_lanes,
+                   help=f"size guard: refuse foldings with more parallel lanes, PE x SIMD summed (default {guard.max_lanes:,})")
     b.set_defaults(run=cmd_build)
 
     s = sub.add_parser("sim", help="run the generated RTL on Verilator for every input")

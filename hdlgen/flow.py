@@ -28,6 +28,7 @@ from .builddir import REPORT, BuildDir, check_output_dir, write_build
 from .cores.weights import weight_bits
 from .errors import HdlgenError
 from .frontend import load_model
+from .size_guard import SizeGuard
 from .golden import quantize_input_codes, run_lowered, to_model_units
 from .ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
 from .ir.lowered_io import load_lowered, save_lowered
@@ -105,8 +106,12 @@ LUT_INPUTS = {4: 2, 6: 3}     # LUT size of the target -> terms summed in logic 
 
 
 def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: float | None = None,
-          clock_mhz: float = 100.0, lut_inputs: int = 4, progress: Progress | None = None) -> dict:
-    """Build ``model_path`` into ``outdir``; ``lut_inputs`` shapes the adder trees for 4- or 6-input LUTs."""
+          clock_mhz: float = 100.0, lut_inputs: int = 4, progress: Progress | None = None,
+          guard: SizeGuard = SizeGuard()) -> dict:
+    """Build ``model_path`` into ``outdir``; ``lut_inputs`` shapes the adder trees for 4- or 6-input LUTs.
+
+    ``guard`` stops a model or folding too large to generate before any time is spent on it.
+    """
     progress = progress or Progress(4, enabled=False)
     if lut_inputs not in LUT_INPUTS:
         raise HdlgenError(f"--lut-inputs must be 4 (Lattice ECP5, iCE40) or 6 (Xilinx), not {lut_inputs!r}")
@@ -124,6 +129,7 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
                 raise HdlgenError("--target-fps chooses a folding; it cannot be combined with a folding file")
             foldings = load_folding(Path(fold), lowered)
         check_foldings(lowered, foldings)
+        guard.check(lowered, foldings)
     with progress("generating Verilog"):
         top = DataflowTop(model=lowered, foldings=foldings, tree_group=LUT_INPUTS[lut_inputs])
         name = top_name(lowered)

@@ -181,6 +181,14 @@ def test_edited_build_directory_refused(work, capsys, edit, command):
     assert "rebuild it" in line or "hdlgen build MODEL" in line, line
 
 
+@pytest.mark.parametrize("command", ["sim", "synth"])
+def test_sim_and_synth_do_not_claim_a_users_file(work, capsys, command):
+    (work / "out" / command).write_text("mine")
+    argv = ["sim", work / "out", "--inputs", work / "x.npy"] if command == "sim" else \
+        ["synth", work / "out", "--target", "xc7"]
+    assert_refused(argv, work, capsys, "exists and hdlgen did not write it")
+
+
 # -- options and simulation inputs ----------------------------------------------------------------------
 
 BUILD_OPTIONS = [
@@ -262,3 +270,29 @@ def test_snapshot_sees_changes(work):
     before = snapshot(work)
     (work / "x.npy").write_bytes(b"changed")
     assert snapshot(work) != before
+
+
+# -- the size guard --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("options, message", [
+    (["--max-weight-bits", "1000"], "holds 8,832 weight bits, over the size guard of 1,000 (--max-weight-bits)"),
+    (["--max-lanes", "100"], "over the size guard of 100 (--max-lanes)"),
+    (["--target-fps", "1e8", "--max-lanes", "5000"], "asks for 8,960 parallel lanes"),
+    (["--max-lanes", "0"], "--max-lanes: must be at least 1"),
+    (["--max-weight-bits", "1e9"], "--max-weight-bits: expected a whole number"),
+])
+def test_size_guard(work, capsys, options, message):
+    assert_refused(["build", work / "m" / "model.json", "-o", work / "new", *options], work, capsys, message)
+
+
+def test_size_guard_stops_a_huge_layer_by_default(tmp_path, capsys):
+    """A layer with a million inputs is refused before any time goes into generating it."""
+    from hdlgen.frontend import save_model
+    from hdlgen.ir import BIPOLAR, Dense, InputQuantizer, Model, QuantType
+
+    n = 10 ** 6
+    weights = np.where(np.random.default_rng(0).random((10, n)) < 0.5, -1, 1).astype(np.int8)
+    save_model(Model("huge", InputQuantizer(n, QuantType.uint(2), 0.1), [Dense("fc0", weights, BIPOLAR, 1.0)]),
+               tmp_path / "huge.json")
+    assert_refused(["build", tmp_path / "huge.json", "-o", tmp_path / "out"], tmp_path, capsys,
+                   "holds 10,000,000 weight bits, over the size guard of 8,388,608")

@@ -1,0 +1,57 @@
+"""The size guard: stops a build that would take too long or too much memory to generate.
+
+Generating Verilog costs time and memory in proportion to two figures, both known before any is
+spent: the weight bits (every weight becomes initialised memory) and the parallel lanes (each PE
+row times SIMD input is a slice of the datapath, and each threshold a comparator). Measured on this
+project's 2-core reference machine: 10 Mbit of weights took 51 s and 1.4 GB; 8,832 lanes took
+15 s and 0.3 GB. Extrapolated linearly, the defaults (8 Mbit, 65,536 lanes) keep a build within a
+couple of minutes and a few gigabytes there; 8 Mbit is also more than the block RAM of any ECP5
+or iCE40 part. ``hdlgen build --max-weight-bits / --max-lanes`` (or ``SizeGuard``) move the limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .cores.weights import weight_bits
+from .errors import HdlgenError
+from .ir.lowered import Folding, LoweredModel
+
+__all__ = ["SizeGuard"]
+
+
+@dataclass(frozen=True)
+class SizeGuard:
+    max_weight_bits: int = 1 << 23
+    max_lanes: int = 1 << 16
+
+    def __post_init__(self):
+        for name in ("max_weight_bits", "max_lanes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise HdlgenError(f"{name.replace('_', '-')} must be a positive integer, not {value!r}")
+
+    @staticmethod
+    def weight_bits(model: LoweredModel) -> int:
+        return sum(layer.mw * layer.mh * weight_bits(layer) for layer in model.mvus)
+
+    @staticmethod
+    def lanes(model: LoweredModel, foldings: dict[str, Folding]) -> int:
+        total = 0
+        for layer in model.mvus:
+            fold = foldings[layer.name]
+            comparators = 0 if layer.thresholds is None else layer.thresholds.shape[1]
+            total += fold.pe * (fold.simd + comparators)
+        return total
+
+    def check(self, model: LoweredModel, foldings: dict[str, Folding]) -> None:
+        bits = self.weight_bits(model)
+        if bits > self.max_weight_bits:
+            raise HdlgenError(f"the model holds {bits:,} weight bits, over the size guard of {self.max_weight_bits:,} "
+                              f"(--max-weight-bits): generating it would take a long time and many gigabytes; "
+                              f"raise --max-weight-bits if this machine has the memory")
+        lanes = self.lanes(model, foldings)
+        if lanes > self.max_lanes:
+            raise HdlgenError(f"the folding asks for {lanes:,} parallel lanes (PE x SIMD, plus threshold comparators), "
+                              f"over the size guard of {self.max_lanes:,} (--max-lanes): lower --target-fps or the "
+                              f"folding's pe/simd, or raise --max-lanes")
