@@ -48,7 +48,7 @@ SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Gemm", "Ma
 CONSTANT_OPS = ("Constant", "Quant", "BipolarQuant", "Identity", "Transpose", "Reshape", "Flatten", "Mul", "Div",
                 "Add", "Sub", "Cast", "Squeeze", "Unsqueeze", "Neg")
 F32 = np.float32
-CUSTOM_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc")
+CUSTOM_OPS = {"Quant": (4, 4), "BipolarQuant": (2, 2), "MultiThreshold": (2, 2), "Trunc": (5, 6)}   # inputs taken
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
 STANDARD_DOMAINS = ("", "ai.onnx")
 
@@ -178,7 +178,7 @@ class _Importer:
             for name in node.input:
                 consumers[name] = consumers.get(name, 0) + 1
         for node in graph.node:
-            self.check_domain(node)
+            self.check_node(node)
             on_chain = [name for name in node.input if name == self.act]
             unknown = [name for name in node.input if name and name != self.act and name not in self.const]
             if unknown:
@@ -203,13 +203,31 @@ class _Importer:
             self.fail("the graph has no layers after its input quantizer")
         return Model(re.sub(r"[^A-Za-z0-9_]", "_", self.path.stem), self.input_quant, tuple(self.layers), arithmetic="float32")
 
-    def check_domain(self, node):
-        """QONNX's ops come from a QONNX custom-op domain, the rest from standard ONNX: an op of the
-        same name from another domain may mean something else."""
+    def check_node(self, node):
+        """The node's domain and its count of inputs and outputs, before anything reads them.
+
+        QONNX's ops come from a QONNX custom-op domain, the rest from standard ONNX: an op of the same
+        name from another domain may mean something else. Standard ops are checked against ONNX's own
+        schema for the model's opset."""
+        import onnx.defs
+
         custom = node.op_type in CUSTOM_OPS
         if node.domain not in (QONNX_DOMAINS if custom else STANDARD_DOMAINS):
             expected = f"one of the QONNX domains {', '.join(QONNX_DOMAINS)}" if custom else "the standard ONNX domain"
             self.node_fail(node, f"its domain {node.domain!r} is not {expected}; hdlgen does not know this op's meaning")
+        if custom:
+            lo, hi = CUSTOM_OPS[node.op_type]
+        else:
+            opset = self.opsets.get("", self.opsets.get("ai.onnx", onnx.defs.onnx_opset_version()))
+            try:
+                schema = onnx.defs.get_schema(node.op_type, opset, "")
+            except onnx.defs.SchemaError:
+                return                  # not an ONNX op: refused where it is used, with the supported ones
+            lo, hi = schema.min_input, schema.max_input
+        if not lo <= len(node.input) <= hi or len(node.output) < 1:
+            takes = f"{lo}" if lo == hi else f"{lo} to {hi}"
+            self.node_fail(node, f"it has {len(node.input)} inputs and {len(node.output)} outputs; {node.op_type} takes "
+                                 f"{takes} inputs and gives an output")
 
     def add(self, layer):
         if self.input_quant is None:
@@ -225,6 +243,12 @@ class _Importer:
             self.node_fail(node, f"op {op} on constants is not supported; constant ops hdlgen folds are "
                                  f"{', '.join(CONSTANT_OPS)}")
         c = [self.const[n] if n else None for n in ins]
+        try:
+            self.const[node.output[0]] = self.fold(node, op, a, c)
+        except (ValueError, TypeError, IndexError) as e:      # shapes or values the op cannot take
+            self.node_fail(node, f"cannot be computed from its constant inputs ({str(e)[:200]})")
+
+    def fold(self, node, op: str, a: dict, c: list):
         if op == "Constant":
             out = self.constant_value(node, a)
         elif op == "Quant":
@@ -249,7 +273,7 @@ class _Importer:
         else:
             x, y = (_real(v) for v in c[:2])
             out = {"Mul": np.multiply, "Div": np.divide, "Add": np.add, "Sub": np.subtract}[op](x, y)
-        self.const[node.output[0]] = out
+        return out
 
     def constant_value(self, node, a):
         from onnx import numpy_helper

@@ -319,3 +319,54 @@ def test_onnx_external_data_truncated(tmp_path, capsys):
     data = model.parent / "w2a2.onnx.data"
     data.write_bytes(data.read_bytes()[:100])
     assert_refused(["build", model, "-o", tmp_path / "out"], tmp_path, capsys, "w2a2.onnx")
+
+
+# -- ONNX graphs with one node or tensor broken, for every node and tensor of two real exports -------------
+
+def _node_mutations(proto):
+    for k, node in enumerate(proto.graph.node):
+        label = f"{k}-{node.op_type}"
+        if len(node.input) > 1:
+            yield f"{label}-drops-an-input", lambda p, k=k: p.graph.node[k].input.pop()
+        if len(node.input):
+            yield f"{label}-input-renamed", lambda p, k=k: p.graph.node[k].input.__setitem__(0, "nowhere")
+        yield f"{label}-unknown-op", lambda p, k=k: setattr(p.graph.node[k], "op_type", "Frobnicate")
+        for a, attribute in enumerate(node.attribute):
+            yield f"{label}-{attribute.name}-emptied", lambda p, k=k, a=a: _empty_attribute(p.graph.node[k].attribute[a])
+    for k, init in enumerate(proto.graph.initializer):
+        if len(init.dims) and init.name.startswith(("Constant", "onnx", "fc", "conv", "bn", "weight")) or k < 12:
+            yield f"init{k}-flattened-and-shortened", lambda p, k=k: _shorten(p, k)
+
+
+def _empty_attribute(attribute):
+    kind = attribute.type
+    attribute.Clear()
+    attribute.name, attribute.type = "kernel_shape", kind      # a wrong attribute of the same kind
+
+
+def _shorten(proto, k):
+    init = proto.graph.initializer[k]
+    value = numpy_helper.to_array(init).ravel()[:-1] if numpy_helper.to_array(init).size > 1 else np.zeros(3, np.float32)
+    init.CopyFrom(numpy_helper.from_array(value.astype(numpy_helper.to_array(init).dtype), init.name))
+
+
+GRAPH_MUTATIONS = [(name, label, change) for name in ("w1a1.onnx", "cnn_w1a1.onnx")
+                   for label, change in _node_mutations(onnx.load(str(BREVITAS / name), load_external_data=False))]
+
+
+@pytest.mark.parametrize("name, label, change", GRAPH_MUTATIONS, ids=[f"{n}-{l}" for n, l, _ in GRAPH_MUTATIONS])
+def test_onnx_graph_broken(tmp_path, capsys, name, label, change):
+    """One line and nothing written, or, where the change is harmless to the graph, a normal import."""
+    from hdlgen.cli import main
+    from robustness.harness import snapshot
+
+    model = _copy_onnx(tmp_path, name)
+    _edit_onnx(model, change)
+    before = snapshot(tmp_path)
+    capsys.readouterr()
+    status = main(["-q", "inspect", str(model)])
+    out, err = capsys.readouterr()
+    assert status in (0, 2) and "Traceback" not in err, err
+    assert snapshot(tmp_path) == before
+    if status == 2:
+        assert len(err.strip().splitlines()) == 1 and err.startswith("hdlgen: error: "), err
