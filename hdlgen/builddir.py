@@ -19,19 +19,23 @@ a build edited by hand or made by another version is refused with "rebuild it".
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
 import secrets
+import shlex
 import shutil
+import signal
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 from . import __version__
 from .errors import HdlgenError
-from .readers import parse_json, validate
+from .readers import parse_json, read_json, validate
 
 __all__ = ["MARKER", "BuildDir", "check_output_dir", "write_build", "write_file"]
 
@@ -41,19 +45,21 @@ REPORT = "report.json"
 DERIVED = re.compile(r"^(sim|synth|synth-[a-z0-9][a-z0-9-]*\.json)$")    # what sim and synth add later
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+CORE_FILES = ("report.json", "lowered.json", "lowered.npz")
 MARKER_SCHEMA = {
     "type": "object",
-    "required": ["format", "hdlgen", "model", "files", "derived"],
+    "required": ["format", "hdlgen", "command", "files", "derived"],
     "additionalProperties": False,
     "properties": {
         "format": {"const": FORMAT},
         "hdlgen": {"type": "string"},
-        "model": {"type": "string"},
-        "files": {"type": "object", "minProperties": 1,
+        "command": {"type": "array", "items": {"type": "string"}},
+        "files": {"type": "object", "required": list(CORE_FILES),
                   "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
         "derived": {"type": "array", "items": {"type": "string", "pattern": DERIVED.pattern}, "uniqueItems": True},
     },
 }
+SIM_ENTRY = re.compile(r"^\.?[0-9a-f]{16}(\.staging-[0-9a-f]{8})?$")      # a harness per Verilog digest
 
 _COUNT = {"type": "integer", "minimum": 1, "maximum": 2 ** 40}
 _STREAM = {"type": "object", "required": ["features", "values_per_beat", "bits_per_value", "beats_per_frame"],
@@ -83,33 +89,78 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _rebuild(path: Path, marker: dict | None = None) -> str:
-    model = marker.get("model") if isinstance(marker, dict) and isinstance(marker.get("model"), str) else "MODEL"
-    return f"rebuild it: hdlgen build {model} -o {path}"
+def _rebuild(marker: dict | None) -> str:
+    command = marker.get("command") if isinstance(marker, dict) else None
+    if isinstance(command, list) and command and all(isinstance(c, str) for c in command):
+        return f"rebuild it: {shlex.join(command)}"
+    return "rebuild it with hdlgen build"
 
 
-def _read_marker(path: Path) -> dict:
-    """The marker of the build directory ``path``; refuses a directory hdlgen cannot prove it wrote."""
+def _resolve(path: Path) -> Path:
+    try:
+        return Path(path).resolve()
+    except RuntimeError:                     # a loop of symbolic links
+        raise HdlgenError(f"{path}: a loop of symbolic links; give a real path") from None
+
+
+def _parse_marker(path: Path) -> dict:
+    """The marker of ``path``, checked against its schema; raises a bare HdlgenError otherwise."""
     file = path / MARKER
     if file.is_symlink() or not file.is_file():
-        raise HdlgenError(f"{path} is not an hdlgen build directory (no {MARKER}); "
-                          f"run 'hdlgen build MODEL -o {path}' first")
+        raise HdlgenError(f"{path} is not an hdlgen build directory (no {MARKER})")
     try:
         text = file.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
-        raise HdlgenError(f"{file} is damaged (not UTF-8); {_rebuild(path)}") from None
-    try:
-        marker = parse_json(text, file, "build marker")
-        validate(marker, MARKER_SCHEMA, file)
-    except HdlgenError as e:
-        raise HdlgenError(f"{e}; the build directory was edited, {_rebuild(path)}") from None
-    if marker["hdlgen"] != __version__:
-        raise HdlgenError(f"{path} was built by hdlgen {marker['hdlgen']}, and this is hdlgen {__version__}; "
-                          f"{_rebuild(path, marker)}")
+        raise HdlgenError(f"{file} is damaged (not UTF-8)") from None
+    marker = parse_json(text, file, "build marker")
+    validate(marker, MARKER_SCHEMA, file)
     for name in marker["files"]:
         if not IDENTIFIER.match(name.replace(".", "_")) or DERIVED.match(name):
-            raise HdlgenError(f"{file} lists {name!r}, which hdlgen never writes; {_rebuild(path, marker)}")
+            raise HdlgenError(f"{file} lists {name!r}, which hdlgen never writes")
     return marker
+
+
+def _read_marker(path: Path) -> dict:
+    """The marker of a build directory to read; refuses one edited or written by another version."""
+    try:
+        marker = _parse_marker(path)
+    except HdlgenError as e:
+        if not (path / MARKER).exists():
+            raise HdlgenError(f"{e}; run 'hdlgen build MODEL -o {path}' first") from None
+        raise HdlgenError(f"{e}; the build directory was edited, {_rebuild(None)}") from None
+    if marker["hdlgen"] != __version__:
+        raise HdlgenError(f"{path} was built by hdlgen {marker['hdlgen']}, and this is hdlgen {__version__}; "
+                          f"{_rebuild(marker)}")
+    return marker
+
+
+def _foreign(path: Path, marker: dict) -> list[str]:
+    """Entries of a build directory that hdlgen did not write: not in the marker, or not of the
+    shape hdlgen gives the ``sim`` and ``synth`` folders it adds."""
+    from .backends.synth import targets
+
+    known = set(marker["files"]) | set(marker["derived"]) | {MARKER}
+    foreign = sorted(name for name in os.listdir(path) if name not in known)
+    for name in marker["derived"]:
+        entry = path / name
+        if not os.path.lexists(entry):
+            continue
+        if entry.is_symlink() or entry.is_dir() != (name in ("sim", "synth")):
+            foreign.append(name)
+        elif name == "sim":
+            foreign += [f"sim/{n}" for n in os.listdir(entry) if not SIM_ENTRY.match(n) or not (entry / n).is_dir()]
+        elif name == "synth":
+            foreign += [f"synth/{n}" for n in os.listdir(entry) if n not in targets() or not (entry / n).is_dir()]
+    return foreign
+
+
+def _changed(path: Path, marker: dict) -> list[str]:
+    return [name for name, digest in marker["files"].items()
+            if (path / name).is_symlink() or not (path / name).is_file() or _digest(path / name) != digest]
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def check_output_dir(outdir: Path, inputs: Iterable[Path] = ()) -> None:
@@ -117,31 +168,37 @@ def check_output_dir(outdir: Path, inputs: Iterable[Path] = ()) -> None:
     outdir = Path(outdir)
     if outdir.is_symlink():
         raise HdlgenError(f"-o {outdir} is a symbolic link; give the directory itself (hdlgen does not write through links)")
-    target = outdir.resolve()
-    cwd = Path.cwd().resolve()
+    target = _resolve(outdir)
+    cwd = _resolve(Path.cwd())
     if target == cwd or target in cwd.parents:
         raise HdlgenError(f"-o {outdir} is the current directory or one of its parents, which hdlgen will not replace; "
                           f"give a new directory such as -o build/{target.name or 'out'}")
     for item in inputs:
-        item = Path(item).resolve()
+        item = _resolve(item)
         if target == item or target in item.parents:
             raise HdlgenError(f"-o {outdir} holds {item}, an input of this build; choose another output directory")
     if not outdir.exists():
         return
     if not outdir.is_dir():
         raise HdlgenError(f"-o {outdir} exists and is not a directory; choose another output directory")
-    entries = set(os.listdir(outdir))
-    if not entries:
+    if not os.listdir(outdir):
         return
-    if MARKER not in entries:
+    if not (outdir / MARKER).exists():
         raise HdlgenError(f"{outdir} exists and is not an hdlgen build directory (it has no {MARKER}); hdlgen "
                           f"replaces only directories it wrote: choose another -o or empty it yourself")
-    marker = _read_marker(outdir)
-    foreign = sorted(entries - set(marker["files"]) - set(marker["derived"]) - {MARKER})
+    try:
+        marker = _parse_marker(outdir)       # any version: a build from an older hdlgen is replaced too
+    except HdlgenError as e:
+        raise HdlgenError(f"{e}, so hdlgen cannot tell its files from yours and will not replace {outdir}: "
+                          f"remove it yourself or choose another -o") from None
+    foreign = _foreign(outdir, marker)
     if foreign:
-        listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise HdlgenError(f"{outdir} holds files hdlgen did not write ({listed}); hdlgen keeps them and will not "
-                          f"replace the directory: move them out or choose another -o")
+        raise HdlgenError(f"{outdir} holds files hdlgen did not write ({_listed(foreign)}); hdlgen keeps them and will "
+                          f"not replace the directory: move them out or choose another -o")
+    changed = _changed(outdir, marker)
+    if changed:
+        raise HdlgenError(f"{outdir}: {_listed(changed)} changed after hdlgen wrote it; hdlgen keeps your edits and will "
+                          f"not replace the directory: move them out or choose another -o")
 
 
 def _write_marker(directory: Path, marker: dict) -> None:
@@ -160,11 +217,22 @@ def write_file(path: Path, data: bytes) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def write_build(outdir: Path, write: Callable[[Path], None], *, model: Path, inputs: Iterable[Path] = ()) -> None:
+@contextmanager
+def _signals_held():
+    """Ctrl-C and SIGTERM wait until the block ends, so a second signal cannot cut a cleanup short."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def write_build(outdir: Path, write: Callable[[Path], None], *, command: list[str], inputs: Iterable[Path] = ()) -> None:
     """Call ``write(staging)`` to write a build, then put it at ``outdir`` with its marker.
 
     Staging happens beside ``outdir``; ``outdir`` is checked again right before it is replaced, and
-    a replaced build is deleted only after the new one is in place.
+    a replaced build is deleted only after the new one is in place. ``command`` is what rebuilds it.
     """
     outdir = Path(outdir)
     parent = outdir.absolute().parent
@@ -172,24 +240,25 @@ def write_build(outdir: Path, write: Callable[[Path], None], *, model: Path, inp
     token = secrets.token_hex(4)
     staging = parent / f".{outdir.name}.hdlgen-staging-{token}"
     previous = parent / f".{outdir.name}.hdlgen-previous-{token}"
-    os.mkdir(staging)                     # mode 0o777 less the umask, like every file written below
     try:
+        os.mkdir(staging)                 # mode 0o777 less the umask, like every file written below
         write(staging)
         files = {entry.name: _digest(entry) for entry in sorted(staging.iterdir())}
-        _write_marker(staging, {"format": FORMAT, "hdlgen": __version__, "model": str(model), "files": files,
+        _write_marker(staging, {"format": FORMAT, "hdlgen": __version__, "command": command, "files": files,
                                 "derived": []})
         check_output_dir(outdir, inputs)
-        if outdir.exists():
-            outdir.rename(previous)
-        staging.rename(outdir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-        if previous.exists():
+        with _signals_held():
             if outdir.exists():
+                outdir.rename(previous)
+            staging.rename(outdir)
+    finally:
+        with _signals_held():
+            if previous.exists() and not outdir.exists():
+                previous.rename(outdir)       # interrupted between the two renames: put the old build back
+            if staging.exists():
+                shutil.rmtree(staging)
+            if previous.exists():
                 shutil.rmtree(previous)
-            else:
-                previous.rename(outdir)      # interrupted between the two renames: put the old build back
 
 
 @dataclass
@@ -210,25 +279,23 @@ class BuildDir:
         if not path.is_dir():
             raise HdlgenError(f"{path} is not a build directory; run 'hdlgen build MODEL -o {path}' first")
         marker = _read_marker(path)
-        for name, digest in marker["files"].items():
-            file = path / name
-            if file.is_symlink() or not file.is_file():
-                raise HdlgenError(f"{file} is missing; {_rebuild(path, marker)}")
-            if _digest(file) != digest:
-                raise HdlgenError(f"{file} was changed after hdlgen wrote it; {_rebuild(path, marker)}")
-        for name in marker["derived"]:
-            if (path / name).is_symlink():
-                raise HdlgenError(f"{path / name} is a symbolic link, which hdlgen never writes; {_rebuild(path, marker)}")
-        report = parse_json((path / REPORT).read_text(), path / REPORT, "build report")
-        validate(report, REPORT_SCHEMA, path / REPORT)
+        changed = _changed(path, marker)
+        if changed:
+            raise HdlgenError(f"{path}: {_listed(changed)} changed or went missing after hdlgen wrote it; "
+                              f"{_rebuild(marker)}")
+        foreign = _foreign(path, marker)
+        if foreign:
+            raise HdlgenError(f"{path} holds files hdlgen did not write ({_listed(foreign)}); move them out of the "
+                              f"build directory, which hdlgen writes")
+        report = read_json(path / REPORT, "build report", REPORT_SCHEMA)
         verilog = f"{report['top']}.v"
         if verilog not in marker["files"]:
             raise HdlgenError(f"{path / REPORT} names top {report['top']!r}, but the build holds no {verilog}; "
-                              f"{_rebuild(path, marker)}")
+                              f"{_rebuild(marker)}")
         model, foldings = load_lowered(path)
         if {layer["name"]: (layer["pe"], layer["simd"]) for layer in report["layers"]} != \
                 {name: (f.pe, f.simd) for name, f in foldings.items()}:
-            raise HdlgenError(f"{path}: report.json and lowered.json disagree on the folding; {_rebuild(path, marker)}")
+            raise HdlgenError(f"{path}: report.json and lowered.json disagree on the folding; {_rebuild(marker)}")
         return cls(path, report, model, foldings, marker)
 
     @property
@@ -241,13 +308,24 @@ class BuildDir:
         return i["values_per_beat"] * i["bits_per_value"], o["last_bit"] + 1
 
     def record(self, entry: str) -> Path:
-        """Note in the marker that a later command writes ``entry`` here; returns its path."""
+        """Note in the marker that a later command writes ``entry`` here; returns its path.
+
+        The marker is read again and written under a lock, so commands running side by side on one
+        build (sim and synth) each keep what the other recorded.
+        """
         if not DERIVED.match(entry):
             raise ValueError(f"{entry!r} is not an output hdlgen adds to a build directory")
-        if entry not in self.marker["derived"]:
-            if os.path.lexists(self.path / entry):
-                raise HdlgenError(f"{self.path / entry} exists and hdlgen did not write it; move it out of the build "
-                                  f"directory, which hdlgen writes")
-            self.marker["derived"].append(entry)
-            _write_marker(self.path, self.marker)
+        lock = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            marker = _read_marker(self.path)
+            if entry not in marker["derived"]:
+                if os.path.lexists(self.path / entry):
+                    raise HdlgenError(f"{self.path / entry} exists and hdlgen did not write it; move it out of the "
+                                      f"build directory, which hdlgen writes")
+                marker["derived"].append(entry)
+                _write_marker(self.path, marker)
+            self.marker = marker
+        finally:
+            os.close(lock)
         return self.path / entry

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import signal
 import sys
 import threading
@@ -113,8 +114,11 @@ def _output_file(text: str) -> Path:
         raise HdlgenError(f"--out {text}: name a .npy file (numpy would write {text}.npy instead)")
     if path.is_dir():
         raise HdlgenError(f"--out {text} is a directory; name a .npy file")
-    if not path.absolute().parent.is_dir():
-        raise HdlgenError(f"--out {text}: the folder {path.absolute().parent} does not exist")
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise HdlgenError(f"--out {text}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise HdlgenError(f"--out {text}: cannot write there (permission denied)")
     return path
 
 
@@ -128,7 +132,7 @@ def cmd_sim(args) -> int:
     x = read_npy(Path(args.inputs), "inputs")
     if x.ndim == 1:
         x = x[None, :]
-    if x.ndim == 0 or len(x) == 0:
+    if x.ndim == 0 or x.size == 0:
         raise HdlgenError(f"{args.inputs}: holds no frames (shape {x.shape}); give at least one input row")
     labels = None if args.labels is None else _check_labels(read_npy(Path(args.labels), "labels"), x, args.labels)
     result = _simulate(build_dir, x, args)
@@ -243,6 +247,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _error(message: str) -> None:
+    """The one line of a user mistake: line breaks from tool output or odd file names are folded."""
+    print(f"hdlgen: error: {' | '.join(line.strip() for line in message.splitlines() if line.strip())}", file=sys.stderr)
+
+
 def _terminate(signum, _frame):
     raise KeyboardInterrupt(signum)
 
@@ -256,13 +265,19 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
     try:
         args = parser().parse_args(argv)
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()            # a closed pipe shows here, not after main has returned
+        return status
     except HdlgenError as e:
-        print(f"hdlgen: error: {e}", file=sys.stderr)
+        _error(str(e))
         return 2
+    except BrokenPipeError:
+        # the reader of our output went away (hdlgen ... | head): not an error of the user's
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
-        print(f"hdlgen: error: {where}{e.strerror or e}", file=sys.stderr)
+        _error(f"{where}{e.strerror or e}")
         return 2
     except KeyboardInterrupt as e:
         terminated = bool(e.args) and e.args[0] == signal.SIGTERM

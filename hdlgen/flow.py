@@ -102,6 +102,23 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
     }
 
 
+def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: float | None, clock_mhz: float,
+                    lut_inputs: int, guard: SizeGuard) -> list[str]:
+    """The command line that makes this build again (kept in the build's marker)."""
+    command = ["hdlgen", "build", str(Path(model_path).absolute()), "-o", str(Path(outdir).absolute())]
+    if fold != "auto":
+        command += ["--fold", str(Path(fold).absolute())]
+    if target_fps is not None:
+        command += ["--target-fps", repr(target_fps)]
+    defaults = SizeGuard()
+    for flag, value, default in (("--clock-mhz", clock_mhz, 100.0), ("--lut-inputs", lut_inputs, 4),
+                                 ("--max-weight-bits", guard.max_weight_bits, defaults.max_weight_bits),
+                                 ("--max-lanes", guard.max_lanes, defaults.max_lanes)):
+        if value != default:
+            command += [flag, repr(value)]
+    return command
+
+
 LUT_INPUTS = {4: 2, 6: 3}     # LUT size of the target -> terms summed in logic at an adder tree's first level
 
 
@@ -120,6 +137,7 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
     check_output_dir(outdir, inputs)
     with progress(f"reading {model_path}"):
         model = load_model(model_path)
+        guard.check_model(model)
     with progress("streamlining to integer thresholds"):
         lowered = streamline(model)
         if fold == "auto":
@@ -129,7 +147,7 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
                 raise HdlgenError("--target-fps chooses a folding; it cannot be combined with a folding file")
             foldings = load_folding(Path(fold), lowered)
         check_foldings(lowered, foldings)
-        guard.check(lowered, foldings)
+        guard.check_folding(lowered, foldings)
     with progress("generating Verilog"):
         top = DataflowTop(model=lowered, foldings=foldings, tree_group=LUT_INPUTS[lut_inputs])
         name = top_name(lowered)
@@ -144,7 +162,9 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
             save_lowered(lowered, foldings, staging)
             (staging / REPORT).write_text(json.dumps(report, indent=2) + "\n")
 
-        write_build(outdir, write, model=model_path, inputs=inputs)
+        write_build(outdir, write, command=rebuild_command(model_path, outdir, fold=fold, target_fps=target_fps,
+                                                         clock_mhz=clock_mhz, lut_inputs=lut_inputs, guard=guard),
+                    inputs=inputs)
     return report
 
 

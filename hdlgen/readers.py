@@ -10,6 +10,8 @@ list), complex or non-numeric arrays, and an NPZ archive given where an array is
 from __future__ import annotations
 
 import json
+import math
+import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -45,10 +47,20 @@ def _parse_float(text: str) -> float:
     return value
 
 
+def _unique_keys(pairs):
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        duplicate = next(key for key in keys if keys.count(key) > 1)
+        raise _Unreadable(f"the key {duplicate!r} appears twice in one object")
+    return dict(pairs)
+
+
 def parse_json(text: str, path: Path, what: str):
-    """The document in ``text`` (from ``path``), with every number finite and every integer in range."""
+    """The document in ``text`` (from ``path``), with every number finite, every integer in range
+    and no key given twice in one object."""
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float)
+        return json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int, parse_float=_parse_float,
+                          object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as e:
         raise HdlgenError(f"{path}: {what} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
     except _Unreadable as e:
@@ -143,13 +155,35 @@ def numeric_array(array, path: Path, what: str, *, finite: bool = True) -> np.nd
 
 
 # What numpy raises for damaged files: truncated or corrupt zip members, bad headers, short reads.
-_DAMAGED = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError)
+_DAMAGED = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError, MemoryError)
+
+
+def _check_npy_size(f, path: Path) -> None:
+    """A .npy header must not promise more data than the file holds (numpy would allocate it first)."""
+    start = f.tell()
+    try:
+        major, _ = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+    except (ValueError, OSError, EOFError):
+        f.seek(start)
+        return                         # not a .npy header: np.load says what it is
+    need = math.prod(shape) * dtype.itemsize
+    have = os.fstat(f.fileno()).st_size - f.tell()
+    f.seek(start)
+    if need > have:
+        raise HdlgenError(f"{path}: its header promises {need:,} bytes of data, but the file holds {have:,}; "
+                          f"the file is truncated or damaged")
 
 
 def _load(path: Path, what: str, kind: str):
     """An array (``.npy``) or a dict of arrays (``.npz``); the file is closed whatever it holds."""
     try:
         with open(path, "rb") as f:
+            if f.read(6) == b"\x93NUMPY":
+                f.seek(0)
+                _check_npy_size(f, path)
+            f.seek(0)
             loaded = np.load(f, allow_pickle=False)
             if isinstance(loaded, np.lib.npyio.NpzFile):
                 with loaded:

@@ -11,11 +11,12 @@ or iCE40 part. ``hdlgen build --max-weight-bits / --max-lanes`` (or ``SizeGuard`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from .cores.weights import weight_bits
 from .errors import HdlgenError
 from .ir.lowered import Folding, LoweredModel
+from .ir.model import Conv2d, Dense, Model
 
 __all__ = ["SizeGuard"]
 
@@ -24,16 +25,29 @@ __all__ = ["SizeGuard"]
 class SizeGuard:
     max_weight_bits: int = 1 << 23
     max_lanes: int = 1 << 16
+    max_features: int = 1 << 24         # values in one frame's activation at any layer
 
     def __post_init__(self):
-        for name in ("max_weight_bits", "max_lanes"):
+        for name in ("max_weight_bits", "max_lanes", "max_features"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise HdlgenError(f"{name.replace('_', '-')} must be a positive integer, not {value!r}")
 
     @staticmethod
-    def weight_bits(model: LoweredModel) -> int:
-        return sum(layer.mw * layer.mh * weight_bits(layer) for layer in model.mvus)
+    def weight_bits(model: Model) -> int:
+        return sum(layer.weight.size * layer.weight_quant.bits for layer in model.layers if isinstance(layer, (Dense, Conv2d)))
+
+    def check_model(self, model: Model) -> None:
+        """Right after reading: the weights and the activations' sizes."""
+        bits = self.weight_bits(model)
+        if bits > self.max_weight_bits:
+            raise HdlgenError(f"the model holds {bits:,} weight bits, over the size guard of {self.max_weight_bits:,} "
+                              f"(--max-weight-bits): generating it would take a long time and many gigabytes; "
+                              f"raise --max-weight-bits if this machine has the memory")
+        for layer, shape in zip((model.input,) + model.layers, model.shapes()):
+            if math.prod(shape) > self.max_features:
+                raise HdlgenError(f"layer {layer.name!r} gives {math.prod(shape):,} values per frame ({shape}), over "
+                                  f"the size guard of {self.max_features:,}; check its padding, stride and kernel")
 
     @staticmethod
     def lanes(model: LoweredModel, foldings: dict[str, Folding]) -> int:
@@ -44,12 +58,8 @@ class SizeGuard:
             total += fold.pe * (fold.simd + comparators)
         return total
 
-    def check(self, model: LoweredModel, foldings: dict[str, Folding]) -> None:
-        bits = self.weight_bits(model)
-        if bits > self.max_weight_bits:
-            raise HdlgenError(f"the model holds {bits:,} weight bits, over the size guard of {self.max_weight_bits:,} "
-                              f"(--max-weight-bits): generating it would take a long time and many gigabytes; "
-                              f"raise --max-weight-bits if this machine has the memory")
+    def check_folding(self, model: LoweredModel, foldings: dict[str, Folding]) -> None:
+        """Before generating Verilog: the parallel lanes the folding asks for."""
         lanes = self.lanes(model, foldings)
         if lanes > self.max_lanes:
             raise HdlgenError(f"the folding asks for {lanes:,} parallel lanes (PE x SIMD, plus threshold comparators), "

@@ -109,13 +109,20 @@ class _Importer:
                 value = nph.to_array(init)
             except Exception as e:       # a damaged tensor or missing external data
                 self.fail(f"initializer {init.name!r} cannot be read ({str(e)[:200]})")
-            if not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.complexfloating):
-                self.fail(f"initializer {init.name!r} holds {value.dtype} values; hdlgen reads real numbers")
-            self.const[init.name] = value
+            self.const[init.name] = self.real(value, f"initializer {init.name!r}")
         self.layers: list = []
         self.pending_pad = None                 # (padding, value) of a Pad waiting for its Conv
         self.names: set[str] = set()
         self.input_quant: InputQuantizer | None = None
+
+    def real(self, value: np.ndarray, what: str) -> np.ndarray:
+        """A constant tensor of real, finite numbers (a NaN weight would otherwise quantize to a valid one)."""
+        if not np.issubdtype(value.dtype, np.number) or np.issubdtype(value.dtype, np.complexfloating):
+            self.fail(f"{what} holds {value.dtype} values; hdlgen reads real numbers")
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+            self.fail(f"{what} holds {value[bad] if bad else value} at index {bad}; every value must be a finite number")
+        return value
 
     def fail(self, message: str):
         raise HdlgenError(f"{self.path}: {message}")
@@ -279,7 +286,12 @@ class _Importer:
         from onnx import numpy_helper
 
         if "value" in a:
-            return numpy_helper.to_array(a["value"])
+            from onnx.external_data_helper import uses_external_data
+
+            if uses_external_data(a["value"]):
+                self.node_fail(node, "its value is stored as external data; hdlgen reads external data for "
+                                     "initializers only: store it as an initializer")
+            return self.real(numpy_helper.to_array(a["value"]), f"node {node.name or '(unnamed)'!r} (Constant)")
         for key, dtype in (("value_float", F32), ("value_floats", F32), ("value_int", np.int64), ("value_ints", np.int64)):
             if key in a:
                 return np.asarray(a[key], dtype=dtype)
@@ -654,6 +666,8 @@ def load_qonnx(path: str | Path) -> Model:
     external = {entry.value for t in proto.graph.initializer if uses_external_data(t)
                 for entry in t.external_data if entry.key == "location"}
     for location in sorted(external):
+        if "\0" in location:
+            raise HdlgenError(f"{path}: its external data location {location!r} holds a NUL byte")
         where = (folder / location).resolve()
         if Path(location).is_absolute() or folder not in where.parents:
             raise HdlgenError(f"{path}: its weights are said to be in {location!r}, outside the model's folder; "

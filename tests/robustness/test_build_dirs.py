@@ -77,6 +77,17 @@ def _write(path, text):
     return path.parent
 
 
+def _append(path):
+    path.write_text(path.read_text() + " ")
+    return path.parent
+
+
+def _make_file(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("mine")
+    return path.parent.parent
+
+
 def _link(work, target):
     os.symlink(target, work / "link")
     return work / "link"
@@ -86,9 +97,14 @@ OUTPUT_DIRS = {
     "user-files": (_folder_with("notes.txt"), "is not an hdlgen build directory"),
     "report-json-is-no-proof": (_folder_with("report.json", "thesis.tex"), "is not an hdlgen build"),
     "build-with-user-file": (_file_in_build, "holds files hdlgen did not write (notes.txt)"),
-    "marker-from-another-version": (lambda w: _edit_marker(w, hdlgen="0.0.1"), "was built by hdlgen 0.0.1"),
-    "marker-damaged": (lambda w: _write(w / "out" / MARKER, "{"), "rebuild it"),
-    "marker-listing-a-path": (lambda w: _edit_marker(w, files={"../m/model.json": "0" * 64}), "which hdlgen never writes"),
+    "marker-damaged": (lambda w: _write(w / "out" / MARKER, "{"), "remove it yourself or choose another -o"),
+    "build-with-an-edited-file": (lambda w: _append(w / "out" / "report.json"), "report.json changed after hdlgen wrote it"),
+    "build-with-a-file-in-synth": (lambda w: _edit_marker(w, derived=["synth"]) and _make_file(w / "out" / "synth" / "my.lpf"),
+                                   "holds files hdlgen did not write (synth/my.lpf)"),
+    "build-with-a-file-in-sim": (lambda w: _edit_marker(w, derived=["sim"]) and _make_file(w / "out" / "sim" / "notes"),
+                                 "holds files hdlgen did not write (sim/notes)"),
+    "a-symlink-loop": (lambda w: _link(w, w / "link") / "out", "a loop of symbolic links"),
+    "marker-listing-a-path": (lambda w: _edit_marker(w, files={**_marker(w)["files"], "../m/model.json": "0" * 64}), "which hdlgen never writes"),
     "a-file": (lambda w: w / "x.npy", "exists and is not a directory"),
     "the-model-file": (lambda w: w / "m" / "model.json", "an input of this build"),
     "the-model-folder": (lambda w: w / "m", "an input of this build"),
@@ -99,11 +115,36 @@ OUTPUT_DIRS = {
 }
 
 
+def _marker(work):
+    return json.loads((work / "out" / MARKER).read_text())
+
+
 def _edit_marker(work, **changes):
     marker = json.loads((work / "out" / MARKER).read_text())
     marker.update(changes)
     (work / "out" / MARKER).write_text(json.dumps(marker))
     return work / "out"
+
+
+def test_a_build_from_another_version_is_replaced(work, capsys):
+    _edit_marker(work, hdlgen="0.0.1")
+    status, _, err = run_cli(["-q", "build", work / "m" / "model.json", "-o", work / "out"], capsys)
+    assert status == 0, err
+    assert json.loads((work / "out" / MARKER).read_text())["hdlgen"] != "0.0.1"
+
+
+def test_marker_records_what_rebuilds_it(work):
+    command = json.loads((work / "out" / MARKER).read_text())["command"]
+    assert command[:2] == ["hdlgen", "build"] and command[2].endswith("model.json") and command[3] == "-o"
+
+
+def test_commands_side_by_side_keep_each_others_records(work):
+    from hdlgen.builddir import BuildDir
+
+    a, b = BuildDir.open(work / "out"), BuildDir.open(work / "out")
+    a.record("sim")
+    b.record("synth")
+    assert sorted(json.loads((work / "out" / MARKER).read_text())["derived"]) == ["sim", "synth"]
 
 
 @pytest.mark.parametrize("case", sorted(OUTPUT_DIRS))
@@ -178,7 +219,7 @@ def test_edited_build_directory_refused(work, capsys, edit, command):
     argv = ["sim", work / "out", "--inputs", work / "x.npy"] if command == "sim" else \
         ["synth", work / "out", "--target", "xc7"]
     line = assert_refused(argv, work, capsys)
-    assert "rebuild it" in line or "hdlgen build MODEL" in line, line
+    assert "rebuild it" in line or "hdlgen build MODEL" in line or "did not write" in line, line
 
 
 @pytest.mark.parametrize("command", ["sim", "synth"])
@@ -186,7 +227,7 @@ def test_sim_and_synth_do_not_claim_a_users_file(work, capsys, command):
     (work / "out" / command).write_text("mine")
     argv = ["sim", work / "out", "--inputs", work / "x.npy"] if command == "sim" else \
         ["synth", work / "out", "--target", "xc7"]
-    assert_refused(argv, work, capsys, "exists and hdlgen did not write it")
+    assert_refused(argv, work, capsys, f"holds files hdlgen did not write ({command})")
 
 
 # -- options and simulation inputs ----------------------------------------------------------------------
@@ -296,3 +337,17 @@ def test_size_guard_stops_a_huge_layer_by_default(tmp_path, capsys):
                tmp_path / "huge.json")
     assert_refused(["build", tmp_path / "huge.json", "-o", tmp_path / "out"], tmp_path, capsys,
                    "holds 10,000,000 weight bits, over the size guard of 8,388,608")
+
+
+def test_output_into_a_closed_pipe_is_no_error(work):
+    """`hdlgen build ... | head -1`: the reader went away; hdlgen says nothing and exits like a piped tool."""
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)
+    done = subprocess.run([sys.executable, "-m", "hdlgen.cli", "-q", "build", str(work / "m" / "model.json"),
+                           "-o", str(work / "new")], stdout=write, stderr=subprocess.PIPE, text=True)
+    os.close(write)
+    assert done.returncode == 141 and done.stderr == "", done.stderr
+    assert (work / "new" / MARKER).exists()

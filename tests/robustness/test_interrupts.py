@@ -153,6 +153,34 @@ def test_interrupt_while_writing_removes_staging_and_keeps_the_build(build, monk
 
     monkeypatch.setattr(Path, "rename", rename)
     with pytest.raises(KeyboardInterrupt):
-        builddir.write_build(build / "out", lambda d: (d / "report.json").write_text("{}"), model=Path("m.json"))
+        builddir.write_build(build / "out", _write_core_files, command=["hdlgen", "build", "m.json"])
     assert snapshot(build / "out") == before
     assert sorted(p.name for p in build.iterdir()) == ["m", "out", "x.npy"]
+
+
+def _write_core_files(directory: Path) -> None:
+    for name in ("report.json", "lowered.json", "lowered.npz"):
+        (directory / name).write_text("{}")
+
+
+def test_second_interrupt_during_cleanup_keeps_the_build(build, monkeypatch):
+    """A signal that cuts the cleanup short finds the previous build already back in place."""
+    from hdlgen import builddir
+
+    before = snapshot(build / "out")
+    real_rename, real_rmtree = Path.rename, builddir.shutil.rmtree
+
+    def rename(self, target):
+        if "staging" in self.name:
+            raise KeyboardInterrupt
+        return real_rename(self, target)
+
+    def rmtree(path, *args, **kwargs):
+        raise KeyboardInterrupt           # the second Ctrl-C, while hdlgen removes staging
+
+    monkeypatch.setattr(Path, "rename", rename)
+    monkeypatch.setattr(builddir.shutil, "rmtree", rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        builddir.write_build(build / "out", _write_core_files, command=["hdlgen", "build", "m.json"])
+    monkeypatch.setattr(builddir.shutil, "rmtree", real_rmtree)
+    assert snapshot(build / "out") == before

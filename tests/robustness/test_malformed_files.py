@@ -278,8 +278,8 @@ def _string_initializer(proto):
 
 
 ONNX_CHANGES = {
-    "quant-bits-nan": ("w1a1.onnx", _quant_bits(np.nan), "bit width"),
-    "quant-bits-inf": ("w1a1.onnx", _quant_bits(np.inf), "bit width"),
+    "quant-bits-nan": ("w1a1.onnx", _quant_bits(np.nan), "holds nan at index (); every value must be a finite number"),
+    "quant-bits-inf": ("w1a1.onnx", _quant_bits(np.inf), "holds inf at index (); every value must be a finite number"),
     "quant-bits-zero": ("w1a1.onnx", _quant_bits(0.0), "0-bit quantizer is not supported"),
     "quant-bits-huge": ("w1a1.onnx", _quant_bits(1e30), "1e+30-bit quantizer is not supported"),
     "quant-unknown-domain": ("w1a1.onnx", _domain("Quant", "com.example.other"), "domain 'com.example.other'"),
@@ -370,3 +370,60 @@ def test_onnx_graph_broken(tmp_path, capsys, name, label, change):
     assert snapshot(tmp_path) == before
     if status == 2:
         assert len(err.strip().splitlines()) == 1 and err.startswith("hdlgen: error: "), err
+
+
+def _nan_weight(proto):
+    init = next(i for i in proto.graph.initializer if numpy_helper.to_array(i).size > 100)
+    value = numpy_helper.to_array(init).copy()
+    value.flat[5] = np.nan
+    _set_initializer(proto, init.name, value)
+
+
+def _constant_in_external_data(proto):
+    from onnx import helper
+
+    tensor = numpy_helper.from_array(np.ones(3, np.float32), "c")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    tensor.ClearField("raw_data")
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "elsewhere.bin"
+    proto.graph.node.insert(0, helper.make_node("Constant", [], ["unused_c"], value=tensor))
+
+
+ONNX_CHANGES.update({
+    "nan-weight": ("w1a1.onnx", _nan_weight, "every value must be a finite number"),
+    "external-data-nul": ("w2a2.onnx", _external_location("w2a2\0.data"), "NUL byte"),
+    "constant-in-external-data": ("w1a1.onnx", _constant_in_external_data, "stored as external data"),
+})
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"fc0": {"pe": 1, "simd": 64}, "fc0": {"pe": 2, "simd": 64}}', "the key 'fc0' appears twice"),
+])
+def test_duplicate_keys_refused(tmp_path, capsys, text, message):
+    model = copy_native_model(tmp_path / "m")
+    (tmp_path / "fold.json").write_text(text)
+    assert_refused(["build", model, "-o", tmp_path / "out", "--fold", tmp_path / "fold.json"], tmp_path, capsys, message)
+
+
+def test_npy_header_promising_more_than_the_file_holds(tmp_path, capsys):
+    model = copy_native_model(tmp_path / "m")
+    with open(tmp_path / "m" / "model.npz", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (2 ** 40,)})
+    assert_refused(["inspect", model], tmp_path, capsys)
+    (tmp_path / "m" / "model.npz").rename(tmp_path / "x.npy")
+    assert_refused(["sim", tmp_path, "--inputs", tmp_path / "x.npy"], tmp_path, capsys)
+
+
+def test_a_path_with_a_line_break_stays_on_one_line(tmp_path, capsys):
+    assert_refused(["inspect", tmp_path / "a\nb.json"], tmp_path, capsys, "a | b.json")
+
+
+def test_conv_padding_that_explodes_the_activation(tmp_path, capsys):
+    from hdlgen.frontend import save_model
+    from hdlgen.ir import BIPOLAR, Conv2d, InputQuantizer, Model, QuantType
+
+    conv = Conv2d("c", np.ones((1, 1, 3, 3)), BIPOLAR, padding=(65536,) * 4)
+    save_model(Model("wide", InputQuantizer(64, QuantType.uint(2), 0.1, shape=(1, 8, 8)), [conv]), tmp_path / "w.json")
+    assert_refused(["build", tmp_path / "w.json", "-o", tmp_path / "out"], tmp_path, capsys,
+                   "layer 'c' gives 17,181,442,084 values per frame")
