@@ -60,6 +60,11 @@ FRAMES_PER_SECOND = _number(1e-6, 1e15)
 
 def _print_build(report: dict, outdir: Path) -> None:
     print(f"wrote {outdir}/{report['top']}.v, report.json, lowered.json/.npz")
+    if report["exactness_notes"]:
+        layers = ", ".join(note.split(":")[0] for note in report["exactness_notes"])
+        print(f"note: scales that are not powers of two in {layers}: a float32 executor rounds these layers' dot "
+              f"products and hdlgen computes them exactly, so outputs can differ from execute_onnx "
+              f"(report.json, docs/qonnx.md)")
     print(f"{'layer':<12}{'MW x MH':>12}{'PE':>5}{'SIMD':>6}{'cycles':>8}{'weight bits':>13}")
     for layer in report["layers"]:
         print(f"{layer['name']:<12}{layer['mw']:>5} x {layer['mh']:<5}{layer['pe']:>5}{layer['simd']:>6}"
@@ -180,9 +185,16 @@ def cmd_synth(args) -> int:
 
 def cmd_inspect(args) -> int:
     from .frontend import load_model
-    from .inspect import describe
+    from .inspect import describe, describe_graph
 
-    print("\n".join(describe(load_model(Path(args.model)))))
+    path = Path(args.model)
+    try:
+        model = load_model(path)
+    except HdlgenError:
+        if path.suffix.lower() == ".onnx" and path.is_file():
+            print("\n".join(describe_graph(path)))       # the whole graph, then why it cannot be imported
+        raise
+    print("\n".join(describe(model)))
     return 0
 
 

@@ -28,6 +28,7 @@ from .builddir import REPORT, BuildDir, check_output_dir, write_build
 from .cores.weights import weight_bits
 from .errors import HdlgenError
 from .frontend import load_model
+from .inspect import exactness_notes
 from .size_guard import SizeGuard
 from .golden import quantize_input_codes, run_lowered, to_model_units
 from .ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
@@ -156,6 +157,7 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
         report["clock_mhz_for_fps"] = clock_mhz
         report["lut_inputs"] = lut_inputs
         report["frames_per_second_at_clock"] = clock_mhz * 1e6 / report["pipeline"]["initiation_interval_cycles"]
+        report["exactness_notes"] = exactness_notes(model)
     with progress(f"writing {outdir}"):
         def write(staging: Path) -> None:
             (staging / f"{name}.v").write_text(verilog)

@@ -86,6 +86,28 @@ def describe(model: Model) -> list[str]:
     return lines
 
 
+def describe_graph(path) -> list[str]:
+    """Every node of an ONNX file, for a model hdlgen cannot import: what is there, in order, named as
+    after qonnx's cleanup (the names errors use), or as stored where the cleanup itself fails."""
+    import onnx
+
+    from .frontend.qonnx import read_graph
+
+    try:
+        proto, how = read_graph(path), "after qonnx's cleanup"
+    except HdlgenError:
+        try:
+            proto, how = onnx.load(str(path), load_external_data=False), "as stored"
+        except Exception:                    # noqa: BLE001 - not readable as ONNX: nothing to list
+            return []
+    graph = proto.graph
+    lines = [f"graph of {path}, {how} ({len(graph.node)} nodes; inputs {', '.join(i.name for i in graph.input)}):"]
+    for k, node in enumerate(graph.node):
+        domain = f" [{node.domain}]" if node.domain else ""
+        lines.append(f"  {k:>3} {node.op_type}{domain} {node.name!r}: {', '.join(node.input)} -> {', '.join(node.output)}")
+    return lines
+
+
 def describe_lowered(lowered: LoweredModel) -> list[str]:
     width = max(len(layer.name) for layer in lowered.layers) + 2
     lines = [f"  {'name':<{width}}{'MW x MH':<22}{'input':<14}{'weights':<10}{'output':<14}thresholds"]

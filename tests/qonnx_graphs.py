@@ -109,12 +109,13 @@ class Graph:
 
 
 def execute(path, x: np.ndarray) -> np.ndarray:
-    """qonnx's executor on ``path`` for a batch ``x`` (the graph's input holds that batch size)."""
+    """qonnx's executor on ``path`` after qonnx's cleanup, as FINN runs a model, for a batch ``x``
+    (the graph's input holds that batch size)."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
-    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.util.cleanup import cleanup_model
 
-    model = ModelWrapper(str(path)).transform(InferShapes())
+    model = cleanup_model(ModelWrapper(str(path)))
     name = model.graph.input[0].name
     batch = model.get_tensor_shape(name)[0]
     outs = [execute_onnx(model, {name: x[i:i + batch].astype(np.float32)})[model.graph.output[0].name]

@@ -40,7 +40,7 @@ from ..ir.model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, Gl
 from ..ir.quant import BIPOLAR, MAX_BITS, TERNARY, QuantType
 from ..ir.semantics import round_mode
 
-__all__ = ["load_qonnx", "SUPPORTED_OPS"]
+__all__ = ["load_qonnx", "read_graph", "SUPPORTED_OPS"]
 
 SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Gemm", "MatMul", "Conv", "Pad", "MaxPool", "GlobalAveragePool",
                  "BatchNormalization", "Add", "Sub", "Mul", "Div", "Relu", "Clip", "Identity", "Dropout",
@@ -650,6 +650,11 @@ class _Importer:
 
 def load_qonnx(path: str | Path) -> Model:
     """Import a QONNX file (its external ``.onnx.data`` beside it) into the source-model IR."""
+    return _Importer(Path(path), read_graph(path)).run()
+
+
+def read_graph(path: str | Path):
+    """The ONNX model in ``path`` with its external data, checked and cleaned up by qonnx."""
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -680,4 +685,22 @@ def load_qonnx(path: str | Path) -> Model:
             load_external_data_for_model(proto, str(path.parent))
         except (OSError, ValueError, onnx.checker.ValidationError) as e:
             raise HdlgenError(f"{path}: cannot read its external weights ({str(e)[:200]})") from None
-    return _Importer(path, proto).run()
+    return _cleanup(path, proto)
+
+
+def _cleanup(path: Path, proto):
+    """qonnx's own cleanup, as the ecosystem runs it: shape inference, constant folding (shape
+    subgraphs such as Shape -> Gather -> Unsqueeze -> Concat -> Reshape fold away; quantizers stay),
+    unique node names and no static inputs. Every node is checked first, so that a malformed one
+    gets its own message rather than a failure inside qonnx."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.cleanup import cleanup_model
+
+    checker = _Importer(path, proto)          # reads every initializer: real, finite numbers only
+    for node in proto.graph.node:
+        checker.check_node(node)
+    try:
+        return cleanup_model(ModelWrapper(proto)).model
+    except Exception as e:                   # noqa: BLE001 - any failure of the library on this file
+        raise HdlgenError(f"{path}: qonnx's cleanup cannot process this graph ({type(e).__name__}: "
+                          f"{str(e).strip()[:200]})") from None

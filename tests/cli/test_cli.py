@@ -252,3 +252,28 @@ def test_synth_brevitas_cnn_on_ecp5(tmp_path):
     assert main(["-q", "synth", str(tmp_path / "cnn"), "--target", "ecp5-85k"]) == 0
     result = json.loads((tmp_path / "cnn" / "synth-ecp5-85k.json").read_text())
     assert result["lut"] > 0 and result["fmax_mhz"] > 0
+
+
+def test_build_says_when_the_executor_rounds(tmp_path, rng):
+    """Scales that are not powers of two: one line from build, and the report says which layers."""
+    from qonnx_graphs import Graph
+
+    g = Graph([4], 1).quant(0.5, 4)
+    g.gemm(g.quantized_weight(rng.choice([-1, 1], size=(3, 4)), 0.3), transB=1)
+    done = hdlgen("build", g.save(tmp_path / "m.onnx"), "-o", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "Gemm_0" in notes[0] and "float32 executor rounds" in notes[0]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert len(report["exactness_notes"]) == 1 and report["exactness_notes"][0].startswith("Gemm_0:")
+
+
+def test_inspect_lists_the_whole_graph_when_import_fails(tmp_path):
+    from qonnx_graphs import Graph
+
+    g = Graph([2, 4, 4], 1).quant(0.5, 4)
+    g.op("Resize", "", g.const([1.0, 1.0, 2.0, 2.0]), mode="nearest")
+    done = hdlgen("inspect", g.save(tmp_path / "m.onnx"))
+    assert done.stdout.splitlines()[0].startswith(f"graph of {tmp_path / 'm.onnx'}, after qonnx's cleanup (2 nodes")
+    assert "Quant [qonnx.custom_op.general] 'Quant_0'" in done.stdout and "Resize 'Resize_0'" in done.stdout
+    one_error_line(done, "node 'Resize_0' (Resize): op Resize is not supported; supported ops are Quant,")

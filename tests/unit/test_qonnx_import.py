@@ -1,6 +1,8 @@
 """QONNX import: for every supported op, the imported model and the lowered golden model give
 exactly what qonnx's executor gives, on inputs that hit rounding ties and thresholds exactly."""
 
+import re
+
 import numpy as np
 import onnx
 import pytest
@@ -343,3 +345,49 @@ def test_global_average_pooling_lowers_to_sums_and_thresholds(tmp_path, rng, qua
     g.gemm(g.quantized_weight(bipolar_weights(rng, 3, 4), 1.0), transB=1)
     model = check(tmp_path, g, tie_inputs(rng, [2, 6, 5], 1.0, -5, 4, count=32))
     assert "GlobalPoolStage" in [type(stage).__name__ for stage in streamline(model).layers]
+
+
+def test_shape_subgraph_folds_away_in_qonnx_cleanup(tmp_path, rng):
+    """``x.view(x.size(0), -1)`` as the TorchScript exporter writes it: Shape -> Gather -> Unsqueeze ->
+    Concat -> Reshape. qonnx's cleanup folds it into a constant Reshape; no pattern matcher needed."""
+    from onnx import helper, numpy_helper
+
+    g = Graph([2, 4, 4], BATCH).quant(2 ** -4, 4)
+    ints = {"zero": np.array(0, np.int64), "axes": np.array([0], np.int64), "minus_one": np.array([-1], np.int64)}
+    g.inits += [numpy_helper.from_array(v, k) for k, v in ints.items()]
+    g.nodes += [helper.make_node("Shape", [g.cur], ["s"]),
+                helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+                helper.make_node("Unsqueeze", ["n", "axes"], ["n1"]),
+                helper.make_node("Concat", ["n1", "minus_one"], ["target"], axis=0),
+                helper.make_node("Reshape", [g.cur, "target"], ["flat"])]
+    g.cur = "flat"
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 10, 32), 1.0), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [2, 4, 4], 2 ** -4, 0, 15))
+    assert [type(layer).__name__ for layer in model.layers] == ["Flatten", "Dense"]
+
+
+def _lstm(g, rng):
+    hidden = 3
+    w = g.const(rng.normal(size=(1, 4 * hidden, 4)))
+    r = g.const(rng.normal(size=(1, 4 * hidden, hidden)))
+    return g.op("LSTM", w, r, hidden_size=hidden)
+
+
+def _residual(g, rng):
+    skip = g.cur
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 4), 1.0), transB=1)
+    return g.op("Add", skip)
+
+
+@pytest.mark.parametrize("build, message", [
+    (_residual, "feeds 2 nodes; hdlgen supports one chain of layers (no branches or skip connections)"),
+    (lambda g, rng: g.op("Concat", g.cur, axis=1), "hdlgen supports one chain of layers (no branches or skip connections)"),
+    (lambda g, rng: g.op("Resize", "", g.const([1.0, 2.0]), mode="nearest"), "(Resize): op Resize is not supported; supported ops are"),
+    (lambda g, rng: g.op("Upsample", g.const([1.0, 2.0]), mode="nearest"), "(Upsample): op Upsample is not supported"),
+    (_lstm, "(LSTM): op LSTM is not supported; supported ops are"),
+], ids=["residual-add", "concat", "resize", "upsample", "lstm"])
+def test_graphs_hdlgen_does_not_support(tmp_path, rng, build, message):
+    g = Graph([4], 1, opset=9 if "Upsample" in message else 13).quant(0.5, 4)
+    build(g, rng)
+    with pytest.raises(HdlgenError, match="node '[A-Za-z]+_[0-9]+' .*" + re.escape(message)):
+        load_qonnx(g.save(tmp_path / "m.onnx"))
