@@ -60,6 +60,7 @@ MARKER_SCHEMA = {
     },
 }
 SIM_ENTRY = re.compile(r"^\.?[0-9a-f]{16}(\.staging-[0-9a-f]{8})?$")      # a harness per Verilog digest
+CONTENTS = ".hdlgen-contents"       # in each folder sim and synth fill: the files hdlgen put there
 
 _COUNT = {"type": "integer", "minimum": 1, "maximum": 2 ** 40}
 _STREAM = {"type": "object", "required": ["features", "values_per_beat", "bits_per_value", "beats_per_frame"],
@@ -89,9 +90,14 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _rebuild(marker: dict | None) -> str:
+def _rebuild(marker: dict | None, path: Path | None = None) -> str:
+    """How to make the build at ``path`` again: its recorded command, aimed at ``path`` itself (a
+    build directory may have been copied or moved since)."""
     command = marker.get("command") if isinstance(marker, dict) else None
     if isinstance(command, list) and command and all(isinstance(c, str) for c in command):
+        if path is not None and "-o" in command[:-1]:
+            at = command.index("-o") + 1
+            command = command[:at] + [str(Path(path).absolute())] + command[at + 1:]
         return f"rebuild it: {shlex.join(command)}"
     return "rebuild it with hdlgen build"
 
@@ -130,7 +136,7 @@ def _read_marker(path: Path) -> dict:
         raise HdlgenError(f"{e}; the build directory was edited, {_rebuild(None)}") from None
     if marker["hdlgen"] != __version__:
         raise HdlgenError(f"{path} was built by hdlgen {marker['hdlgen']}, and this is hdlgen {__version__}; "
-                          f"{_rebuild(marker)}")
+                          f"{_rebuild(marker, path)}")
     return marker
 
 
@@ -147,11 +153,28 @@ def _foreign(path: Path, marker: dict) -> list[str]:
             continue
         if entry.is_symlink() or entry.is_dir() != (name in ("sim", "synth")):
             foreign.append(name)
-        elif name == "sim":
-            foreign += [f"sim/{n}" for n in os.listdir(entry) if not SIM_ENTRY.match(n) or not (entry / n).is_dir()]
-        elif name == "synth":
-            foreign += [f"synth/{n}" for n in os.listdir(entry) if n not in targets() or not (entry / n).is_dir()]
+        elif name in ("sim", "synth"):
+            for n in os.listdir(entry):
+                fits = SIM_ENTRY.match(n) if name == "sim" else n in targets()
+                staging = name == "sim" and "staging" in n         # an interrupted Verilator build of hdlgen's
+                if not fits or (entry / n).is_symlink() or not (entry / n).is_dir():
+                    foreign.append(f"{name}/{n}")
+                elif not staging:
+                    foreign += [f"{name}/{n}/{f}" for f in _unsealed(entry / n)]
     return foreign
+
+
+def _files_below(folder: Path) -> set[str]:
+    return {str(Path(root, f).relative_to(folder)) for root, _, files in os.walk(folder) for f in files}
+
+
+def _unsealed(folder: Path) -> list[str]:
+    """Files in a folder that sim or synth filled which its contents list does not name."""
+    try:
+        sealed = set((folder / CONTENTS).read_text().splitlines())
+    except (OSError, UnicodeDecodeError):
+        sealed = set()
+    return sorted(_files_below(folder) - sealed - {CONTENTS})
 
 
 def _changed(path: Path, marker: dict) -> list[str]:
@@ -178,6 +201,11 @@ def check_output_dir(outdir: Path, inputs: Iterable[Path] = ()) -> None:
         if target == item or target in item.parents:
             raise HdlgenError(f"-o {outdir} holds {item}, an input of this build; choose another output directory")
     if not outdir.exists():
+        existing = next(p for p in target.parents if p.exists())
+        if not existing.is_dir():
+            raise HdlgenError(f"-o {outdir}: {existing} is a file, not a folder; choose another output directory")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise HdlgenError(f"-o {outdir}: cannot create it in {existing} (permission denied)")
         return
     if not outdir.is_dir():
         raise HdlgenError(f"-o {outdir} exists and is not a directory; choose another output directory")
@@ -236,12 +264,18 @@ def write_build(outdir: Path, write: Callable[[Path], None], *, command: list[st
     """
     outdir = Path(outdir)
     parent = outdir.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HdlgenError(f"-o {outdir}: cannot create {parent} ({e.strerror})") from None
     token = secrets.token_hex(4)
     staging = parent / f".{outdir.name}.hdlgen-staging-{token}"
     previous = parent / f".{outdir.name}.hdlgen-previous-{token}"
     try:
-        os.mkdir(staging)                 # mode 0o777 less the umask, like every file written below
+        try:
+            os.mkdir(staging)             # mode 0o777 less the umask, like every file written below
+        except OSError as e:
+            raise HdlgenError(f"-o {outdir}: cannot write in {parent} ({e.strerror})") from None
         write(staging)
         files = {entry.name: _digest(entry) for entry in sorted(staging.iterdir())}
         _write_marker(staging, {"format": FORMAT, "hdlgen": __version__, "command": command, "files": files,
@@ -282,7 +316,7 @@ class BuildDir:
         changed = _changed(path, marker)
         if changed:
             raise HdlgenError(f"{path}: {_listed(changed)} changed or went missing after hdlgen wrote it; "
-                              f"{_rebuild(marker)}")
+                              f"{_rebuild(marker, path)}")
         foreign = _foreign(path, marker)
         if foreign:
             raise HdlgenError(f"{path} holds files hdlgen did not write ({_listed(foreign)}); move them out of the "
@@ -291,11 +325,11 @@ class BuildDir:
         verilog = f"{report['top']}.v"
         if verilog not in marker["files"]:
             raise HdlgenError(f"{path / REPORT} names top {report['top']!r}, but the build holds no {verilog}; "
-                              f"{_rebuild(marker)}")
+                              f"{_rebuild(marker, path)}")
         model, foldings = load_lowered(path)
         if {layer["name"]: (layer["pe"], layer["simd"]) for layer in report["layers"]} != \
                 {name: (f.pe, f.simd) for name, f in foldings.items()}:
-            raise HdlgenError(f"{path}: report.json and lowered.json disagree on the folding; {_rebuild(marker)}")
+            raise HdlgenError(f"{path}: report.json and lowered.json disagree on the folding; {_rebuild(marker, path)}")
         return cls(path, report, model, foldings, marker)
 
     @property
@@ -306,6 +340,13 @@ class BuildDir:
     def stream_bits(self) -> tuple[int, int]:
         i, o = self.report["input"], self.report["output"]
         return i["values_per_beat"] * i["bits_per_value"], o["last_bit"] + 1
+
+    @staticmethod
+    def seal(folder: Path, also: Iterable[str] = ()) -> None:
+        """List every file a command wrote in ``folder`` (and ``also``, written there later), so that a
+        rebuild can tell them from a user's files."""
+        names = sorted(_files_below(folder) | set(also) - {CONTENTS})
+        write_file(folder / CONTENTS, ("\n".join(names) + "\n").encode())
 
     def record(self, entry: str) -> Path:
         """Note in the marker that a later command writes ``entry`` here; returns its path.

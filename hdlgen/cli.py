@@ -28,7 +28,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with its usage errors as the one-line ``hdlgen: error:`` of every other mistake."""
 
     def error(self, message):
-        raise HdlgenError(f"{self.prog}: {message}")
+        command = self.prog.partition(" ")[2]
+        if "required: command" in message:
+            message = "give a command: build, sim, synth, inspect or demo (hdlgen --help says more)"
+        raise HdlgenError(f"{command}: {message}" if command else message)
 
 
 def _number(lo: float, hi: float):
@@ -65,10 +68,12 @@ def _print_build(report: dict, outdir: Path) -> None:
         print(f"note: scales that are not powers of two in {layers}: a float32 executor rounds these layers' dot "
               f"products and hdlgen computes them exactly, so outputs can differ from execute_onnx "
               f"(report.json, docs/qonnx.md)")
-    print(f"{'layer':<12}{'MW x MH':>12}{'PE':>5}{'SIMD':>6}{'cycles':>8}{'weight bits':>13}")
+    width = max([len("layer")] + [len(layer["name"]) for layer in report["layers"]]) + 2
+    print(f"{'layer':<{width}}{'MW x MH':>13}{'PE':>5}{'SIMD':>6}{'cycles':>9}{'weight bits':>13}")
     for layer in report["layers"]:
-        print(f"{layer['name']:<12}{layer['mw']:>5} x {layer['mh']:<5}{layer['pe']:>5}{layer['simd']:>6}"
-              f"{layer['cycles_per_frame']:>8}{layer['weight_memory_bits']:>13}")
+        size = f"{layer['mw']} x {layer['mh']}"
+        print(f"{layer['name']:<{width}}{size:>13}{layer['pe']:>5}{layer['simd']:>6}"
+              f"{layer['cycles_per_frame']:>9}{layer['weight_memory_bits']:>13}")
     pipe = report["pipeline"]
     print(f"pipeline: {pipe['initiation_interval_cycles']} cycles per frame "
           f"({report['frames_per_second_at_clock']:,.0f} frames/s at {report['clock_mhz_for_fps']:g} MHz), "
@@ -113,8 +118,14 @@ def _check_labels(labels, x, path) -> np.ndarray:
     return labels
 
 
-def _output_file(text: str) -> Path:
+def _output_file(text: str, build_dir: Path, inputs: list[str]) -> Path:
     path = Path(text)
+    for given in inputs:
+        if path.absolute().resolve() == Path(given).absolute().resolve():
+            raise HdlgenError(f"--out {text} is also an input of this command ({given}); name another file")
+    if build_dir.resolve() in path.absolute().resolve().parents:
+        raise HdlgenError(f"--out {text} is inside the build directory {build_dir}, which holds only what hdlgen "
+                          f"builds; write it elsewhere")
     if path.suffix != ".npy":
         raise HdlgenError(f"--out {text}: name a .npy file (numpy would write {text}.npy instead)")
     if path.is_dir():
@@ -130,15 +141,16 @@ def _output_file(text: str) -> Path:
 def cmd_sim(args) -> int:
     from .builddir import write_file
     from .flow import BuildDir
+    from .golden.reference import check_inputs
     from .readers import read_npy
 
-    out = _output_file(args.out) if args.out else None
+    given = [args.inputs] + ([args.labels] if args.labels else [])
+    out = _output_file(args.out, Path(args.outdir), given) if args.out else None
     build_dir = BuildDir.open(Path(args.outdir))
     x = read_npy(Path(args.inputs), "inputs")
-    if x.ndim == 1:
-        x = x[None, :]
     if x.ndim == 0 or x.size == 0:
         raise HdlgenError(f"{args.inputs}: holds no frames (shape {x.shape}); give at least one input row")
+    x = check_inputs(build_dir.model.input, x, f"{args.inputs}: inputs")
     labels = None if args.labels is None else _check_labels(read_npy(Path(args.labels), "labels"), x, args.labels)
     result = _simulate(build_dir, x, args)
     if out is not None:
@@ -173,11 +185,15 @@ def cmd_synth(args) -> int:
         except HdlgenError as e:
             failures.append(f"{target}: {e}")
             continue
+        finally:
+            if workdir.is_dir():
+                build_dir.seal(workdir)
         write_file(build_dir.record(f"synth-{target}.json"), (json.dumps(result.to_json(), indent=2) + "\n").encode())
         results.append(result)
     if results:
         print(format_table(results))
-        print(f"details in {build_dir.path}/synth-<target>.json and {build_dir.path}/synth/<target>/")
+        for result in results:
+            print(f"details in {build_dir.path / f'synth-{result.target}.json'} and {build_dir.path / 'synth' / result.target}/")
     if failures:
         raise HdlgenError("; ".join(failures))
     return 0
@@ -216,8 +232,11 @@ def parser() -> argparse.ArgumentParser:
     from .backends.synth import targets
     from .size_guard import SizeGuard
 
+    from . import __version__
+
     p = _Parser(prog="hdlgen", description="Quantized neural networks to verified streaming FPGA hardware.")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr (results still print)")
+    p.add_argument("--version", action="version", version=f"hdlgen {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="compile a model description into Verilog, a report and the lowered model")
@@ -274,10 +293,14 @@ def main(argv: list[str] | None = None) -> int:
 
     # Components left unelaborated when a step is cut short are no news to the user.
     warnings.filterwarnings("ignore", category=UnusedElaboratable)
-    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() else None
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = (signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _terminate)) if on_main_thread else None
     try:
         args = parser().parse_args(argv)
         status = args.run(args)
+        # The work is done and in place: an interrupt from here on would only misreport it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         sys.stdout.flush()            # a closed pipe shows here, not after main has returned
         return status
     except HdlgenError as e:
@@ -297,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous[0])
+            signal.signal(signal.SIGTERM, previous[1])
 
 
 if __name__ == "__main__":

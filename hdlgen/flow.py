@@ -200,7 +200,12 @@ def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = 
     else:
         with progress("building the Verilator simulation"):
             shutil.rmtree(sim_root, ignore_errors=True)     # simulations of earlier Verilog
-            harness = NativeHarness.build(build_dir.verilog, report["top"], sim_dir, in_bits=in_bits, out_bits=out_bits)
+            try:
+                harness = NativeHarness.build(build_dir.verilog, report["top"], sim_dir, in_bits=in_bits,
+                                              out_bits=out_bits)
+            finally:
+                if sim_dir.is_dir():                # built, or failed with its log for the user
+                    build_dir.seal(sim_dir, also=NativeHarness.RUN_FILES)
     i, o = report["input"], report["output"]
     with progress(f"simulating {len(codes)} frames"):
         beats_out = len(codes) * o["beats_per_frame"]

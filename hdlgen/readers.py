@@ -180,9 +180,13 @@ def _load(path: Path, what: str, kind: str):
     """An array (``.npy``) or a dict of arrays (``.npz``); the file is closed whatever it holds."""
     try:
         with open(path, "rb") as f:
-            if f.read(6) == b"\x93NUMPY":
+            magic = f.read(6)
+            if magic == b"\x93NUMPY":
                 f.seek(0)
                 _check_npy_size(f, path)
+            elif not magic.startswith(b"PK\x03\x04"):      # numpy would try it as a pickle
+                raise HdlgenError(f"{path}: not a {kind} file (it starts with neither numpy's nor zip's header; "
+                                  f"{what} are written with numpy's np.save or np.savez)")
             f.seek(0)
             loaded = np.load(f, allow_pickle=False)
             if isinstance(loaded, np.lib.npyio.NpzFile):

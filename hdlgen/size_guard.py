@@ -63,5 +63,5 @@ class SizeGuard:
         lanes = self.lanes(model, foldings)
         if lanes > self.max_lanes:
             raise HdlgenError(f"the folding asks for {lanes:,} parallel lanes (PE x SIMD, plus threshold comparators), "
-                              f"over the size guard of {self.max_lanes:,} (--max-lanes): lower --target-fps or the "
-                              f"folding's pe/simd, or raise --max-lanes")
+                              f"over the size guard of {self.max_lanes:,} (--max-lanes): fold further (smaller pe/simd in "
+                              f"a folding file, or a lower --target-fps), or raise --max-lanes")

