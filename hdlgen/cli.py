@@ -58,6 +58,8 @@ def _positive_int(text: str) -> int:
 
 
 CLOCK_MHZ = _number(0.001, 2000.0)
+INPUT_TYPE_HELP = ("the input's format for an ONNX model whose input no quantizer covers, as a QONNX DataType "
+                   "name: INT8, UINT8, BIPOLAR, BINARY, FIXED<8,3> (overrides a finn_datatype annotation)")
 FRAMES_PER_SECOND = _number(1e-6, 1e15)
 
 
@@ -86,7 +88,8 @@ def cmd_build(args) -> int:
 
     report = build(Path(args.model), Path(args.outdir), fold=args.fold, target_fps=args.target_fps,
                    clock_mhz=args.clock_mhz, lut_inputs=args.lut_inputs, progress=Progress(4, enabled=not args.quiet),
-                   guard=SizeGuard(max_weight_bits=args.max_weight_bits, max_lanes=args.max_lanes))
+                   guard=SizeGuard(max_weight_bits=args.max_weight_bits, max_lanes=args.max_lanes),
+                   input_type=args.input_type)
     _print_build(report, Path(args.outdir))
     return 0
 
@@ -205,7 +208,7 @@ def cmd_inspect(args) -> int:
 
     path = Path(args.model)
     try:
-        model = load_model(path)
+        model = load_model(path, args.input_type)
     except HdlgenError:
         if path.suffix.lower() == ".onnx" and path.is_file():
             print("\n".join(describe_graph(path)))       # the whole graph, then why it cannot be imported
@@ -243,6 +246,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("model", help="QONNX model (.onnx) or native model description (.json with its .npz)")
     b.add_argument("-o", "--outdir", required=True, help="build directory to write")
     b.add_argument("--fold", default="auto", help="'auto' or a JSON file {layer: {pe: N, simd: N}}")
+    b.add_argument("--input-type", metavar="T", help=INPUT_TYPE_HELP)
     b.add_argument("--target-fps", type=FRAMES_PER_SECOND, help="frames per second to fold for (auto folding)")
     b.add_argument("--clock-mhz", type=CLOCK_MHZ, default=100.0, help="clock the frame rate refers to (default 100)")
     b.add_argument("--lut-inputs", type=int, choices=(4, 6), default=4,
@@ -270,6 +274,7 @@ def parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="print a model's imported and lowered layers, quant types and shapes")
     i.add_argument("model", help="QONNX model (.onnx) or native model description (.json)")
+    i.add_argument("--input-type", metavar="T", help=INPUT_TYPE_HELP)
     i.set_defaults(run=cmd_inspect)
 
     d = sub.add_parser("demo", help="build the bundled digits model, simulate its test split, compare with the golden model")

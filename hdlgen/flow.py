@@ -104,9 +104,11 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
 
 
 def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: float | None, clock_mhz: float,
-                    lut_inputs: int, guard: SizeGuard) -> list[str]:
+                    lut_inputs: int, guard: SizeGuard, input_type: str | None = None) -> list[str]:
     """The command line that makes this build again (kept in the build's marker)."""
     command = ["hdlgen", "build", str(Path(model_path).absolute()), "-o", str(Path(outdir).absolute())]
+    if input_type is not None:
+        command += ["--input-type", input_type]
     if fold != "auto":
         command += ["--fold", str(Path(fold).absolute())]
     if target_fps is not None:
@@ -125,10 +127,11 @@ LUT_INPUTS = {4: 2, 6: 3}     # LUT size of the target -> terms summed in logic 
 
 def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: float | None = None,
           clock_mhz: float = 100.0, lut_inputs: int = 4, progress: Progress | None = None,
-          guard: SizeGuard = SizeGuard()) -> dict:
+          guard: SizeGuard = SizeGuard(), input_type: str | None = None) -> dict:
     """Build ``model_path`` into ``outdir``; ``lut_inputs`` shapes the adder trees for 4- or 6-input LUTs.
 
-    ``guard`` stops a model or folding too large to generate before any time is spent on it.
+    ``guard`` stops a model or folding too large to generate before any Verilog is generated;
+    ``input_type`` (a QONNX DataType name) declares an ONNX model's input format.
     """
     progress = progress or Progress(4, enabled=False)
     if lut_inputs not in LUT_INPUTS:
@@ -137,7 +140,7 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
     inputs = [model_path] + ([Path(fold)] if fold != "auto" else [])
     check_output_dir(outdir, inputs)
     with progress(f"reading {model_path}"):
-        model = load_model(model_path)
+        model = load_model(model_path, input_type)
         guard.check_model(model)
     with progress("streamlining to integer thresholds"):
         lowered = streamline(model)
@@ -164,9 +167,9 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
             save_lowered(lowered, foldings, staging)
             (staging / REPORT).write_text(json.dumps(report, indent=2) + "\n")
 
-        write_build(outdir, write, command=rebuild_command(model_path, outdir, fold=fold, target_fps=target_fps,
-                                                         clock_mhz=clock_mhz, lut_inputs=lut_inputs, guard=guard),
-                    inputs=inputs)
+        command = rebuild_command(model_path, outdir, fold=fold, target_fps=target_fps, clock_mhz=clock_mhz,
+                                  lut_inputs=lut_inputs, guard=guard, input_type=input_type)
+        write_build(outdir, write, command=command, inputs=inputs)
     return report
 
 

@@ -14,7 +14,7 @@ class Graph:
 
     def __init__(self, shape, batch: int, opset: int = 13):
         self.batch, self.opset = batch, opset
-        self.nodes, self.inits, self.count = [], [], 0
+        self.nodes, self.inits, self.count, self.annotations = [], [], 0, {}
         self.input = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, *shape])
         self.cur = "x"
 
@@ -95,9 +95,18 @@ class Graph:
         self.inits.append(numpy_helper.from_array(np.asarray(shape, dtype=np.int64), name))
         return self.op("Reshape", name)
 
+    def annotate(self, tensor: str, datatype: str) -> Graph:
+        """A QONNX ``finn_datatype`` annotation, as FINN's models carry on their input."""
+        self.annotations[tensor] = datatype
+        return self
+
     def model(self) -> onnx.ModelProto:
         out = helper.make_tensor_value_info(self.cur, TensorProto.FLOAT, None)
         graph = helper.make_graph(self.nodes, "test", [self.input], [out], self.inits)
+        for tensor, datatype in self.annotations.items():
+            annotation = onnx.TensorAnnotation(tensor_name=tensor)
+            annotation.quant_parameter_tensor_names.append(onnx.StringStringEntryProto(key="finn_datatype", value=datatype))
+            graph.quantization_annotation.append(annotation)
         proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset),
                                                         helper.make_opsetid(QONNX_DOMAIN, 2)])
         proto.ir_version = 8
@@ -121,3 +130,26 @@ def execute(path, x: np.ndarray) -> np.ndarray:
     outs = [execute_onnx(model, {name: x[i:i + batch].astype(np.float32)})[model.graph.output[0].name]
             for i in range(0, len(x), batch)]
     return np.concatenate(outs)
+
+
+def cybersecurity_mlp(rng, batch: int, *, inputs=600, hidden=(64, 64)) -> Graph:
+    """An MLP in the style of FINN's cybersecurity example (UNSW-NB15): bipolar inputs annotated
+    BIPOLAR, ``(x + 1) / 2`` in front, 2-bit narrow (ternary) weights, batch norm, 2-bit unsigned
+    ReLU quantizers, and one bipolar output. Batch-norm statistics come from random inputs, as
+    training would give them, so that every unit and both output classes vary with the input."""
+    g = Graph([inputs], batch).annotate("x", "BIPOLAR")
+    g.binary("Add", 1.0).binary("Div", 2.0)
+    h = (rng.choice([-1.0, 1.0], size=(512, inputs)) + 1) / 2
+    for n in hidden:
+        w = rng.choice([-1, 0, 1], size=(n, h.shape[1]))
+        acc = h @ w.T
+        mean, var = acc.mean(0), acc.var(0) + 1
+        gamma, beta = rng.uniform(0.5, 1.5, n), rng.uniform(0.25, 1.0, n)
+        g.gemm(g.quantized_weight(w, 1.0, bits=2, narrow=True), transB=1)
+        g.batchnorm(gamma, beta, mean, var)
+        g.op("Relu").quant(0.5, 2, signed=False)
+        h = np.clip(np.round(np.maximum((acc - mean) / np.sqrt(var) * gamma + beta, 0) / 0.5), 0, 3) * 0.5
+    w = rng.choice([-1, 1], size=(1, h.shape[1]))
+    g.gemm(g.quantized_weight(w, 1.0, bits=2, narrow=True), bias=np.array([-np.median(h @ w.T)], np.float32) + 0.25,
+           transB=1)
+    return g.bipolar()

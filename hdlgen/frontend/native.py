@@ -14,9 +14,8 @@ import numpy as np
 
 from ..errors import HdlgenError
 from ..ir.layer_io import decode_layer, encode_layer
-from ..ir.lowered_io import input_entry
-from ..ir.model import ARITHMETIC, InputQuantizer, Model
-from ..ir.quant import QuantType
+from ..ir.lowered_io import input_entry, input_quantizer
+from ..ir.model import ARITHMETIC, Model
 from ..readers import read_json, read_npz, validate
 
 FORMAT = "hdlgen-model"
@@ -41,6 +40,7 @@ SCHEMA = {
             "additionalProperties": False,
             "properties": {"features": {"type": "integer", "minimum": 1, "maximum": MAX_FEATURES},
                            "quant": {"type": "string"}, "scale": {"type": "number"}, "rounding": {"type": "string"},
+                           "given": {"type": "string"}, "given_scale": {"type": "number"},
                            "shape": {"type": "array", "minItems": 1, "maxItems": 3,
                                      "items": {"type": "integer", "minimum": 1, "maximum": MAX_FEATURES}}},
         },
@@ -75,14 +75,11 @@ def load_model(path: str | Path) -> Model:
     # the model's own checks name the layer of a non-finite value
     tensors = read_npz(path.parent / doc.get("tensors", path.with_suffix(".npz").name), "tensor", finite=False)
     fail = _fail(path)
-    raw_input = doc["input"]
     try:
         try:
-            quant = QuantType.from_json(raw_input["quant"])
+            model_input = input_quantizer(doc["input"])
         except (ValueError, TypeError) as e:
             fail("input", str(e))
-        model_input = InputQuantizer(raw_input["features"], quant, raw_input.get("scale", 1.0),
-                                     rounding=raw_input.get("rounding", "ROUND"), shape=raw_input.get("shape"))
         return Model(str(doc.get("name", path.stem)), model_input,
                      tuple(decode_layer(e, tensors, f"layers[{i}]", fail) for i, e in enumerate(doc["layers"])),
                      arithmetic=doc.get("arithmetic", "float64"))

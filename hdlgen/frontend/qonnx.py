@@ -39,6 +39,8 @@ from ..ir.model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, Gl
                         Model, MultiThreshold, Quantizer, Trunc)
 from ..ir.quant import BIPOLAR, MAX_BITS, TERNARY, QuantType
 from ..ir.semantics import round_mode
+from .input_types import EXAMPLES as INPUT_TYPE_EXAMPLES
+from .input_types import DeclaredInput, absorb_preprocessing, declared_input
 
 __all__ = ["load_qonnx", "read_graph", "SUPPORTED_OPS"]
 
@@ -98,10 +100,12 @@ def _int_quant(x, scale, zero, bits, signed, narrow, rounding):
 
 
 class _Importer:
-    def __init__(self, path: Path, proto):
+    def __init__(self, path: Path, proto, input_type: str | None = None):
         import onnx.numpy_helper as nph
 
-        self.path, self.graph = path, proto.graph
+        self.path, self.graph, self.input_type = path, proto.graph, input_type
+        self.declared: DeclaredInput | None = None      # the input's format, where no quantizer gives it
+        self.preprocess: list[Elementwise] = []         # scalar ops between that input and the first layer
         self.opsets = {o.domain: o.version for o in proto.opset_import}
         self.const: dict[str, object] = {}
         for init in self.graph.initializer:
@@ -180,6 +184,7 @@ class _Importer:
             self.fail(f"input {graph_input.name!r} has shape {dims}; hdlgen needs (batch, features) or "
                       f"(batch, channels, height, width) with known sizes")
         self.act, self.shape, self.batch = graph_input.name, tuple(dims[1:]), dims[0]
+        self.declared = self.declared_input(graph_input.name)
         consumers: dict[str, int] = {}
         for node in graph.node:
             for name in node.input:
@@ -203,9 +208,11 @@ class _Importer:
             self.act = node.output[0]
         if graph.output[0].name != self.act:
             self.fail(f"output {graph.output[0].name!r} is not the end of the layer chain ({self.act!r})")
+        if self.input_quant is None and self.declared is not None:
+            self.input_quant = self.absorbed_input()
         if self.input_quant is None:
-            self.fail("the input is never quantized: the first op on the input must be a Quant or BipolarQuant "
-                      "(the hardware's input format)")
+            self.fail("the input is never quantized and has no finn_datatype annotation: declare its format with "
+                      f"--input-type (a QONNX DataType name such as {INPUT_TYPE_EXAMPLES})")
         if not self.layers:
             self.fail("the graph has no layers after its input quantizer")
         return Model(re.sub(r"[^A-Za-z0-9_]", "_", self.path.stem), self.input_quant, tuple(self.layers), arithmetic="float32")
@@ -236,11 +243,38 @@ class _Importer:
             self.node_fail(node, f"it has {len(node.input)} inputs and {len(node.output)} outputs; {node.op_type} takes "
                                  f"{takes} inputs and gives an output")
 
+    def declared_input(self, name: str) -> DeclaredInput | None:
+        """The format the user (--input-type) or a finn_datatype annotation declares for the input."""
+        if self.input_type is not None:
+            return declared_input(self.input_type, "--input-type")
+        for annotation in self.graph.quantization_annotation:
+            if annotation.tensor_name == name:
+                for entry in annotation.quant_parameter_tensor_names:
+                    if entry.key == "finn_datatype":
+                        return declared_input(entry.value, f"{self.path}: input {name!r} (finn_datatype)")
+        return None
+
+    def absorbed_input(self) -> InputQuantizer:
+        features = int(np.prod(self.shape))
+        shape = self.shape if len(self.shape) == 3 else (features,)
+        try:
+            return absorb_preprocessing(self.declared, self.preprocess, features=features, shape=shape)
+        except HdlgenError as e:
+            self.fail(str(e))
+
     def add(self, layer):
+        if self.input_quant is None and self.declared is not None:
+            if isinstance(layer, Elementwise):
+                if layer.operand.ndim:
+                    self.fail(f"layer {layer.name!r}: per-channel preprocessing of the {self.declared.name} input is "
+                              f"not supported; only scalar operands")
+                self.preprocess.append(layer)
+                return
+            self.input_quant = self.absorbed_input()
         if self.input_quant is None:
-            self.fail(f"layer {layer.name!r} ({type(layer).__name__}) comes before the input is quantized; the first "
-                      f"op on the input must be a Quant or BipolarQuant (the hardware's input format): apply "
-                      f"preprocessing to your data before hdlgen sim")
+            self.fail(f"layer {layer.name!r} ({type(layer).__name__}) comes before the input is quantized: give the "
+                      f"input a Quant or BipolarQuant or a finn_datatype annotation, or declare its format with "
+                      f"--input-type (a QONNX DataType name such as {INPUT_TYPE_EXAMPLES})")
         self.layers.append(layer)
 
     # -- constant folding ---------------------------------------------------------------------------
@@ -381,6 +415,8 @@ class _Importer:
     op_Dropout = op_Identity
 
     def quantizer(self, node, quant: QuantType, scale: float, rounding: str):
+        if self.input_quant is None and self.preprocess:
+            self.node_fail(node, f"a quantizer after preprocessing of the {self.declared.name} input is not supported")
         if self.input_quant is None and not self.layers:
             features = int(np.prod(self.shape))
             shape = self.shape if len(self.shape) == 3 else (features,)
@@ -648,9 +684,12 @@ class _Importer:
         self.reshaped(node, target[1:])
 
 
-def load_qonnx(path: str | Path) -> Model:
-    """Import a QONNX file (its external ``.onnx.data`` beside it) into the source-model IR."""
-    return _Importer(Path(path), read_graph(path)).run()
+def load_qonnx(path: str | Path, input_type: str | None = None) -> Model:
+    """Import a QONNX file (its external ``.onnx.data`` beside it) into the source-model IR.
+
+    ``input_type`` (a QONNX DataType name) declares the input's format where no quantizer gives it;
+    it overrides a ``finn_datatype`` annotation."""
+    return _Importer(Path(path), read_graph(path), input_type).run()
 
 
 def read_graph(path: str | Path):

@@ -29,7 +29,18 @@ def input_entry(model_input: InputQuantizer) -> dict:
              "rounding": model_input.rounding}
     if len(model_input.shape) > 1:
         entry["shape"] = list(model_input.shape)
+    if model_input.given is not None:
+        entry["given"], entry["given_scale"] = model_input.given.to_json(), model_input.given_scale
     return entry
+
+
+def input_quantizer(entry: dict) -> InputQuantizer:
+    """The input quantizer an entry of ``input_entry``'s form describes."""
+    given = entry.get("given")
+    return InputQuantizer(entry["features"], QuantType.from_json(entry["quant"]), entry.get("scale", 1.0),
+                          rounding=entry.get("rounding", "ROUND"), shape=entry.get("shape"),
+                          given=None if given is None else QuantType.from_json(given),
+                          given_scale=entry.get("given_scale", 1.0))
 
 
 STAGES = {"pad": PadStage, "window": WindowStage, "pool": PoolStage, "global_pool": GlobalPoolStage}
@@ -126,7 +137,4 @@ def _decode(doc: dict, tensors: dict, json_file: Path) -> tuple[LoweredModel, di
     tail = tuple(decode_layer(entry, tensors, f"output.tail[{i}]", fail) for i, entry in enumerate(out["tail"]))
     output = OutputStage(quant=_opt(out["quant"], QuantType.from_json), scale=out["scale"],
                          multiplier=tensors.get("output.multiplier"), bias=tensors.get("output.bias"), tail=tail)
-    raw_in = doc["input"]
-    model_input = InputQuantizer(raw_in["features"], QuantType.from_json(raw_in["quant"]), raw_in["scale"],
-                                 rounding=raw_in.get("rounding", "ROUND"), shape=raw_in.get("shape"))
-    return LoweredModel(doc["name"], model_input, tuple(layers), output, doc["arithmetic"]), foldings
+    return LoweredModel(doc["name"], input_quantizer(doc["input"]), tuple(layers), output, doc["arithmetic"]), foldings

@@ -97,6 +97,12 @@ class InputQuantizer:
 
     ``shape`` is the input tensor without its batch axis: ``(features,)`` or ``(channels, height,
     width)`` in ONNX's order; ``features`` is its size.
+
+    ``given`` (with ``given_scale``) is the type the model's input is declared to hold when that
+    differs from what its first layer sees: a QONNX ``finn_datatype`` annotation followed by
+    preprocessing such as ``(x + 1) / 2`` on a bipolar input. Then ``x`` is quantized to ``given``
+    and the preprocessing, an increasing affine map onto ``quant``'s values times ``scale``, keeps
+    every code: the first layer sees ``quant.decode(given.encode(quantize(x, given, given_scale)))``.
     """
 
     features: int
@@ -105,6 +111,8 @@ class InputQuantizer:
     name: str = "input"
     rounding: str = "ROUND"
     shape: tuple[int, ...] | None = None
+    given: QuantType | None = None
+    given_scale: float = 1.0
 
     def __post_init__(self):
         if not _is_int(self.features) or self.features < 1:
@@ -112,7 +120,11 @@ class InputQuantizer:
         if self.quant.kind is QuantKind.TERNARY:
             raise HdlgenError("input: a ternary input quantizer is not supported; use 'narrow_int2' for the same values")
         object.__setattr__(self, "scale", _positive_scale(self.name, "scale", self.scale))
+        object.__setattr__(self, "given_scale", _positive_scale(self.name, "given_scale", self.given_scale))
         object.__setattr__(self, "rounding", _rounding(self.name, self.rounding))
+        if self.given is not None and self.given.levels != self.quant.levels:
+            raise HdlgenError(f"input: the given type {self.given} has {self.given.levels} values, but {self.quant} "
+                              f"has {self.quant.levels}; preprocessing must map one onto the other")
         shape = (self.features,) if self.shape is None else _shape(self.name, self.shape)
         if math.prod(shape) != self.features:
             raise HdlgenError(f"input: shape {shape} holds {math.prod(shape)} values, not features={self.features}")

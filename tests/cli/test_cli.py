@@ -277,3 +277,27 @@ def test_inspect_lists_the_whole_graph_when_import_fails(tmp_path):
     assert done.stdout.splitlines()[0].startswith(f"graph of {tmp_path / 'm.onnx'}, after qonnx's cleanup (2 nodes")
     assert "Quant [qonnx.custom_op.general] 'Quant_0'" in done.stdout and "Resize 'Resize_0'" in done.stdout
     one_error_line(done, "node 'Resize_0' (Resize): op Resize is not supported; supported ops are Quant,")
+
+
+@pytest.mark.parametrize("declare", ["annotation", "option"])
+def test_declared_input_through_the_command_line(tmp_path, rng, declare):
+    """An annotated input (finn_datatype INT4) or --input-type INT4 on an input no quantizer covers."""
+    from qonnx_graphs import Graph, execute
+
+    g = Graph([16], 1)
+    if declare == "annotation":
+        g.annotate("x", "INT4")
+    g.binary("Div", 16.0)
+    g.gemm(g.quantized_weight(rng.choice([-1, 1], size=(5, 16)), 1.0), transB=1)
+    path = g.save(tmp_path / "m.onnx")
+    option = ["--input-type", "INT4"] if declare == "option" else []
+    done = hdlgen("build", path, "-o", tmp_path / "out", *option)
+    assert done.returncode == 0, done.stderr
+    x = rng.integers(-8, 8, size=(40, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    done = hdlgen("sim", tmp_path / "out", "--inputs", tmp_path / "x.npy", "--out", tmp_path / "y.npy")
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(np.load(tmp_path / "y.npy"), execute(path, x))
+    if declare == "option":
+        one_error_line(hdlgen("build", path, "-o", tmp_path / "again"), "declare its format with --input-type")
+        assert "--input-type" in json.loads((tmp_path / "out" / "hdlgen-build.json").read_text())["command"]

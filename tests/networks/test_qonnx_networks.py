@@ -28,3 +28,18 @@ def test_brevitas_mlp_rtl_equals_qonnx_executor(tmp_path, test_split, name):
     assert np.array_equal(result.outputs, want)
     assert result.interval == result.interval_model
     assert np.mean(want.argmax(1) == labels) > 0.8
+
+
+def test_cybersecurity_style_mlp_through_rtl(tmp_path):
+    """600 bipolar inputs annotated BIPOLAR with (x + 1) / 2 in front, ternary weights, a bipolar output."""
+    from qonnx_graphs import cybersecurity_mlp
+
+    rng = np.random.default_rng(600)
+    path = cybersecurity_mlp(rng, 1).save(tmp_path / "cyber.onnx")
+    x = rng.choice([-1.0, 1.0], size=(300, 600)).astype(np.float32)
+    build(path, tmp_path / "out")
+    result = simulate(BuildDir.open(tmp_path / "out"), x)
+    want = execute(path, x)
+    assert np.array_equal(result.hw_words, result.golden_words)
+    assert np.array_equal(result.outputs, want)
+    assert 0.1 < np.mean(want > 0) < 0.9          # both classes occur

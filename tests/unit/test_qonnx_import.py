@@ -391,3 +391,88 @@ def test_graphs_hdlgen_does_not_support(tmp_path, rng, build, message):
     build(g, rng)
     with pytest.raises(HdlgenError, match="node '[A-Za-z]+_[0-9]+' .*" + re.escape(message)):
         load_qonnx(g.save(tmp_path / "m.onnx"))
+
+
+# -- declared input formats: finn_datatype annotations and --input-type ------------------------------------
+
+def test_cybersecurity_style_mlp_with_annotated_bipolar_input(tmp_path, rng):
+    """(x + 1) / 2 on a BIPOLAR input is absorbed: the hardware takes the bipolar codes as 0/1 values."""
+    from qonnx_graphs import cybersecurity_mlp
+
+    g = cybersecurity_mlp(rng, BATCH)
+    x = rng.choice([-1.0, 1.0], size=(BATCH, 600)).astype(np.float32)
+    model = check(tmp_path, g, x)
+    assert model.input.given == BIPOLAR and model.input.quant == QuantType.uint(1) and model.input.scale == 1.0
+    assert model.layers[-1].quant == BIPOLAR
+
+
+@pytest.mark.parametrize("datatype, ops, values, quant, scale", [
+    ("INT4", [("Div", 16.0)], np.arange(-8, 8), QuantType.int(4), 1 / 16),
+    ("UINT8", [("Sub", 128.0)], np.arange(256), QuantType.int(8), 1.0),
+    ("UINT2", [("Mul", 0.25), ("Sub", 0.5)], np.arange(4), QuantType.int(2), 0.25),
+    ("BINARY", [("Mul", 2.0), ("Sub", 1.0)], np.arange(2), BIPOLAR, 1.0),
+    ("INT3", [], np.arange(-4, 4), QuantType.int(3), 1.0),
+], ids=["int4-scaled", "uint8-centred", "uint2-shifted", "binary-to-bipolar", "int3-no-preprocessing"])
+def test_annotated_input_with_preprocessing(tmp_path, rng, datatype, ops, values, quant, scale):
+    g = Graph([8], BATCH).annotate("x", datatype)
+    for op, value in ops:
+        g.binary(op, value)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 8), 1.0), transB=1)
+    model = check(tmp_path, g, rng.choice(values, size=(BATCH, 8)).astype(np.float32))
+    assert (model.input.quant, model.input.scale) == (quant, scale)
+
+
+@pytest.mark.parametrize("input_type, values, quant, scale, rounding", [
+    ("INT8", np.arange(-128, 128), QuantType.int(8), 1.0, "ROUND"),
+    ("UINT4", np.arange(16), QuantType.uint(4), 1.0, "ROUND"),
+    ("FIXED<8,3>", np.arange(-128, 128) / 32, QuantType.int(8), 1 / 32, "FLOOR"),
+    ("BIPOLAR", np.array([-1, 1]), BIPOLAR, 1.0, "ROUND"),
+])
+def test_input_type_for_an_unquantized_input(tmp_path, rng, input_type, values, quant, scale, rounding):
+    """A QKeras conversion has no input quantizer; --input-type declares the format, and it wins over an annotation."""
+    g = Graph([8], BATCH)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 8), 2.0 ** -3), transB=1)
+    path = g.save(tmp_path / "m.onnx")
+    x = rng.choice(values, size=(BATCH, 8)).astype(np.float32)
+    model = load_qonnx(path, input_type)
+    assert (model.input.quant, model.input.scale, model.input.rounding) == (quant, scale, rounding)
+    assert np.array_equal(run_reference(model, x), execute(path, x))
+    assert np.array_equal(predict(streamline(model), x), execute(path, x))
+
+
+def test_input_type_wins_over_an_annotation(tmp_path, rng):
+    g = Graph([8], 1).annotate("x", "INT2")
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 8), 1.0), transB=1)
+    path = g.save(tmp_path / "m.onnx")
+    assert load_qonnx(path).input.quant == QuantType.int(2)
+    assert load_qonnx(path, "UINT8").input.quant == QuantType.uint(8)
+
+
+def test_fixed_point_input_floors_like_hls4ml(tmp_path, rng):
+    g = Graph([2], 1)
+    g.gemm(g.quantized_weight(np.array([[1, 1]]), 1.0), transB=1)
+    model = load_qonnx(g.save(tmp_path / "m.onnx"), "FIXED<4,2>")
+    x = np.array([[0.3, -0.3], [5.0, -5.0]])
+    assert run_reference(model, x).tolist() == [[0.25 - 0.5], [1.75 - 2.0]]
+
+
+@pytest.mark.parametrize("annotation, ops, input_type, message", [
+    (None, [], None, "or declare its format with --input-type (a QONNX DataType name such as INT8"),
+    ("FLOAT32", [], None, "or declare its format with --input-type"),
+    (None, [], "INT17", "INT17 has 17 bits; hdlgen takes inputs of at most 8 bits"),
+    (None, [], "FIXED<16,6>", "FIXED<16,6> has 16 bits; hdlgen takes inputs of at most 8 bits"),
+    (None, [], "FOO9", "'FOO9' is not a QONNX DataType name"),
+    ("BINARY", [("Add", 0.3)], None, "maps the BINARY input onto 0.3, 1.3, which is no integer grid"),
+    ("INT2", [("Mul", -1.0)], None, "which is no integer grid with a positive step"),
+    ("INT2", [("Mul", [1.0] * 7 + [2.0])], None, "per-channel preprocessing of the INT2 input is not supported"),
+    ("INT4", [("Add", 1.0)], None, None),     # lo -7 gives 16 values no type holds
+])
+def test_declared_input_errors(tmp_path, rng, annotation, ops, input_type, message):
+    g = Graph([8], 1)
+    if annotation:
+        g.annotate("x", annotation)
+    for op, value in ops:
+        g.binary(op, np.asarray(value, dtype=np.float32))
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 8), 1.0), transB=1)
+    with pytest.raises(HdlgenError, match=re.escape(message or "no integer grid")):
+        load_qonnx(g.save(tmp_path / "m.onnx"), input_type)
