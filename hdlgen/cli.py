@@ -70,6 +70,9 @@ def _print_build(report: dict, outdir: Path) -> None:
         print(f"note: scales that are not powers of two in {layers}: a float32 executor rounds these layers' dot "
               f"products and hdlgen computes them exactly, so outputs can differ from execute_onnx "
               f"(report.json, docs/qonnx.md)")
+    if report["output"]["host_op"]:
+        print(f"note: the model's final {report['output']['host_op']} runs on the host: the hardware emits the logits "
+              f"and sim applies it, as onnxruntime does")
     width = max([len("layer")] + [len(layer["name"]) for layer in report["layers"]]) + 2
     print(f"{'layer':<{width}}{'MW x MH':>13}{'PE':>5}{'SIMD':>6}{'cycles':>9}{'weight bits':>13}")
     for layer in report["layers"]:
@@ -160,7 +163,7 @@ def cmd_sim(args) -> int:
         buffer = io.BytesIO()
         np.save(buffer, result.outputs)
         write_file(out, buffer.getvalue())
-        print(f"wrote {out} ({result.outputs.shape[0]} x {result.outputs.shape[1]}, model units)")
+        print(f"wrote {out} ({' x '.join(map(str, result.outputs.shape))}, model units)")
     _print_sim(result, labels)
     mismatched = int(np.sum(np.any(result.hw_words != result.golden_words, axis=1)))
     if mismatched:

@@ -161,6 +161,7 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
         report["lut_inputs"] = lut_inputs
         report["frames_per_second_at_clock"] = clock_mhz * 1e6 / report["pipeline"]["initiation_interval_cycles"]
         report["exactness_notes"] = exactness_notes(model)
+        report["output"]["host_op"] = None if model.host is None else model.host.op
     with progress(f"writing {outdir}"):
         def write(staging: Path) -> None:
             (staging / f"{name}.v").write_text(verilog)
@@ -222,7 +223,10 @@ def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = 
 
 
 def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(np.asarray(outputs).argmax(axis=1) == labels))
+    """The share of frames whose class is the label: the largest output, or the index a final ArgMax gave."""
+    outputs = np.asarray(outputs).reshape(len(labels), -1)
+    classes = outputs[:, 0] if np.issubdtype(outputs.dtype, np.integer) else outputs.argmax(axis=1)
+    return float(np.mean(classes == labels))
 
 
 __all__ = ["build", "simulate", "BuildDir", "Progress", "accuracy"]

@@ -74,6 +74,9 @@ def describe(model: Model) -> list[str]:
     for layer, out_shape in zip(model.layers, model.shapes()[1:]):
         op = type(layer).__name__.lower()
         lines.append(f"  {layer.name:<{width}}{op:<16}{'x'.join(map(str, out_shape)):<16}{layer_details(layer)}")
+    if model.host is not None:
+        lines.append(f"  then {model.host.op} ({', '.join(f'{k}={v}' for k, v in model.host.attributes) or 'defaults'}), "
+                     f"run on the host: the hardware emits the logits")
     lines += ["", "lowered (hardware) layers:"]
     try:
         lowered = streamline(model)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -52,17 +54,17 @@ class Graph:
                        self.const(out_bits), domain=QONNX_DOMAIN, rounding_mode=rounding, signed=int(signed),
                        narrow=0)
 
-    def quantized_weight(self, w_int, scale, *, bits=None, narrow=False) -> str:
+    def quantized_weight(self, w_int, scale, *, bits=None, narrow=False, domain=QONNX_DOMAIN) -> str:
         """A weight tensor as exporters write it: float weights through a Quant (or BipolarQuant) node."""
         w_real = np.asarray(w_int, dtype=np.float32) * np.asarray(scale, dtype=np.float32)
         raw = self.const(w_real, "w")
         out = self.fresh("wq")
         if bits is None:
-            self.nodes.append(helper.make_node("BipolarQuant", [raw, self.const(scale)], [out], domain=QONNX_DOMAIN,
+            self.nodes.append(helper.make_node("BipolarQuant", [raw, self.const(scale)], [out], domain=domain,
                                                name=self.fresh("wquant")))
         else:
             self.nodes.append(helper.make_node("Quant", [raw, self.const(scale), self.const(0.0), self.const(bits)],
-                                               [out], domain=QONNX_DOMAIN, signed=1, narrow=int(narrow),
+                                               [out], domain=domain, signed=1, narrow=int(narrow),
                                                rounding_mode="ROUND", name=self.fresh("wquant")))
         return out
 
@@ -101,14 +103,16 @@ class Graph:
         return self
 
     def model(self) -> onnx.ModelProto:
-        out = helper.make_tensor_value_info(self.cur, TensorProto.FLOAT, None)
+        out_type = TensorProto.INT64 if self.nodes and self.nodes[-1].op_type == "ArgMax" else TensorProto.FLOAT
+        out = helper.make_tensor_value_info(self.cur, out_type, None)
         graph = helper.make_graph(self.nodes, "test", [self.input], [out], self.inits)
         for tensor, datatype in self.annotations.items():
             annotation = onnx.TensorAnnotation(tensor_name=tensor)
             annotation.quant_parameter_tensor_names.append(onnx.StringStringEntryProto(key="finn_datatype", value=datatype))
             graph.quantization_annotation.append(annotation)
-        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset),
-                                                        helper.make_opsetid(QONNX_DOMAIN, 2)])
+        domains = {QONNX_DOMAIN: 2, **getattr(self, "opsets", {})}
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)] +
+                                  [helper.make_opsetid(domain, version) for domain, version in domains.items()])
         proto.ir_version = 8
         return proto
 
@@ -124,7 +128,9 @@ def execute(path, x: np.ndarray) -> np.ndarray:
     from qonnx.core.onnx_exec import execute_onnx
     from qonnx.util.cleanup import cleanup_model
 
-    model = cleanup_model(ModelWrapper(str(path)))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Some old-style domain attributes", category=UserWarning)
+        model = cleanup_model(ModelWrapper(str(path)))
     name = model.graph.input[0].name
     batch = model.get_tensor_shape(name)[0]
     outs = [execute_onnx(model, {name: x[i:i + batch].astype(np.float32)})[model.graph.output[0].name]
@@ -153,3 +159,27 @@ def cybersecurity_mlp(rng, batch: int, *, inputs=600, hidden=(64, 64)) -> Graph:
     g.gemm(g.quantized_weight(w, 1.0, bits=2, narrow=True), bias=np.array([-np.median(h @ w.T)], np.float32) + 0.25,
            transB=1)
     return g.bipolar()
+
+
+FINN_DOMAIN = "finn.custom_op.general"
+
+
+def qkeras_mlp(rng, batch: int, *, inputs=16, hidden=12, classes=5) -> Graph:
+    """A QKeras model as ``qonnx.converters.from_keras`` writes it: Quant nodes in the finn domain on
+    weights and biases, MatMul (Keras' (in, out) weights on the right) then Add of the bias, Relu then
+    an unsigned Quant, a final Softmax, and an input no quantizer covers (hls4ml gives it a
+    fixed-point type: build with --input-type)."""
+    g = Graph([inputs], batch)
+    g.opsets = {FINN_DOMAIN: 1}
+    width = inputs
+    for n, last in ((hidden, False), (classes, True)):
+        w = rng.choice([-1, 0, 1], size=(width, n))
+        g.matmul(g.quantized_weight(w, 2.0 ** -2, bits=2, narrow=True, domain=FINN_DOMAIN))
+        bias = rng.integers(-8, 8, size=n) * 2.0 ** -3
+        g.op("Add", g.quantized_weight(np.round(bias / 2.0 ** -3), 2.0 ** -3, bits=8, domain=FINN_DOMAIN))
+        if not last:
+            g.op("Relu")
+            g.op("Quant", g.const(2.0 ** -2), g.const(0.0), g.const(4.0), domain=FINN_DOMAIN, signed=0, narrow=0,
+                 rounding_mode="ROUND")
+        width = n
+    return g.op("Softmax", axis=-1)

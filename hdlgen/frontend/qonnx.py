@@ -29,13 +29,14 @@ Arithmetic is float32, as in ``qonnx.core.onnx_exec.execute_onnx``.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import HdlgenError
-from ..ir.model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d,
+from ..ir.model import (BatchNorm, HostOp, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d,
                         Model, MultiThreshold, Quantizer, Trunc)
 from ..ir.quant import BIPOLAR, MAX_BITS, TERNARY, QuantType
 from ..ir.semantics import round_mode
@@ -46,7 +47,7 @@ __all__ = ["load_qonnx", "read_graph", "SUPPORTED_OPS"]
 
 SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Gemm", "MatMul", "Conv", "Pad", "MaxPool", "GlobalAveragePool",
                  "BatchNormalization", "Add", "Sub", "Mul", "Div", "Relu", "Clip", "Identity", "Dropout",
-                 "Reshape", "Flatten", "Transpose")
+                 "Reshape", "Flatten", "Transpose", "Softmax (last)", "LogSoftmax (last)", "ArgMax (last)")
 CONSTANT_OPS = ("Constant", "Quant", "BipolarQuant", "Identity", "Transpose", "Reshape", "Flatten", "Mul", "Div",
                 "Add", "Sub", "Cast", "Squeeze", "Unsqueeze", "Neg")
 F32 = np.float32
@@ -105,6 +106,7 @@ class _Importer:
 
         self.path, self.graph, self.input_type = path, proto.graph, input_type
         self.declared: DeclaredInput | None = None      # the input's format, where no quantizer gives it
+        self.host: HostOp | None = None                  # a final Softmax, LogSoftmax or ArgMax
         self.preprocess: list[Elementwise] = []         # scalar ops between that input and the first layer
         self.opsets = {o.domain: o.version for o in proto.opset_import}
         self.const: dict[str, object] = {}
@@ -215,7 +217,8 @@ class _Importer:
                       f"--input-type (a QONNX DataType name such as {INPUT_TYPE_EXAMPLES})")
         if not self.layers:
             self.fail("the graph has no layers after its input quantizer")
-        return Model(re.sub(r"[^A-Za-z0-9_]", "_", self.path.stem), self.input_quant, tuple(self.layers), arithmetic="float32")
+        return Model(re.sub(r"[^A-Za-z0-9_]", "_", self.path.stem), self.input_quant, tuple(self.layers),
+                     arithmetic="float32", host=self.host)
 
     def check_node(self, node):
         """The node's domain and its count of inputs and outputs, before anything reads them.
@@ -402,6 +405,9 @@ class _Importer:
 
     def activation_op(self, node):
         op, a = node.op_type, self.attrs(node)
+        if self.host is not None:
+            self.node_fail(node, f"it follows the {self.host.op}, which hdlgen runs on the host and supports only as "
+                                 f"the model's last op")
         if self.pending_pad is not None and op != "Conv":
             self.node_fail(node, "a Pad is supported only directly before a Conv")
         handler = getattr(self, f"op_{op}", None)
@@ -411,6 +417,14 @@ class _Importer:
 
     def op_Identity(self, node, a):
         pass
+
+    def host_op(self, node, a):
+        """A final Softmax, LogSoftmax or ArgMax: the hardware emits the logits and the host applies it."""
+        if any(not isinstance(v, int) for v in a.values()):
+            self.node_fail(node, "its attributes must be integers")
+        self.host = HostOp(node.op_type, tuple(a.items()), self.opsets.get("", self.opsets.get("ai.onnx", 13)))
+
+    op_Softmax = op_LogSoftmax = op_ArgMax = host_op
 
     op_Dropout = op_Identity
 
@@ -739,7 +753,10 @@ def _cleanup(path: Path, proto):
     for node in proto.graph.node:
         checker.check_node(node)
     try:
-        return cleanup_model(ModelWrapper(proto)).model
+        with warnings.catch_warnings():
+            # qonnx notes that it renamed the old finn.* domains to qonnx's: no news to the user
+            warnings.filterwarnings("ignore", message="Some old-style domain attributes", category=UserWarning)
+            return cleanup_model(ModelWrapper(proto)).model
     except Exception as e:                   # noqa: BLE001 - any failure of the library on this file
         raise HdlgenError(f"{path}: qonnx's cleanup cannot process this graph ({type(e).__name__}: "
                           f"{str(e).strip()[:200]})") from None

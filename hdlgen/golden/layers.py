@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .host_ops import apply_host_op
+
 from ..ir.evaluate import apply_elementwise
 from ..ir.lowered import GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
 from ..ir.semantics import dense_affine
@@ -105,7 +107,7 @@ def to_model_units(model: LoweredModel, hw_out: np.ndarray) -> np.ndarray:
         real = dense_affine(acc, out.multiplier, out.bias, model.dtype)
         for layer in out.tail:
             real = apply_elementwise(layer, real)
-    return real.transpose(0, 3, 1, 2) if real.ndim == 4 else real
+    return apply_host_op(model.host, real.transpose(0, 3, 1, 2) if real.ndim == 4 else real)
 
 
 def predict(model: LoweredModel, x: np.ndarray) -> np.ndarray:

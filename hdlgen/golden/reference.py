@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import HdlgenError
+from .host_ops import apply_host_op
 from ..ir.evaluate import (apply_elementwise, apply_quantizer, conv_values, dense_values, flatten_chw, global_mean, maxpool, real_output,
                            to_channels_first, to_channels_last)
 from ..ir.model import ELEMENTWISE, QUANTIZING, Conv2d, Dense, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d, Model
@@ -64,4 +65,4 @@ def run_reference(model: Model, x: np.ndarray) -> np.ndarray:
                 real = (values * np.float64(scale)).astype(dtype)
             values, scale, real = apply_quantizer(layer, real), layer.scale, None
     out = real if real is not None else (values * np.float64(scale)).astype(dtype)
-    return to_channels_first(out)
+    return apply_host_op(model.host, to_channels_first(out))

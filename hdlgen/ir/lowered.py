@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import HdlgenError
-from .model import InputQuantizer
+from .model import HostOp, InputQuantizer
 from .quant import QuantType
 
 __all__ = ["Folding", "MatrixVectorLayer", "PadStage", "WindowStage", "PoolStage", "GlobalPoolStage", "Stage", "OutputStage", "LoweredModel"]
@@ -270,6 +270,7 @@ class LoweredModel:
     layers: tuple[Stage, ...]
     output: OutputStage
     arithmetic: str = "float64"
+    host: HostOp | None = None          # the source model's final Softmax/LogSoftmax/ArgMax, run on the host
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))

@@ -16,7 +16,7 @@ from ..errors import HdlgenError
 from .lowered import (Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage,
                       WindowStage)
 from .layer_io import decode_layer, encode_layer
-from .model import InputQuantizer
+from .model import HostOp, InputQuantizer
 from ..readers import read_json, read_npz
 from .quant import QuantType
 
@@ -90,7 +90,9 @@ def save_lowered(model: LoweredModel, foldings: dict[str, Folding], directory: P
     for key in ("multiplier", "bias"):
         if getattr(out, key) is not None:
             tensors[f"output.{key}"] = getattr(out, key)
-    doc = {"format": FORMAT, "name": model.name, "arithmetic": model.arithmetic,
+    host = None if model.host is None else {"op": model.host.op, "attributes": dict(model.host.attributes),
+                                             "opset": model.host.opset}
+    doc = {"format": FORMAT, "name": model.name, "arithmetic": model.arithmetic, "host": host,
            "input": input_entry(model.input),
            "layers": layers,
            "output": {"quant": _opt(out.quant, QuantType.to_json), "scale": out.scale,
@@ -137,4 +139,7 @@ def _decode(doc: dict, tensors: dict, json_file: Path) -> tuple[LoweredModel, di
     tail = tuple(decode_layer(entry, tensors, f"output.tail[{i}]", fail) for i, entry in enumerate(out["tail"]))
     output = OutputStage(quant=_opt(out["quant"], QuantType.from_json), scale=out["scale"],
                          multiplier=tensors.get("output.multiplier"), bias=tensors.get("output.bias"), tail=tail)
-    return LoweredModel(doc["name"], input_quantizer(doc["input"]), tuple(layers), output, doc["arithmetic"]), foldings
+    host = doc.get("host")
+    host = None if host is None else HostOp(host["op"], tuple(host["attributes"].items()), host["opset"])
+    return LoweredModel(doc["name"], input_quantizer(doc["input"]), tuple(layers), output, doc["arithmetic"],
+                        host), foldings

@@ -16,7 +16,7 @@ from ..errors import HdlgenError
 from .quant import QuantKind, QuantType
 from .semantics import ROUNDING_MODES
 
-__all__ = ["InputQuantizer", "Dense", "Conv2d", "BatchNorm", "Elementwise", "Clip", "Quantizer", "MultiThreshold",
+__all__ = ["HostOp", "InputQuantizer", "Dense", "Conv2d", "BatchNorm", "Elementwise", "Clip", "Quantizer", "MultiThreshold",
            "Trunc", "MaxPool2d", "GlobalAvgPool", "Flatten", "Layer", "Model", "QUANTIZING", "ELEMENTWISE", "channels"]
 
 
@@ -392,6 +392,24 @@ def channels(shape: tuple[int, ...]) -> int:
     return shape[0]
 
 
+@dataclass(frozen=True)
+class HostOp:
+    """A model's last op when it is ``Softmax``, ``LogSoftmax`` or ``ArgMax``: the hardware emits its
+    input (the logits) and the host applies it, as onnxruntime computes it at ``opset`` with the
+    node's own ``attributes`` (integers only, as a sorted tuple of pairs)."""
+
+    op: str
+    attributes: tuple[tuple[str, int], ...] = ()
+    opset: int = 13
+
+    OPS = ("Softmax", "LogSoftmax", "ArgMax")
+
+    def __post_init__(self):
+        if self.op not in self.OPS:
+            raise HdlgenError(f"host op {self.op!r} is not one of {', '.join(self.OPS)}")
+        object.__setattr__(self, "attributes", tuple(sorted((str(k), int(v)) for k, v in dict(self.attributes).items())))
+
+
 @dataclass(frozen=True, eq=False)
 class Model:
     """A feed-forward chain: the input quantizer, then layers in order.
@@ -404,6 +422,7 @@ class Model:
     input: InputQuantizer
     layers: tuple[Layer, ...] = field(default_factory=tuple)
     arithmetic: str = "float64"
+    host: HostOp | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -418,7 +437,10 @@ class Model:
         if len(set(names)) != len(names):
             duplicate = next(n for n in names if names.count(n) > 1)
             raise HdlgenError(f"layer name {duplicate!r} is used twice; names must be unique")
-        self.shapes()
+        out_shape = self.shapes()[-1]
+        if self.host is not None and len(out_shape) != 1:
+            raise HdlgenError(f"model {self.name!r}: a final {self.host.op} is supported on (batch, features) outputs, "
+                              f"not on {out_shape}")
 
     @property
     def dtype(self):

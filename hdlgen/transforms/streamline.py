@@ -224,4 +224,4 @@ def streamline(model: Model) -> LoweredModel:
         output = OutputStage(quant=quant.quant, scale=quant.scale)
     if not any(isinstance(stage, MatrixVectorLayer) for stage in stages):
         raise HdlgenError(f"model {model.name!r} has no dense or convolution layer")
-    return LoweredModel(model.name, model.input, tuple(stages), output, model.arithmetic)
+    return LoweredModel(model.name, model.input, tuple(stages), output, model.arithmetic, model.host)

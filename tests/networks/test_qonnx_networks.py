@@ -43,3 +43,26 @@ def test_cybersecurity_style_mlp_through_rtl(tmp_path):
     assert np.array_equal(result.hw_words, result.golden_words)
     assert np.array_equal(result.outputs, want)
     assert 0.1 < np.mean(want > 0) < 0.9          # both classes occur
+
+
+def test_qkeras_style_mlp_through_the_command_line(tmp_path):
+    """--input-type FIXED<8,3>, a final Softmax on the host: sim --out equals the executor's output."""
+    import subprocess
+    import sys
+
+    from qonnx_graphs import qkeras_mlp
+
+    rng = np.random.default_rng(16)
+    path = qkeras_mlp(rng, 1).save(tmp_path / "qkeras.onnx")
+    x = (rng.integers(-128, 128, size=(200, 16)) / 32).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    cli = [sys.executable, "-m", "hdlgen.cli", "-q"]
+    done = subprocess.run([*cli, "build", path, "-o", tmp_path / "out", "--input-type", "FIXED<8,3>"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "final Softmax runs on the host" in done.stdout
+    done = subprocess.run([*cli, "sim", tmp_path / "out", "--inputs", tmp_path / "x.npy", "--out", tmp_path / "y.npy"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "RTL == golden model on 200/200 frames" in done.stdout
+    assert np.array_equal(np.load(tmp_path / "y.npy"), execute(path, x))

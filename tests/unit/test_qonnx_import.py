@@ -32,7 +32,8 @@ def check(tmp_path, graph, x, *, hardware=True):
     model = load_qonnx(path)
     assert model.arithmetic == "float32"
     got = run_reference(model, x)
-    assert got.dtype == np.float32 and got.shape == want.shape
+    assert got.dtype == want.dtype == (np.int64 if model.host and model.host.op == "ArgMax" else np.float32)
+    assert got.shape == want.shape
     assert np.array_equal(got, want), f"reference differs on {np.sum(got != want)} values"
     if hardware:
         lowered = predict(streamline(model), x)
@@ -269,7 +270,7 @@ def simple(rng) -> Graph:
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda g: g.op("Softmax"), r"node 'Softmax_\d+' \(Softmax\): op Softmax is not supported; supported ops are Quant, "),
+    (lambda g: g.op("Tanh"), r"node 'Tanh_\d+' \(Tanh\): op Tanh is not supported; supported ops are Quant, "),
     (lambda g: g.op("Sigmoid"), r"op Sigmoid is not supported"),
     (lambda g: g.quant(np.full((1, 8), 0.5), 4), "per-channel activation scales are not supported"),
     (lambda g: g.quant(0.5, 4, zero=1.0), "zero point 1 is not supported"),
@@ -476,3 +477,52 @@ def test_declared_input_errors(tmp_path, rng, annotation, ops, input_type, messa
     g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 8), 1.0), transB=1)
     with pytest.raises(HdlgenError, match=re.escape(message or "no integer grid")):
         load_qonnx(g.save(tmp_path / "m.onnx"), input_type)
+
+
+# -- a final Softmax, LogSoftmax or ArgMax runs on the host ------------------------------------------------
+
+@pytest.mark.parametrize("op, attrs, opset", [("Softmax", {}, 13), ("Softmax", {"axis": 1}, 11),
+                                             ("LogSoftmax", {}, 13), ("ArgMax", {"axis": 1}, 13),
+                                             ("ArgMax", {"axis": 1, "keepdims": 0}, 13)])
+def test_final_host_op(tmp_path, rng, op, attrs, opset):
+    g = Graph([16], BATCH, opset=opset).quant(2 ** -4, 4)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 10, 16), 2 ** -3), transB=1)
+    g.op(op, **attrs)
+    model = check(tmp_path, g, tie_inputs(rng, [16], 2 ** -4, -8, 7))
+    assert model.host.op == op
+
+
+def test_a_host_op_must_come_last(tmp_path, rng):
+    g = Graph([16], 1).quant(2 ** -4, 4)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 10, 16), 1.0), transB=1)
+    g.op("Softmax").binary("Mul", 2.0)
+    with pytest.raises(HdlgenError, match="it follows the Softmax, which hdlgen runs on the host and supports only as"):
+        load_qonnx(g.save(tmp_path / "m.onnx"))
+
+
+def test_qkeras_style_mlp(tmp_path, rng):
+    """As from_keras writes it: finn-domain Quant on weights and biases, MatMul + Add, Relu + unsigned
+    Quant, a final Softmax, and a fixed-point input declared with --input-type."""
+    from qonnx_graphs import qkeras_mlp
+
+    path = qkeras_mlp(rng, BATCH).save(tmp_path / "qkeras.onnx")
+    model = load_qonnx(path, "FIXED<8,3>")
+    assert model.host.op == "Softmax" and model.input.scale == 2.0 ** -5
+    x = (rng.integers(-128, 128, size=(BATCH, 16)) / 32).astype(np.float32)
+    want = execute(path, x)
+    assert np.array_equal(run_reference(model, x), want)
+    assert np.array_equal(predict(streamline(model), x), want)
+
+
+@pytest.mark.parametrize("bits, narrow, values", [(4, True, range(-7, 8)), (8, False, range(-128, 128)),
+                                                  (2, False, range(-2, 2)), (3, False, range(-4, 4))])
+def test_integer_weights_import_into_the_golden_model(tmp_path, rng, bits, narrow, values):
+    """3- to 8-bit weights, and 2-bit without narrow range: the golden model equals the executor; the
+    build names the layer and the weight type until the integer MAC arrays exist."""
+    g = Graph([8], BATCH).quant(2 ** -4, 4)
+    g.gemm(g.quantized_weight(rng.choice(list(values), size=(3, 8)), 2 ** -3, bits=bits, narrow=narrow), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [8], 2 ** -4, -8, 7), hardware=False)
+    weight_type = f"{'narrow_' if narrow else ''}int{bits}"
+    assert str(model.layers[0].weight_quant) == weight_type
+    with pytest.raises(HdlgenError, match=f"layer 'Gemm_0': {weight_type} weights are not supported by the hardware"):
+        streamline(model)
