@@ -67,7 +67,10 @@ def exactness_notes(model: Model) -> list[str]:
 def describe(model: Model) -> list[str]:
     shape = "x".join(map(str, model.input.shape))
     lines = [f"model {model.name} ({model.arithmetic} arithmetic)",
-             f"input: {shape} values, {model.input.quant}, scale {model.input.scale:.6g}, rounding {model.input.rounding}",
+             f"input: {shape} values, {model.input.quant}, scale {model.input.scale:.6g}, rounding {model.input.rounding}"
+             + (f"; on the host first {', then '.join(layer_details(l) for l in model.input.preprocess)}"
+                if model.input.preprocess else "")
+             + (f"; given as {model.input.given} times {model.input.given_scale:g}" if model.input.given else ""),
              "", "imported layers:"]
     width = max(len(layer.name) for layer in model.layers) + 2
     lines.append(f"  {'name':<{width}}{'op':<16}{'output shape':<16}details")

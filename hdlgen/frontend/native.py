@@ -41,6 +41,7 @@ SCHEMA = {
             "properties": {"features": {"type": "integer", "minimum": 1, "maximum": MAX_FEATURES},
                            "quant": {"type": "string"}, "scale": {"type": "number"}, "rounding": {"type": "string"},
                            "given": {"type": "string"}, "given_scale": {"type": "number"},
+                           "preprocess": {"type": "array", "items": {"type": "object"}},
                            "shape": {"type": "array", "minItems": 1, "maxItems": 3,
                                      "items": {"type": "integer", "minimum": 1, "maximum": MAX_FEATURES}}},
         },

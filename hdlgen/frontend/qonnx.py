@@ -107,7 +107,7 @@ class _Importer:
         self.path, self.graph, self.input_type = path, proto.graph, input_type
         self.declared: DeclaredInput | None = None      # the input's format, where no quantizer gives it
         self.host: HostOp | None = None                  # a final Softmax, LogSoftmax or ArgMax
-        self.preprocess: list[Elementwise] = []         # scalar ops between that input and the first layer
+        self.preprocess: list[Elementwise] = []         # scalar ops between the input and its quantizer or first layer
         self.opsets = {o.domain: o.version for o in proto.opset_import}
         self.const: dict[str, object] = {}
         for init in self.graph.initializer:
@@ -266,6 +266,10 @@ class _Importer:
             self.fail(str(e))
 
     def add(self, layer):
+        if self.input_quant is None and self.declared is None and isinstance(layer, Elementwise) \
+                and layer.operand.ndim == 0 and not self.layers:
+            self.preprocess.append(layer)        # before the input quantizer: the host applies it
+            return
         if self.input_quant is None and self.declared is not None:
             if isinstance(layer, Elementwise):
                 if layer.operand.ndim:
@@ -429,12 +433,13 @@ class _Importer:
     op_Dropout = op_Identity
 
     def quantizer(self, node, quant: QuantType, scale: float, rounding: str):
-        if self.input_quant is None and self.preprocess:
+        if self.input_quant is None and self.preprocess and self.declared is not None:
             self.node_fail(node, f"a quantizer after preprocessing of the {self.declared.name} input is not supported")
         if self.input_quant is None and not self.layers:
             features = int(np.prod(self.shape))
             shape = self.shape if len(self.shape) == 3 else (features,)
-            self.input_quant = InputQuantizer(features, quant, scale, rounding=rounding, shape=shape)
+            self.input_quant = InputQuantizer(features, quant, scale, rounding=rounding, shape=shape,
+                                              preprocess=tuple(self.preprocess))
         else:
             self.add(Quantizer(self.unique(node), quant, scale, rounding))
 

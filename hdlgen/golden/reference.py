@@ -30,6 +30,8 @@ def check_inputs(model_input: InputQuantizer, x: np.ndarray, what: str = "inputs
 def input_values(model_input: InputQuantizer, x: np.ndarray, dtype) -> np.ndarray:
     """Integer input values (batch, features) for real inputs, quantized in the model's arithmetic."""
     x = check_inputs(model_input, x).astype(dtype)
+    for layer in model_input.preprocess:
+        x = apply_elementwise(layer, x)
     if model_input.given is not None:
         given = quantize(x, model_input.given, model_input.given_scale, model_input.rounding)
         return model_input.quant.decode(model_input.given.encode(given))

@@ -31,16 +31,23 @@ def input_entry(model_input: InputQuantizer) -> dict:
         entry["shape"] = list(model_input.shape)
     if model_input.given is not None:
         entry["given"], entry["given_scale"] = model_input.given.to_json(), model_input.given_scale
+    if model_input.preprocess:
+        entry["preprocess"] = [encode_layer(layer, {}) for layer in model_input.preprocess]
     return entry
 
 
 def input_quantizer(entry: dict) -> InputQuantizer:
     """The input quantizer an entry of ``input_entry``'s form describes."""
     given = entry.get("given")
+
+    def fail(where, message):
+        raise HdlgenError(f"input: {where}: {message}")
+
+    preprocess = tuple(decode_layer(layer, {}, f"preprocess[{k}]", fail) for k, layer in enumerate(entry.get("preprocess", [])))
     return InputQuantizer(entry["features"], QuantType.from_json(entry["quant"]), entry.get("scale", 1.0),
                           rounding=entry.get("rounding", "ROUND"), shape=entry.get("shape"),
                           given=None if given is None else QuantType.from_json(given),
-                          given_scale=entry.get("given_scale", 1.0))
+                          given_scale=entry.get("given_scale", 1.0), preprocess=preprocess)
 
 
 STAGES = {"pad": PadStage, "window": WindowStage, "pool": PoolStage, "global_pool": GlobalPoolStage}

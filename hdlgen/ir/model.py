@@ -103,6 +103,9 @@ class InputQuantizer:
     preprocessing such as ``(x + 1) / 2`` on a bipolar input. Then ``x`` is quantized to ``given``
     and the preprocessing, an increasing affine map onto ``quant``'s values times ``scale``, keeps
     every code: the first layer sees ``quant.decode(given.encode(quantize(x, given, given_scale)))``.
+
+    ``preprocess`` holds elementwise layers with scalar operands that the model applies to its input
+    before the quantizer (BNN-PYNQ's ``2 * x - 1``); the host applies them, in the model's arithmetic.
     """
 
     features: int
@@ -113,6 +116,7 @@ class InputQuantizer:
     shape: tuple[int, ...] | None = None
     given: QuantType | None = None
     given_scale: float = 1.0
+    preprocess: tuple = ()
 
     def __post_init__(self):
         if not _is_int(self.features) or self.features < 1:
@@ -122,6 +126,13 @@ class InputQuantizer:
         object.__setattr__(self, "scale", _positive_scale(self.name, "scale", self.scale))
         object.__setattr__(self, "given_scale", _positive_scale(self.name, "given_scale", self.given_scale))
         object.__setattr__(self, "rounding", _rounding(self.name, self.rounding))
+        object.__setattr__(self, "preprocess", tuple(self.preprocess))
+        for layer in self.preprocess:
+            if not isinstance(layer, Elementwise) or layer.operand.ndim:
+                raise HdlgenError(f"input: preprocessing layer {getattr(layer, 'name', layer)!r} must be an "
+                                  f"elementwise op with a scalar operand")
+        if self.given is not None and self.preprocess:
+            raise HdlgenError("input: preprocessing before the quantizer and a given type exclude each other")
         if self.given is not None and self.given.levels != self.quant.levels:
             raise HdlgenError(f"input: the given type {self.given} has {self.given.levels} values, but {self.quant} "
                               f"has {self.quant.levels}; preprocessing must map one onto the other")

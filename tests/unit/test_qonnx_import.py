@@ -526,3 +526,19 @@ def test_integer_weights_import_into_the_golden_model(tmp_path, rng, bits, narro
     assert str(model.layers[0].weight_quant) == weight_type
     with pytest.raises(HdlgenError, match=f"layer 'Gemm_0': {weight_type} weights are not supported by the hardware"):
         streamline(model)
+
+
+def test_batchnorm_decomposed_as_older_exporters_write_it(tmp_path, rng):
+    """BNN-PYNQ's last layer: (x - mean) / Pow(var + eps, 0.5) * gamma + beta, the Pow on constants."""
+    from onnx import helper
+
+    n = 10
+    g = Graph([16], BATCH).quant(2 ** -4, 4)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, n, 16), 2 ** -3), transB=1)
+    gamma, beta, mean, var = batchnorm_params(rng, n, 1.0)
+    g.binary("Sub", mean)
+    var_eps, half, std = g.const(var + np.float32(1e-4)), g.const(0.5), g.fresh("std")
+    g.nodes.append(helper.make_node("Pow", [var_eps, half], [std], name=g.fresh("Pow_")))
+    g.op("Div", std)
+    g.binary("Mul", gamma).binary("Add", beta)
+    check(tmp_path, g, tie_inputs(rng, [16], 2 ** -4, -8, 7))

@@ -1,0 +1,55 @@
+"""BNN-PYNQ's TFC from Brevitas' model zoo, exported by both of torch's exporters: the golden model
+and the RTL equal qonnx's executor (after qonnx's cleanup) bit for bit, outputs in model units."""
+
+import numpy as np
+import pytest
+
+from hdlgen.flow import BuildDir, build, simulate
+from hdlgen.frontend import load_qonnx
+from hdlgen.golden import predict, run_reference
+from hdlgen.paths import EXAMPLES
+from hdlgen.transforms import streamline
+from qonnx_graphs import execute
+
+FIXTURES = EXAMPLES / "bnn_pynq"
+EXPORTS = [f"tfc_{p}_{e}" for p in ("1w1a", "1w2a", "2w2a") for e in ("ts", "dynamo")]
+
+
+@pytest.fixture(scope="module")
+def test_split():
+    """Pixels as the model takes them: [0, 1] floats, (batch, 1, 28, 28)."""
+    return (np.load(FIXTURES / "test_x.npy").astype(np.float32) / 255), np.load(FIXTURES / "test_y.npy")
+
+
+@pytest.mark.parametrize("name", EXPORTS)
+def test_golden_model_equals_the_executor(test_split, name):
+    x = test_split[0][:100]
+    path = FIXTURES / f"{name}.onnx"
+    model = load_qonnx(path)
+    assert [type(layer).__name__ for layer in model.input.preprocess] == ["Elementwise", "Elementwise"]   # 2 * x - 1
+    want = execute(path, x)
+    assert np.array_equal(run_reference(model, x), want)
+    assert np.array_equal(predict(streamline(model), x), want)
+
+
+def _through_rtl(tmp_path, name, x, labels):
+    path = FIXTURES / f"{name}.onnx"
+    build(path, tmp_path / name)
+    result = simulate(BuildDir.open(tmp_path / name), x)
+    want = execute(path, x)
+    assert np.array_equal(result.hw_words, result.golden_words)
+    assert np.array_equal(result.outputs, want)
+    assert result.interval == result.interval_model
+    assert np.mean(want.argmax(1) == labels) > 0.75
+
+
+@pytest.mark.parametrize("name", ["tfc_1w1a_ts", "tfc_2w2a_dynamo"])
+def test_rtl_equals_the_executor(tmp_path, test_split, name):
+    x, labels = test_split
+    _through_rtl(tmp_path, name, x[:120], labels[:120])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPORTS)
+def test_rtl_equals_the_executor_on_every_test_image(tmp_path, test_split, name):
+    _through_rtl(tmp_path, name, *test_split)
