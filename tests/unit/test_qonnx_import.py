@@ -301,8 +301,15 @@ def test_branches_are_rejected(tmp_path, rng):
         load_model(g.save(tmp_path / "branch.onnx"))
 
 
-def test_an_unquantized_input_is_rejected(tmp_path, rng):
-    g = Graph([16], 4).binary("Mul", 0.5).quant(0.5, 4)
+def test_scalar_preprocessing_before_the_input_quantizer_runs_on_the_host(tmp_path, rng):
+    g = Graph([16], BATCH).binary("Mul", 0.5).binary("Sub", 0.25).quant(0.5, 4)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 8, 16), 1.0), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [16], 1.0, -10, 10))
+    assert [layer.op for layer in model.input.preprocess] == ["mul", "sub"]
+
+
+def test_per_channel_preprocessing_before_the_input_quantizer_is_rejected(tmp_path, rng):
+    g = Graph([16], 4).binary("Mul", np.linspace(0.5, 1, 16, dtype=np.float32)).quant(0.5, 4)
     g.gemm(g.quantized_weight(bipolar_weights(rng, 8, 16), 1.0), transB=1)
     with pytest.raises(HdlgenError, match="comes before the input is quantized"):
         load_model(g.save(tmp_path / "pre.onnx"))
