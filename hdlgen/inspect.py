@@ -50,17 +50,26 @@ def layer_details(layer) -> str:
     return ""
 
 
+FLOAT32_EXACT = 2 ** 24      # integers a float32 holds exactly
+
+
 def exactness_notes(model: Model) -> list[str]:
-    """Dense layers whose scales are not powers of two: a float32 executor rounds their dot products."""
-    notes, scale = [], model.input.scale
+    """Dense layers a float32 executor computes inexactly: scales that are not powers of two, or dot
+    products whose partial sums can pass 2^24. hdlgen computes both exactly."""
+    notes, scale, quant = [], model.input.scale, model.input.quant
     if model.arithmetic != "float32":
         return notes
     for layer in model.layers:
-        if isinstance(layer, (Dense, Conv2d)) and not _power_of_two(scale * layer.weight_scale):
-            notes.append(f"{layer.name}: input scale x weight scale is not a power of two, so a float32 executor "
-                         f"rounds this layer's dot products; hdlgen computes them exactly (see docs/qonnx.md)")
+        if isinstance(layer, (Dense, Conv2d)):
+            if not _power_of_two(scale * layer.weight_scale):
+                notes.append(f"{layer.name}: input scale x weight scale is not a power of two, so a float32 executor "
+                             f"rounds this layer's dot products; hdlgen computes them exactly (see docs/qonnx.md)")
+            bound = max(abs(quant.lo), abs(quant.hi)) * int(np.abs(layer.weight).reshape(len(layer.weight), -1).sum(1).max())
+            if bound > FLOAT32_EXACT:
+                notes.append(f"{layer.name}: its dot products can reach {bound:,}, past 2^24, where a float32 executor "
+                             f"rounds its partial sums; hdlgen computes them exactly (see docs/qonnx.md)")
         if hasattr(layer, "quant") and hasattr(layer, "scale"):
-            scale = layer.scale
+            scale, quant = layer.scale, layer.quant
     return notes
 
 

@@ -39,7 +39,7 @@ def declared_input(name: str, where: str) -> DeclaredInput | None:
 
     try:
         dtype = DataType[name]
-    except (KeyError, ValueError, TypeError, AttributeError):
+    except (KeyError, ValueError, TypeError, AttributeError, AssertionError):
         raise HdlgenError(f"{where}: {name!r} is not a QONNX DataType name; use one such as {EXAMPLES}") from None
     canonical = dtype.get_canonical_name()
     if canonical == "FLOAT32":
@@ -54,7 +54,10 @@ def declared_input(name: str, where: str) -> DeclaredInput | None:
     if bits > MAX_BITS:
         raise HdlgenError(f"{where}: {canonical} has {bits} bits; hdlgen takes inputs of at most {MAX_BITS} bits")
     signed = dtype.signed()
-    quant = QuantType.int(bits) if signed and bits > 1 else QuantType.uint(bits) if not signed else BIPOLAR
+    if bits < 1 or (signed and bits < 2):
+        # a signed 1-bit integer holds {-1, 0}: no hardware input type; BIPOLAR is {-1, +1}
+        raise HdlgenError(f"{where}: {canonical} is not supported as an input; use BIPOLAR, BINARY, INTk (k >= 2) or UINTk")
+    quant = QuantType.int(bits) if signed else QuantType.uint(bits)
     if dtype.is_fixed_point():
         # hls4ml's default ap_fixed quantization truncates toward minus infinity (AP_TRN)
         return DeclaredInput(canonical, quant, float(dtype.scale_factor()), "FLOOR")

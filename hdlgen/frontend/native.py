@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import HdlgenError
 from ..ir.layer_io import decode_layer, encode_layer
-from ..ir.lowered_io import input_entry, input_quantizer
+from ..ir.lowered_io import HOST_SCHEMA, host_entry, host_op, input_entry, input_quantizer
 from ..ir.model import ARITHMETIC, Model
 from ..readers import read_json, read_npz, validate
 
@@ -34,6 +34,7 @@ SCHEMA = {
         "tensors": {"type": "string", "pattern": r"^(?!\.\.?$)[^/\\]+$",
                     "description": "must be the name of an NPZ file in the model's folder"},
         "arithmetic": {"enum": list(ARITHMETIC)},
+        "host": HOST_SCHEMA,
         "input": {
             "type": "object",
             "required": ["features", "quant"],
@@ -83,7 +84,7 @@ def load_model(path: str | Path) -> Model:
             fail("input", str(e))
         return Model(str(doc.get("name", path.stem)), model_input,
                      tuple(decode_layer(e, tensors, f"layers[{i}]", fail) for i, e in enumerate(doc["layers"])),
-                     arithmetic=doc.get("arithmetic", "float64"))
+                     arithmetic=doc.get("arithmetic", "float64"), host=host_op(doc.get("host")))
     except HdlgenError as e:
         message = str(e)
         raise HdlgenError(message if message.startswith(str(path)) else f"{path}: {message}") from None
@@ -96,6 +97,8 @@ def save_model(model: Model, path: str | Path) -> None:
     layers = [encode_layer(layer, tensors) for layer in model.layers]
     doc = {"format": FORMAT, "version": VERSION, "name": model.name, "tensors": path.with_suffix(".npz").name,
            "arithmetic": model.arithmetic, "input": input_entry(model.input), "layers": layers}
+    if model.host is not None:
+        doc["host"] = host_entry(model.host)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2) + "\n")
     np.savez(path.with_suffix(".npz"), **tensors)

@@ -40,6 +40,7 @@ from ..ir.model import (BatchNorm, HostOp, Clip, Conv2d, Dense, Elementwise, Fla
                         Model, MultiThreshold, Quantizer, Trunc)
 from ..ir.quant import BIPOLAR, MAX_BITS, TERNARY, QuantType
 from ..ir.semantics import round_mode
+from ..golden.host_ops import apply_host_op
 from .input_types import EXAMPLES as INPUT_TYPE_EXAMPLES
 from .input_types import DeclaredInput, absorb_preprocessing, declared_input
 
@@ -51,6 +52,10 @@ SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Gemm", "Ma
 CONSTANT_OPS = ("Constant", "Quant", "BipolarQuant", "Identity", "Transpose", "Reshape", "Flatten", "Mul", "Div",
                 "Add", "Sub", "Cast", "Squeeze", "Unsqueeze", "Neg")
 F32 = np.float32
+ORIGINAL_NAME = "hdlgen: named in the file "
+# ops that may stand between a declared input and its format: scalar preprocessing, a quantizer, reshapes
+INPUT_SIDE_OPS = ("Add", "Sub", "Mul", "Div", "Quant", "BipolarQuant", "Identity", "Dropout", "Reshape", "Flatten",
+                  "Transpose")
 CUSTOM_OPS = {"Quant": (4, 4), "BipolarQuant": (2, 2), "MultiThreshold": (2, 2), "Trunc": (5, 6)}   # inputs taken
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
 STANDARD_DOMAINS = ("", "ai.onnx")
@@ -134,7 +139,9 @@ class _Importer:
         raise HdlgenError(f"{self.path}: {message}")
 
     def node_fail(self, node, message: str):
-        self.fail(f"node {node.name or '(unnamed)'!r} ({node.op_type}): {message}")
+        original = node.doc_string[len(ORIGINAL_NAME):] if node.doc_string.startswith(ORIGINAL_NAME) else node.name
+        named = f"{node.name!r}" if original == node.name else f"{original!r} ({node.name!r} after qonnx's cleanup)"
+        self.fail(f"node {named if node.name or original else '(unnamed)'} ({node.op_type}): {message}")
 
     # -- names, attributes, constants -------------------------------------------------------------
     def unique(self, node) -> str:
@@ -217,8 +224,11 @@ class _Importer:
                       f"--input-type (a QONNX DataType name such as {INPUT_TYPE_EXAMPLES})")
         if not self.layers:
             self.fail("the graph has no layers after its input quantizer")
-        return Model(re.sub(r"[^A-Za-z0-9_]", "_", self.path.stem), self.input_quant, tuple(self.layers),
-                     arithmetic="float32", host=self.host)
+        try:
+            return Model(re.sub(r"[^A-Za-z0-9_]", "_", self.path.stem), self.input_quant, tuple(self.layers),
+                         arithmetic="float32", host=self.host)
+        except HdlgenError as e:
+            self.fail(str(e))
 
     def check_node(self, node):
         """The node's domain and its count of inputs and outputs, before anything reads them.
@@ -414,6 +424,8 @@ class _Importer:
                                  f"the model's last op")
         if self.pending_pad is not None and op != "Conv":
             self.node_fail(node, "a Pad is supported only directly before a Conv")
+        if self.input_quant is None and self.declared is not None and op not in INPUT_SIDE_OPS:
+            self.input_quant = self.absorbed_input()       # before the handler reshapes or checks the input
         handler = getattr(self, f"op_{op}", None)
         if handler is None:
             self.node_fail(node, f"op {op} is not supported; supported ops are {', '.join(SUPPORTED_OPS)}")
@@ -423,18 +435,29 @@ class _Importer:
         pass
 
     def host_op(self, node, a):
-        """A final Softmax, LogSoftmax or ArgMax: the hardware emits the logits and the host applies it."""
+        """A final Softmax, LogSoftmax or ArgMax over the features of a (batch, features) tensor: the
+        hardware emits the logits and the host applies it. Any other axis would mix frames."""
         if any(not isinstance(v, int) for v in a.values()):
             self.node_fail(node, "its attributes must be integers")
-        self.host = HostOp(node.op_type, tuple(a.items()), self.opsets.get("", self.opsets.get("ai.onnx", 13)))
+        opset = self.opsets.get("", self.opsets.get("ai.onnx", 13))
+        default = 0 if node.op_type == "ArgMax" else (1 if opset < 13 else -1)
+        if len(self.shape) != 1 or a.get("axis", default) not in (1, -1):
+            self.node_fail(node, f"hdlgen runs a final {node.op_type} over the features of a (batch, features) "
+                                 f"tensor (axis 1), not axis {a.get('axis', default)} of {(self.batch or 1,) + self.shape}")
+        self.host = HostOp(node.op_type, tuple({**a, "axis": 1}.items()), opset)
+        try:
+            apply_host_op(self.host, np.zeros((2, self.shape[0]), np.float32))
+        except Exception as e:            # noqa: BLE001 - onnxruntime refuses the node as given
+            self.node_fail(node, f"onnxruntime cannot run it as given ({str(e).strip()[:200]})")
 
     op_Softmax = op_LogSoftmax = op_ArgMax = host_op
 
     op_Dropout = op_Identity
 
     def quantizer(self, node, quant: QuantType, scale: float, rounding: str):
-        if self.input_quant is None and self.preprocess and self.declared is not None:
-            self.node_fail(node, f"a quantizer after preprocessing of the {self.declared.name} input is not supported")
+        if self.input_quant is None and self.input_type is not None:
+            self.node_fail(node, f"this quantizer gives the input its format, so --input-type {self.input_type} does not "
+                                 f"apply; leave it out")
         if self.input_quant is None and not self.layers:
             features = int(np.prod(self.shape))
             shape = self.shape if len(self.shape) == 3 else (features,)
@@ -667,8 +690,8 @@ class _Importer:
                                  f"keep the batch axis")
         quantized = self.input_quant is not None
         vector = sum(d != 1 for d in self.shape) <= 1 and sum(d != 1 for d in target) <= 1
-        if len(target) == 1 and len(self.shape) == 3 and quantized and not vector:
-            self.add(Flatten(self.unique(node)))
+        if len(target) == 1 and len(self.shape) == 3 and quantized:
+            self.add(Flatten(self.unique(node)))      # also for (C, 1, 1): the output becomes (batch, C) as in ONNX
         elif quantized and not (len(target) == 1 or vector or target == self.shape):
             self.node_fail(node, f"reshapes {(1,) + self.shape} to {(1,) + target}; hdlgen supports flattening "
                                  f"and, before the input quantizer, reshaping to (batch, channels, height, width)")
@@ -757,6 +780,7 @@ def _cleanup(path: Path, proto):
     checker = _Importer(path, proto)          # reads every initializer: real, finite numbers only
     for node in proto.graph.node:
         checker.check_node(node)
+        node.doc_string = ORIGINAL_NAME + node.name    # the cleanup renames nodes; messages quote both names
     try:
         with warnings.catch_warnings():
             # qonnx notes that it renamed the old finn.* domains to qonnx's: no news to the user

@@ -36,6 +36,20 @@ def input_entry(model_input: InputQuantizer) -> dict:
     return entry
 
 
+HOST_SCHEMA = {"type": ["object", "null"], "required": ["op", "attributes", "opset"], "additionalProperties": False,
+               "properties": {"op": {"enum": list(HostOp.OPS)}, "opset": {"type": "integer", "minimum": 1},
+                              "attributes": {"type": "object", "additionalProperties": {"type": "integer"}}}}
+
+
+def host_entry(host: HostOp | None) -> dict | None:
+    """A final host op as JSON (see ``HOST_SCHEMA``)."""
+    return None if host is None else {"op": host.op, "attributes": dict(host.attributes), "opset": host.opset}
+
+
+def host_op(entry: dict | None) -> HostOp | None:
+    return None if entry is None else HostOp(entry["op"], tuple(entry["attributes"].items()), entry["opset"])
+
+
 def input_quantizer(entry: dict) -> InputQuantizer:
     """The input quantizer an entry of ``input_entry``'s form describes."""
     given = entry.get("given")
@@ -97,9 +111,7 @@ def save_lowered(model: LoweredModel, foldings: dict[str, Folding], directory: P
     for key in ("multiplier", "bias"):
         if getattr(out, key) is not None:
             tensors[f"output.{key}"] = getattr(out, key)
-    host = None if model.host is None else {"op": model.host.op, "attributes": dict(model.host.attributes),
-                                             "opset": model.host.opset}
-    doc = {"format": FORMAT, "name": model.name, "arithmetic": model.arithmetic, "host": host,
+    doc = {"format": FORMAT, "name": model.name, "arithmetic": model.arithmetic, "host": host_entry(model.host),
            "input": input_entry(model.input),
            "layers": layers,
            "output": {"quant": _opt(out.quant, QuantType.to_json), "scale": out.scale,
@@ -146,7 +158,5 @@ def _decode(doc: dict, tensors: dict, json_file: Path) -> tuple[LoweredModel, di
     tail = tuple(decode_layer(entry, tensors, f"output.tail[{i}]", fail) for i, entry in enumerate(out["tail"]))
     output = OutputStage(quant=_opt(out["quant"], QuantType.from_json), scale=out["scale"],
                          multiplier=tensors.get("output.multiplier"), bias=tensors.get("output.bias"), tail=tail)
-    host = doc.get("host")
-    host = None if host is None else HostOp(host["op"], tuple(host["attributes"].items()), host["opset"])
     return LoweredModel(doc["name"], input_quantizer(doc["input"]), tuple(layers), output, doc["arithmetic"],
-                        host), foldings
+                        host_op(doc.get("host"))), foldings

@@ -276,7 +276,7 @@ def test_inspect_lists_the_whole_graph_when_import_fails(tmp_path):
     done = hdlgen("inspect", g.save(tmp_path / "m.onnx"))
     assert done.stdout.splitlines()[0].startswith(f"graph of {tmp_path / 'm.onnx'}, after qonnx's cleanup (2 nodes")
     assert "Quant [qonnx.custom_op.general] 'Quant_0'" in done.stdout and "Resize 'Resize_0'" in done.stdout
-    one_error_line(done, "node 'Resize_0' (Resize): op Resize is not supported; supported ops are Quant,")
+    one_error_line(done, "('Resize_0' after qonnx's cleanup) (Resize): op Resize is not supported; supported ops are Quant,")
 
 
 @pytest.mark.parametrize("declare", ["annotation", "option"])

@@ -270,7 +270,8 @@ def simple(rng) -> Graph:
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda g: g.op("Tanh"), r"node 'Tanh_\d+' \(Tanh\): op Tanh is not supported; supported ops are Quant, "),
+    (lambda g: g.op("Tanh"), r"node 'Tanh_\d+' \('Tanh_0' after qonnx's cleanup\) \(Tanh\): op Tanh is not supported; "
+                             r"supported ops are Quant, "),
     (lambda g: g.op("Sigmoid"), r"op Sigmoid is not supported"),
     (lambda g: g.quant(np.full((1, 8), 0.5), 4), "per-channel activation scales are not supported"),
     (lambda g: g.quant(0.5, 4, zero=1.0), "zero point 1 is not supported"),
@@ -549,3 +550,74 @@ def test_batchnorm_decomposed_as_older_exporters_write_it(tmp_path, rng):
     g.op("Div", std)
     g.binary("Mul", gamma).binary("Add", beta)
     check(tmp_path, g, tie_inputs(rng, [16], 2 ** -4, -8, 7))
+
+
+@pytest.mark.parametrize("op, attrs, opset, shape, message", [
+    ("ArgMax", {}, 13, None, "not axis 0 of (1, 10)"),                  # ArgMax's default axis is the batch
+    ("LogSoftmax", {"axis": 0}, 11, None, "not axis 0 of (1, 10)"),
+    ("Softmax", {"axis": 1}, 13, [1, 1, 10], "a (batch, features) tensor (axis 1), not axis 1 of (1, 1, 10)"),
+    ("ArgMax", {"axis": 1, "select_last_index": 1}, 11, None, "onnxruntime cannot run it as given"),
+])
+def test_host_ops_over_anything_but_the_features_are_refused(tmp_path, rng, op, attrs, opset, shape, message):
+    g = Graph([16], 1, opset=opset).quant(2 ** -4, 4)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 10, 16), 1.0), transB=1)
+    if shape:
+        g.reshape(shape)
+    g.op(op, **attrs)
+    with pytest.raises(HdlgenError, match=re.escape(message)):
+        load_qonnx(g.save(tmp_path / "m.onnx"))
+
+
+@pytest.mark.parametrize("name", ["INT1", "FIXED<1,0>", "UINT0", "FIXED<1,1>", "INT0"])
+def test_input_types_without_a_hardware_format(tmp_path, rng, name):
+    g = Graph([8], 1)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 8), 1.0), transB=1)
+    with pytest.raises(HdlgenError, match=r"is not supported as an input|is not a QONNX DataType name"):
+        load_qonnx(g.save(tmp_path / "m.onnx"), name)
+
+
+@pytest.mark.parametrize("first", ["conv", "maxpool"])
+def test_declared_image_input_straight_into_a_window(tmp_path, rng, first):
+    g = Graph([2, 6, 6], BATCH).annotate("x", "INT4")
+    if first == "maxpool":
+        g.op("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    g.op("Conv", g.quantized_weight(rng.choice([-1, 1], size=(4, 2, 3, 3)), 1.0), kernel_shape=[3, 3])
+    g.reshape([BATCH, -1])
+    model = check(tmp_path, g, rng.integers(-8, 8, size=(BATCH, 2, 6, 6)).astype(np.float32), hardware=False)
+    assert model.input.shape == (2, 6, 6) and model.input.quant == QuantType.int(4)
+
+
+def test_an_annotated_input_with_preprocessing_and_a_quantizer(tmp_path, rng):
+    """The quantizer gives the format; the annotation's type is then no news."""
+    g = Graph([8], BATCH).annotate("x", "UINT8").binary("Mul", 2.0 ** -8).quant(2 ** -4, 4, signed=False)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 8), 1.0), transB=1)
+    model = check(tmp_path, g, rng.integers(0, 256, size=(BATCH, 8)).astype(np.float32))
+    assert model.input.quant == QuantType.uint(4) and len(model.input.preprocess) == 1
+
+
+def test_input_type_where_a_quantizer_covers_the_input(tmp_path, rng):
+    g = Graph([8], 1).quant(2 ** -4, 4)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 8), 1.0), transB=1)
+    with pytest.raises(HdlgenError, match="so --input-type INT8 does not apply; leave it out"):
+        load_qonnx(g.save(tmp_path / "m.onnx"), "INT8")
+
+
+def test_host_op_survives_the_native_description(tmp_path, rng):
+    from hdlgen.frontend import save_model
+
+    g = Graph([16], BATCH).quant(2 ** -4, 4)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 10, 16), 1.0), transB=1)
+    g.op("ArgMax", axis=1, keepdims=0)
+    path = g.save(tmp_path / "m.onnx")
+    save_model(load_qonnx(path), tmp_path / "native.json")
+    x = tie_inputs(rng, [16], 2 ** -4, -8, 7)
+    assert np.array_equal(run_reference(load_model(tmp_path / "native.json"), x), execute(path, x))
+
+
+def test_build_notes_dot_products_past_float32s_exact_integers(tmp_path, rng):
+    from hdlgen.inspect import exactness_notes
+
+    g = Graph([4096], 1).quant(1.0, 8)
+    g.gemm(g.quantized_weight(rng.integers(100, 128, size=(2, 4096)), 1.0, bits=8), transB=1)
+    notes = exactness_notes(load_qonnx(g.save(tmp_path / "m.onnx")))
+    assert len(notes) == 1 and "past 2^24, where a float32 executor rounds its partial sums" in notes[0]
