@@ -183,3 +183,22 @@ def qkeras_mlp(rng, batch: int, *, inputs=16, hidden=12, classes=5) -> Graph:
                  rounding_mode="ROUND")
         width = n
     return g.op("Softmax", axis=-1)
+
+
+def pool_then_batchnorm_cnn(rng, batch: int, *, act: str = "bipolar") -> Graph:
+    """TensorLayer's BinaryNet order: conv (SAME zero padding) -> max pool 2x2 -> batch norm ->
+    activation, twice, then dense; some channels have gamma < 0 (their pool becomes a min) or 0."""
+    g = Graph([1, 8, 8], batch).quant(2 ** -4, 4)
+    channels, size = 1, 8
+    for out in (6, 8):
+        g.op("Conv", g.quantized_weight(rng.choice([-1, 1], size=(out, channels, 3, 3)), 1.0), kernel_shape=[3, 3],
+             pads=[1, 1, 1, 1])
+        g.op("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+        spread = np.float32(3 * np.sqrt(channels))
+        gamma = rng.normal(0, 1, out).astype(np.float32)
+        gamma[:2] = [-1.0, 0.0]
+        g.batchnorm(gamma, rng.normal(0, 0.5, out), rng.normal(0, spread / 3, out), rng.uniform(0.5, 2, out) * spread ** 2)
+        g.bipolar() if act == "bipolar" else g.op("Relu").quant(0.5, 2, signed=False)
+        channels, size = out, size // 2
+    g.reshape([batch, -1])
+    return g.gemm(g.quantized_weight(rng.choice([-1, 1], size=(10, channels * size * size)), 1.0), transB=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Array, Const, Module, Mux, Signal
 from amaranth.lib import data, memory
 
 from ..ir.lowered import PoolStage
@@ -15,7 +15,8 @@ class MaxPool(ImageStageCore):
     """Max of codes over ``kh x kw`` windows of an (H, W, C) image streamed ``count`` channels a beat.
 
     Codes order like values for every quant type, so this is the max of the values (for bipolar
-    codes, an OR). Running maxima of one output row sit in a small memory read asynchronously
+    codes, an OR). Channels the stage marks ``minimum`` take the window's minimum: their codes are
+    inverted (all bits) on the way in and out, and the max of inverted codes is the inverted min. Running maxima of one output row sit in a small memory read asynchronously
     (LUT RAM): each beat reads its window's partial max, combines it with the input and writes it
     back, or sends it out on the window's last beat. Rows and columns past the last whole window
     are taken and dropped. One beat a cycle; one register stage on the output.
@@ -51,9 +52,18 @@ class MaxPool(ImageStageCore):
         row_addr = Signal.like(addr)                      # ox * cb_count
         m.d.comb += [read.addr.eq(addr), write.addr.eq(addr), addr.eq(row_addr + cb)]
 
+        # per beat (cb), which lanes take the minimum: a constant word of all-ones codes for those lanes
+        bits, minimum = stage.in_type.bits, stage.minimum or (False,) * c
+        masks = [sum(((1 << bits) - 1) << (k * bits) for k in range(count) if minimum[j * count + k])
+                 for j in range(cb_count)]
+        invert = Signal(count * bits)
+        m.d.comb += invert.eq(Array(Const(v, count * bits) for v in masks)[cb] if any(masks) else 0)
+        incoming = Signal(layout)
+        m.d.comb += incoming.as_value().eq(self.i.payload.as_value() ^ invert)
+
         merged = Signal(layout)
         for k in range(count):
-            m.d.comb += merged[k].eq(Mux(first | (self.i.payload[k] > read.data[k]), self.i.payload[k], read.data[k]))
+            m.d.comb += merged[k].eq(Mux(first | (incoming[k] > read.data[k]), incoming[k], read.data[k]))
 
         advance = ~self.o.valid | self.o.ready
         emits = in_window & last
@@ -61,7 +71,7 @@ class MaxPool(ImageStageCore):
         take = self.i.valid & self.i.ready
         m.d.comb += [write.data.eq(merged), write.en.eq(take & in_window & ~last)]
         with m.If(take & emits):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(merged)]
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(merged.as_value() ^ invert)]
         with m.Elif(advance):
             m.d.sync += self.o.valid.eq(0)
 

@@ -57,8 +57,10 @@ def window(stage: WindowStage, codes: np.ndarray) -> np.ndarray:
 
 def pool(stage: PoolStage, codes: np.ndarray) -> np.ndarray:
     (kh, kw), (oh, ow, c) = stage.kernel, stage.out_shape
-    cropped = codes[:, :oh * kh, :ow * kw, :]
-    return cropped.reshape(len(codes), oh, kh, ow, kw, c).max(axis=(2, 4))
+    windows = codes[:, :oh * kh, :ow * kw, :].reshape(len(codes), oh, kh, ow, kw, c)
+    if not stage.minimum:
+        return windows.max(axis=(2, 4))
+    return np.where(np.asarray(stage.minimum), windows.min(axis=(2, 4)), windows.max(axis=(2, 4)))
 
 
 def global_pool(stage: GlobalPoolStage, codes: np.ndarray) -> np.ndarray:

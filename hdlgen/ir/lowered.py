@@ -189,12 +189,24 @@ class WindowStage:
 class PoolStage:
     """Max pooling of codes over ``kernel`` windows with stride equal to the kernel (codes order like
     values for every quant type, so the max of codes is the code of the max); trailing rows and
-    columns that fill no window are dropped, as ONNX's floor mode does."""
+    columns that fill no window are dropped, as ONNX's floor mode does.
+
+    ``minimum`` names, per channel, where the window's minimum is taken instead: a source model's
+    max pool on real values moved after its activation, for channels whose activation falls as the
+    value rises (batch-norm gamma < 0), where ``act(max(x)) = min(act(x))``. Empty means all maxima.
+    """
 
     name: str
     in_shape: tuple[int, int, int]
     kernel: tuple[int, int]
     in_type: QuantType
+    minimum: tuple[bool, ...] = ()
+
+    def __post_init__(self):
+        minimum = tuple(bool(v) for v in self.minimum)
+        if minimum and len(minimum) != self.in_shape[2]:
+            raise HdlgenError(f"pool {self.name!r}: minimum has {len(minimum)} entries for {self.in_shape[2]} channels")
+        object.__setattr__(self, "minimum", minimum if any(minimum) else ())
 
     @property
     def out_shape(self) -> tuple[int, int, int]:

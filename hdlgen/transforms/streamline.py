@@ -8,6 +8,11 @@ model units through ``OutputStage``. Each layer's input must be the input quanti
 quantizing layer, and its weights bipolar, ternary or 2-bit narrow signed (the same values as
 ternary).
 
+A max pool on a convolution's real outputs, before its activation (TensorLayer's BinaryNet puts
+batch norm after the pool), moves after the activation: the activation is monotone per channel, so
+the pool takes the maximum of the codes where the activation rises and their minimum where it
+falls (batch-norm gamma < 0).
+
 A convolution becomes a padding stage (when it pads; zero padding widens a bipolar image to
 ternary codes so a padded tap adds exactly 0), a sliding window and a matrix-vector unit whose
 weight columns are in the window's (ky, kx, c) order. Images stream with channels innermost, so a
@@ -51,8 +56,9 @@ def _groups(model: Model):
         layer = layers[i]
         if isinstance(layer, (Flatten, MaxPool2d)):
             if isinstance(layer, MaxPool2d) and not quantized:
-                raise HdlgenError(f"{_describe(layer)} on real values is not supported; put max pooling after the "
-                                  f"activation quantizer (it commutes with it for rising channels)")
+                raise HdlgenError(f"{_describe(layer)} on real values is supported only between a convolution and "
+                                  f"its activation quantizer (with elementwise layers around it); put it after the "
+                                  f"activation")
             groups.append(layer)
             i += 1
             continue
@@ -180,8 +186,52 @@ def _hwc_columns(weight: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return weight.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
 
 
+def _pools_after_activations(model: Model) -> tuple[Model, dict[str, tuple[bool, ...]]]:
+    """Move each max pool on a convolution's real outputs (conv -> [elementwise] -> pool ->
+    [elementwise] -> quantizer, as TensorLayer's BinaryNet puts batch norm after the pool) to after
+    the quantizer. The layers after the pool are monotone per channel, so ``act(max(x))`` is
+    ``max(act(x))`` where the activation rises with x and ``min(act(x))`` where it falls (batch-norm
+    gamma < 0); which one is found by evaluating the activation at the channel's extreme inputs.
+    Returns the reordered model and, per moved pool, its channels that take the minimum."""
+    layers, minimum = list(model.layers), {}
+    scale, quant, i = model.input.scale, model.input.quant, 0
+    while i < len(layers):
+        layer = layers[i]
+        if isinstance(layer, QUANTIZING):
+            scale, quant = layer.scale, layer.quant
+        if not isinstance(layer, Conv2d):
+            i += 1
+            continue
+        j = i + 1
+        while j < len(layers) and isinstance(layers[j], ELEMENTWISE):
+            j += 1
+        k = j + 1
+        while k < len(layers) and isinstance(layers[k], ELEMENTWISE):
+            k += 1
+        if j >= len(layers) or not isinstance(layers[j], MaxPool2d) or k >= len(layers) \
+                or not isinstance(layers[k], QUANTIZING):
+            i += 1
+            continue
+        pool, before, after, act = layers[j], layers[i + 1:j], layers[j + 1:k], layers[k]
+        reach = max(abs(quant.lo), abs(quant.hi)) * np.abs(layer.weight).reshape(len(layer.weight), -1).sum(axis=1)
+        y = real_output(layer, np.stack([-reach, reach]), scale, model.dtype)
+        for e in before:
+            y = apply_elementwise(e, y)
+        y = np.sort(y, axis=0)                   # the range the pool sees, per channel
+        for e in after:
+            y = apply_elementwise(e, y)
+        q = apply_quantizer(act, y)
+        minimum[pool.name] = tuple(bool(v) for v in q[1] < q[0])
+        layers[j:k + 1] = [*after, act, pool]
+        i = k + 1
+    if not minimum:
+        return model, minimum
+    return Model(model.name, model.input, tuple(layers), model.arithmetic, model.host), minimum
+
+
 def streamline(model: Model) -> LoweredModel:
     """Lower ``model`` to integer pipeline stages with thresholds (see the module docstring)."""
+    model, pool_minimum = _pools_after_activations(model)
     in_type, in_scale, dtype = model.input.quant, model.input.scale, model.dtype
     s = model.input.shape
     shape = (s[1], s[2], s[0]) if len(s) == 3 else s          # the stream's shape: channels innermost
@@ -193,7 +243,7 @@ def streamline(model: Model) -> LoweredModel:
             if group.stride != group.kernel or any(group.padding):
                 raise HdlgenError(f"layer {group.name!r}: max pooling with stride {group.stride} and padding "
                                   f"{group.padding} has no hardware generator yet; use stride = kernel, no padding")
-            stages.append(PoolStage(group.name, shape, group.kernel, in_type))
+            stages.append(PoolStage(group.name, shape, group.kernel, in_type, pool_minimum.get(group.name, ())))
             shape = stages[-1].out_shape
             continue
         layer, tail, quant = group

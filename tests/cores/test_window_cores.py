@@ -32,6 +32,8 @@ CASES = {
     "window_7x5_writer-bound": (WindowStage("w", (9, 8, 2), (7, 5), (2, 3), (1, 1), BIPOLAR), 2),
     "pool_2x2_drops-trailing": (PoolStage("m", (5, 7, 4), (2, 2), UINT(2)), 2),
     "pool_3x2_bipolar": (PoolStage("m", (6, 4, 6), (3, 2), BIPOLAR), 6),
+    "pool_2x2_minimum-in-some-channels": (PoolStage("m", (4, 6, 4), (2, 2), UINT(2), (True, False, False, True)), 2),
+    "pool_2x3_bipolar_minimum": (PoolStage("m", (4, 6, 3), (2, 3), BIPOLAR, (False, True, True)), 1),
     "global-sum_uint3": (GlobalPoolStage("g", (3, 5, 6), UINT(3), np.zeros((6, 1), int), BIPOLAR), 2),
 }
 

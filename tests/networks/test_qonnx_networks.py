@@ -66,3 +66,20 @@ def test_qkeras_style_mlp_through_the_command_line(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "RTL == golden model on 200/200 frames" in done.stdout
     assert np.array_equal(np.load(tmp_path / "y.npy"), execute(path, x))
+
+
+@pytest.mark.parametrize("act", ["bipolar", "uint2"])
+def test_batchnorm_after_maxpool_through_rtl(tmp_path, act):
+    """Pools moved after their activations, the falling channels' pools taking the minimum."""
+    from qonnx_graphs import pool_then_batchnorm_cnn
+
+    rng = np.random.default_rng(28)
+    path = pool_then_batchnorm_cnn(rng, 1, act=act).save(tmp_path / "binarynet.onnx")
+    x = (rng.integers(-8, 8, size=(60, 1, 8, 8)) / 16).astype(np.float32)
+    build(path, tmp_path / "out")
+    build_dir = BuildDir.open(tmp_path / "out")
+    assert any(any(stage.minimum) for stage in build_dir.model.layers if type(stage).__name__ == "PoolStage")
+    result = simulate(build_dir, x)
+    assert np.array_equal(result.hw_words, result.golden_words)
+    assert np.array_equal(result.outputs, execute(path, x))
+    assert result.interval == result.interval_model

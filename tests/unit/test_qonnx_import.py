@@ -621,3 +621,23 @@ def test_build_notes_dot_products_past_float32s_exact_integers(tmp_path, rng):
     g.gemm(g.quantized_weight(rng.integers(100, 128, size=(2, 4096)), 1.0, bits=8), transB=1)
     notes = exactness_notes(load_qonnx(g.save(tmp_path / "m.onnx")))
     assert len(notes) == 1 and "past 2^24, where a float32 executor rounds its partial sums" in notes[0]
+
+
+# -- batch norm after max pooling (TensorLayer's BinaryNet): the pool moves after the activation ----------
+
+@pytest.mark.parametrize("act", ["bipolar", "uint2"])
+def test_batchnorm_after_maxpool(tmp_path, rng, act):
+    """conv -> max pool -> batch norm -> activation, with gamma < 0 and = 0 in some channels: the
+    activation of the max is the max of the activations where it rises, their min where it falls."""
+    g = Graph([1, 8, 8], BATCH).quant(2 ** -4, 4)
+    g.op("Conv", g.quantized_weight(rng.choice([-1, 1], size=(6, 1, 3, 3)), 1.0), kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g.op("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    gamma, beta, mean, var = batchnorm_params(rng, 6, 1.0)
+    g.batchnorm(gamma, beta, mean, var)
+    g.bipolar() if act == "bipolar" else g.op("Relu").quant(0.5, 2, signed=False)
+    g.reshape([BATCH, -1])
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 10, 6 * 4 * 4), 1.0), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [1, 8, 8], 2 ** -4, -8, 7))
+    pools = [stage for stage in streamline(model).layers if type(stage).__name__ == "PoolStage"]
+    assert len(pools) == 1 and any(pools[0].minimum)         # falling channels: gamma < 0 and not saturated
+    assert all(g < 0 for g, takes_min in zip(gamma, pools[0].minimum) if takes_min)
