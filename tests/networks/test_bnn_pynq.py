@@ -73,9 +73,10 @@ def test_cnv_golden_model_equals_the_executor(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["cnv_1w1a_ts", "cnv_2w2a_dynamo"])
+@pytest.mark.parametrize("name", ["cnv_1w1a_ts", "cnv_1w2a_dynamo", "cnv_2w2a_dynamo"])
 def test_cnv_rtl_equals_the_executor(tmp_path, name):
-    """CNV's Verilator build takes minutes: slow tier."""
+    """CNV's Verilator build takes minutes: slow tier. One exporter's file per precision; the other's
+    lowers to the same hardware (test_both_exporters_lower_to_the_same_hardware)."""
     x = cifar_like(4)
     path = FIXTURES / f"{name}.onnx"
     build(path, tmp_path / name)
@@ -83,3 +84,14 @@ def test_cnv_rtl_equals_the_executor(tmp_path, name):
     assert np.array_equal(result.hw_words, result.golden_words)
     assert np.array_equal(result.outputs, execute(path, x))
     assert result.interval == result.interval_model
+
+
+@pytest.mark.parametrize("name", [f"{m}_{p}" for m in ("tfc", "cnv") for p in ("1w1a", "1w2a", "2w2a")])
+def test_both_exporters_lower_to_the_same_hardware(name):
+    """The TorchScript and the default exporter's files of one model give the same integer weights and
+    thresholds, so the RTL of one stands for both."""
+    ts, dynamo = (streamline(load_qonnx(FIXTURES / f"{name}_{e}.onnx")) for e in ("ts", "dynamo"))
+    assert [type(s).__name__ for s in ts.layers] == [type(s).__name__ for s in dynamo.layers]
+    for a, b in zip(ts.mvus, dynamo.mvus):
+        assert np.array_equal(a.weights, b.weights)
+        assert (a.thresholds is None and b.thresholds is None) or np.array_equal(a.thresholds, b.thresholds)

@@ -641,3 +641,27 @@ def test_batchnorm_after_maxpool(tmp_path, rng, act):
     pools = [stage for stage in streamline(model).layers if type(stage).__name__ == "PoolStage"]
     assert len(pools) == 1 and any(pools[0].minimum)         # falling channels: gamma < 0 and not saturated
     assert all(g < 0 for g, takes_min in zip(gamma, pools[0].minimum) if takes_min)
+
+
+@pytest.mark.parametrize("domain", ["qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas"])
+@pytest.mark.parametrize("opset", [9, 11, 13, 18])
+def test_custom_op_domains_and_opsets(tmp_path, rng, domain, opset):
+    """The three QONNX custom-op domains in use, on the standard opsets exporters write."""
+    import warnings
+
+    from onnx import helper
+
+    n = 6
+    g = Graph([16], BATCH, opset=opset)
+    g.opsets = {domain: 1}
+    g.op("Quant", g.const(2 ** -4), g.const(0.0), g.const(4.0), domain=domain, signed=1, narrow=0, rounding_mode="ROUND")
+    w = g.quantized_weight(bipolar_weights(rng, n, 16), 1.0, domain=domain)
+    g.gemm(w, bias=rng.normal(0, 1, n).astype(np.float32), transB=1)      # opset 9's Gemm needs C
+    gamma, beta, mean, var = batchnorm_params(rng, n, 3.0)
+    g.batchnorm(gamma, beta, mean, var)
+    out = g.fresh("bq")
+    g.nodes.append(helper.make_node("BipolarQuant", [g.cur, g.const(1.0)], [out], domain=domain, name=g.fresh("bq_")))
+    g.cur = out
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Some old-style domain attributes", category=UserWarning)
+        check(tmp_path, g, tie_inputs(rng, [16], 2 ** -4, -8, 7))
