@@ -4,12 +4,11 @@ model and the RTL equal qonnx's executor (after qonnx's cleanup) bit for bit, ou
 import numpy as np
 import pytest
 
-from hdlgen.flow import BuildDir, build, simulate
 from hdlgen.frontend import load_qonnx
 from hdlgen.golden import predict, run_reference
 from hdlgen.paths import EXAMPLES
 from hdlgen.transforms import streamline
-from qonnx_graphs import execute
+from qonnx_graphs import execute, rtl_equals_executor
 
 FIXTURES = EXAMPLES / "bnn_pynq"
 EXPORTS = [f"tfc_{p}_{e}" for p in ("1w1a", "1w2a", "2w2a") for e in ("ts", "dynamo")]
@@ -39,13 +38,7 @@ def test_golden_model_equals_the_executor(test_split, name):
 
 
 def _through_rtl(tmp_path, name, x, labels):
-    path = FIXTURES / f"{name}.onnx"
-    build(path, tmp_path / name)
-    result = simulate(BuildDir.open(tmp_path / name), x)
-    want = execute(path, x)
-    assert np.array_equal(result.hw_words, result.golden_words)
-    assert np.array_equal(result.outputs, want)
-    assert result.interval == result.interval_model
+    want = rtl_equals_executor(tmp_path / name, FIXTURES / f"{name}.onnx", x)
     assert np.mean(want.argmax(1) == labels) > 0.75
 
 
@@ -77,13 +70,7 @@ def test_cnv_golden_model_equals_the_executor(name):
 def test_cnv_rtl_equals_the_executor(tmp_path, name):
     """CNV's Verilator build takes minutes: slow tier. One exporter's file per precision; the other's
     lowers to the same hardware (test_both_exporters_lower_to_the_same_hardware)."""
-    x = cifar_like(4)
-    path = FIXTURES / f"{name}.onnx"
-    build(path, tmp_path / name)
-    result = simulate(BuildDir.open(tmp_path / name), x)
-    assert np.array_equal(result.hw_words, result.golden_words)
-    assert np.array_equal(result.outputs, execute(path, x))
-    assert result.interval == result.interval_model
+    rtl_equals_executor(tmp_path / name, FIXTURES / f"{name}.onnx", cifar_like(6))
 
 
 @pytest.mark.parametrize("name", [f"{m}_{p}" for m in ("tfc", "cnv") for p in ("1w1a", "1w2a", "2w2a")])
