@@ -32,7 +32,7 @@ from .inspect import exactness_notes
 from .size_guard import SizeGuard
 from .golden import quantize_input_codes, run_lowered, to_model_units
 from .ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
-from .ir.lowered_io import load_lowered, save_lowered
+from .ir.lowered_io import save_lowered
 from .transforms import auto_folding, check_foldings, load_folding, streamline
 
 class Progress:
