@@ -185,6 +185,54 @@ def qkeras_mlp(rng, batch: int, *, inputs=16, hidden=12, classes=5) -> Graph:
     return g.op("Softmax", axis=-1)
 
 
+def kws_style_mlp(rng, batch: int, *, inputs=120, hidden=(32, 32), classes=12) -> tuple[Graph, list[dict]]:
+    """An MLP with the scales of finn-examples' keyword-spotting model: an INT8 input with scale 0.83,
+    ternary weights with per-channel scales that are not powers of two, a per-channel bias Add, 3-bit
+    ReLU quantizers with scale 0.37, and an INT8 output quantizer with scale 0.29.
+
+    Most channels have arbitrary scales. In two channels of each layer the scales are chosen so that,
+    in exact arithmetic, some quantizer inputs land on rounding ties (u = acc * m + q with m = 3/32 or
+    5/32, q a multiple of 1/4): the stored float32 constants put them a few ulps to either side,
+    where float32 arithmetic decides the rounding. Returns the graph and each layer's constants, for
+    :func:`kws_quantizer_inputs`."""
+    g = Graph([inputs], batch).quant(0.83, 8)
+    layers, in_scale, width = [], np.float32(0.83), inputs
+    for n, out_scale, signed, bits in [(h, np.float32(0.37), False, 3) for h in hidden] + \
+                                      [(classes, np.float32(0.29), True, 8)]:
+        t = rng.choice([-1, 0, 1], size=(width, n))
+        m = rng.uniform(0.05, 0.3, size=n)
+        m[:2] = [3 / 32, 5 / 32]
+        w_scale = (m * out_scale / in_scale).astype(np.float32)
+        bias = (rng.integers(-8, 8, size=n) * 0.25 * out_scale).astype(np.float32)
+        g.matmul(g.quantized_weight(t, w_scale.reshape(1, n), bits=2, narrow=True))
+        g.binary("Add", bias)
+        if not signed:
+            g.op("Relu")
+        g.quant(out_scale, bits, signed=signed)
+        layers.append(dict(t=t, w_scale=w_scale, bias=bias, in_scale=in_scale, out_scale=out_scale, signed=signed,
+                           bits=bits))
+        in_scale, width = out_scale, n
+    return g, layers
+
+
+def kws_quantizer_inputs(x: np.ndarray, layers: list[dict]) -> list[np.ndarray]:
+    """The inputs of each layer's output quantizer, in units of its scale, computed in float64 from
+    the stored float32 constants: the model's arithmetic without float32's rounding. Integer dot
+    products are exact; each value is within about 1e-15 of its real value."""
+    codes = np.round(x.astype(np.float64) / np.float64(np.float32(0.83))).clip(-128, 127)
+    out = []
+    for layer in layers:
+        acc = codes @ layer["t"]
+        v = acc * (np.float64(layer["in_scale"]) * layer["w_scale"].astype(np.float64)) + layer["bias"].astype(np.float64)
+        if not layer["signed"]:
+            v = np.maximum(v, 0)
+        u = v / np.float64(layer["out_scale"])
+        out.append(u)
+        lo, hi = (-(2 ** (layer["bits"] - 1)), 2 ** (layer["bits"] - 1) - 1) if layer["signed"] else (0, 2 ** layer["bits"] - 1)
+        codes = np.round(u).clip(lo, hi)
+    return out
+
+
 def pool_then_batchnorm_cnn(rng, batch: int, *, act: str = "bipolar") -> Graph:
     """TensorLayer's BinaryNet order: conv (SAME zero padding) -> max pool 2x2 -> batch norm ->
     activation, twice, then dense; some channels have gamma < 0 (their pool becomes a min) or 0."""

@@ -21,6 +21,9 @@ Add, Sub, Mul, Div by a constant        Elementwise (``c - x`` becomes ``x * -1 
 Relu, Clip (HardTanh exports as Clip)   Clip
 Reshape, Flatten to (batch, features)   Flatten (C, H, W order; nothing for vectors)
 Identity, Dropout, Transpose            nothing (a Transpose only when it moves axes of size 1)
+Transpose of (batch, features)          the (features, batch) layout, where MatMul takes the
+                                        weights on the left (W @ x) and elementwise ops take
+                                        (features, 1) constants, until a Transpose back
 ======================================  =========================================================
 
 Arithmetic is float32, as in ``qonnx.core.onnx_exec.execute_onnx``.
@@ -57,6 +60,9 @@ ORIGINAL_NAME = "hdlgen: named in the file "
 INPUT_SIDE_OPS = ("Add", "Sub", "Mul", "Div", "Quant", "BipolarQuant", "Identity", "Dropout", "Reshape", "Flatten",
                   "Transpose")
 CUSTOM_OPS = {"Quant": (4, 4), "BipolarQuant": (2, 2), "MultiThreshold": (2, 2), "Trunc": (5, 6)}   # inputs taken
+# ops on a (features, batch) tensor, between a Transpose and the Transpose back
+COLUMN_OPS = ("MatMul", "Quant", "BipolarQuant", "Add", "Sub", "Mul", "Div", "Relu", "Clip", "Identity", "Dropout",
+              "Transpose")
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
 STANDARD_DOMAINS = ("", "ai.onnx")
 
@@ -125,6 +131,7 @@ class _Importer:
         self.pending_pad = None                 # (padding, value) of a Pad waiting for its Conv
         self.names: set[str] = set()
         self.input_quant: InputQuantizer | None = None
+        self.columns = False                    # the chain's tensor is (features, batch), as for W @ x
 
     def real(self, value: np.ndarray, what: str) -> np.ndarray:
         """A constant tensor of real, finite numbers (a NaN weight would otherwise quantize to a valid one)."""
@@ -211,12 +218,15 @@ class _Importer:
             if consumers.get(self.act, 0) > 1:
                 self.node_fail(node, f"tensor {self.act!r} feeds {consumers[self.act]} nodes; hdlgen supports one "
                                      f"chain of layers (no branches or skip connections)")
-            if node.input[0] != self.act and node.op_type not in ("Add", "Mul", "Sub", "Div"):
+            if node.input[0] != self.act and node.op_type not in ("Add", "Mul", "Sub", "Div", "MatMul"):
                 self.node_fail(node, "the network's main path must be its first input")
             self.activation_op(node)
             self.act = node.output[0]
         if graph.output[0].name != self.act:
             self.fail(f"output {graph.output[0].name!r} is not the end of the layer chain ({self.act!r})")
+        if self.columns:
+            self.fail(f"output {graph.output[0].name!r} is (features, batch); hdlgen emits (batch, features): "
+                      f"end the graph with a Transpose back")
         if self.input_quant is None and self.declared is not None:
             self.input_quant = self.absorbed_input()
         if self.input_quant is None:
@@ -383,6 +393,12 @@ class _Importer:
         channels = self.shape[0]
         if value.size == 1:
             return value.reshape(())
+        if self.columns:
+            if value.ndim > 2 or (value.shape[0], value.shape[1] if value.ndim == 2 else 1) != (channels, 1):
+                self.node_fail(node, f"constant of shape {value.shape} does not vary only along the features of its "
+                                     f"(features, batch) input {(channels, self.batch or 1)}; hdlgen supports scalars "
+                                     f"and ({channels}, 1) constants there")
+            return value.reshape(channels)
         full = (1,) + self.shape
         squeezed = [d for d in value.shape]
         while len(squeezed) < len(full):
@@ -426,6 +442,9 @@ class _Importer:
             self.node_fail(node, "a Pad is supported only directly before a Conv")
         if self.input_quant is None and self.declared is not None and op not in INPUT_SIDE_OPS:
             self.input_quant = self.absorbed_input()       # before the handler reshapes or checks the input
+        if self.columns and op not in COLUMN_OPS:
+            self.node_fail(node, f"its input is (features, batch) after a Transpose; there hdlgen supports "
+                                 f"{', '.join(COLUMN_OPS)}: transpose back to (batch, features) first")
         handler = getattr(self, f"op_{op}", None)
         if handler is None:
             self.node_fail(node, f"op {op} is not supported; supported ops are {', '.join(SUPPORTED_OPS)}")
@@ -537,13 +556,19 @@ class _Importer:
         self.shape = (weight.shape[0],)
 
     def op_MatMul(self, node, a):
-        if node.input[0] != self.act:
-            self.node_fail(node, "the constant must be the second operand (x @ W)")
-        w = self.weights(node, node.input[1], "weights")
+        """x @ W on (batch, features), or W @ x on (features, batch) after a Transpose."""
+        left = node.input[1] == self.act
+        if left != self.columns:
+            layout = "(features, batch)" if self.columns else "(batch, features)"
+            order = "W @ x" if self.columns else "x @ W"
+            self.node_fail(node, f"it multiplies across the batch: on a {layout} tensor the weights go "
+                                 f"{'first' if self.columns else 'second'} ({order})")
+        w = self.weights(node, node.input[0] if left else node.input[1], "weights")
         if w.values.ndim != 2:
             self.node_fail(node, f"weights must be a matrix, not shape {w.values.shape}")
-        t = QConst(w.values.T, w.scale.T, w.quant, w.real.T)
-        self.dense(node, t.values, t, self.out_channel_scale(node, t), None)
+        if not left:
+            w = QConst(w.values.T, w.scale.T, w.quant, w.real.T)
+        self.dense(node, w.values, w, self.out_channel_scale(node, w), None)
 
     def op_Gemm(self, node, a):
         if a.get("transA", 0):
@@ -716,6 +741,9 @@ class _Importer:
     def op_Transpose(self, node, a):
         full = (1,) + self.shape
         perm = a.get("perm", list(range(len(full)))[::-1])
+        if len(full) == 2 and list(perm) == [1, 0]:
+            self.columns = not self.columns          # (batch, features) <-> (features, batch)
+            return
         moved = [axis for axis in perm if full[axis] != 1]
         if moved != sorted(moved) or perm[0] != 0 and full[perm[0]] != 1:
             self.node_fail(node, f"transpose {perm} of {full} reorders data; hdlgen supports transposes that only "

@@ -75,6 +75,47 @@ def test_binarized_mlp_with_batchnorm(tmp_path, rng, weight_op):
     assert model.layers[0].weight_quant == BIPOLAR
 
 
+def _weights_first(g, weight: str):
+    """W @ x, as written for a (features, batch) tensor."""
+    out = g.fresh("matmul")
+    g.nodes.append(onnx.helper.make_node("MatMul", [weight, g.cur], [out], name=g.fresh("MatMul_")))
+    g.cur = out
+    return g
+
+
+def test_matmul_with_the_weights_on_the_left(tmp_path, rng):
+    """x^T, then W @ x^T with a (features, 1) bias and activations, W @ again, and a Transpose back;
+    then x @ W as usual. Each frame stays its own column."""
+    g = Graph([16], BATCH).quant(2 ** -3, 5).op("Transpose", perm=[1, 0])
+    _weights_first(g, g.quantized_weight(ternary_weights(rng, 12, 16), 0.5, bits=2, narrow=True))
+    g.binary("Add", rng.integers(-4, 4, size=(12, 1)) * 0.25).op("Relu").quant(0.5, 3, signed=False)
+    _weights_first(g, g.quantized_weight(bipolar_weights(rng, 8, 12), 1.0))
+    g.binary("Mul", 2.0).quant(1.0, 4).op("Transpose", perm=[1, 0])
+    g.matmul(g.quantized_weight(bipolar_weights(rng, 5, 8).T, 1.0))
+    model = check(tmp_path, g, tie_inputs(rng, [16], 2 ** -3, -16, 15))
+    assert [layer.weight.shape for layer in model.layers if isinstance(layer, Dense)] == [(12, 16), (8, 12), (5, 8)]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda g, w: _weights_first(g, w), "it multiplies across the batch: on a (batch, features) tensor the weights "
+                                        "go second (x @ W)"),
+    (lambda g, w: g.op("Transpose", perm=[1, 0]).matmul(w), "it multiplies across the batch: on a (features, batch) "
+                                                             "tensor the weights go first (W @ x)"),
+    (lambda g, w: _weights_first(g.op("Transpose", perm=[1, 0]), w), "is (features, batch); hdlgen emits (batch, "
+                                                                      "features): end the graph with a Transpose back"),
+    (lambda g, w: g.op("Transpose", perm=[1, 0]).batchnorm(*batchnorm_params(np.random.default_rng(1), 16, 1.0)),
+     "(BatchNormalization): its input is (features, batch) after a Transpose; there hdlgen supports MatMul"),
+    (lambda g, w: g.op("Transpose", perm=[1, 0]).binary("Add", np.zeros((1, 16))),
+     "constant of shape (1, 16) does not vary only along the features of its (features, batch) input (16, 4)"),
+], ids=["left-on-rows", "right-on-columns", "ends-transposed", "batchnorm-on-columns", "row-constant-on-columns"])
+def test_weights_on_the_wrong_side_of_the_batch(tmp_path, rng, edit, message):
+    g = Graph([16], 4).quant(0.5, 4)
+    w = g.quantized_weight(bipolar_weights(rng, 16, 16), 1.0)
+    edit(g, w)
+    with pytest.raises(HdlgenError, match=re.escape(message)):
+        load_qonnx(g.save(tmp_path / "m.onnx"))
+
+
 def test_ternary_weights_with_2bit_activations(tmp_path, rng):
     """2-bit signed narrow weights are ternary; activations are 2-bit signed (values -2..1)."""
     g = Graph([20], BATCH).quant(0.25, 4, signed=False)
