@@ -50,7 +50,7 @@ def main(argv=None):
         (work / "fold.json").write_text(json.dumps(fold))
 
         start = time.monotonic()
-        report = build(work / "cnv.json", work / "out", fold=str(work / "fold.json"), lut_inputs=6)
+        report = build(work / "cnv.json", work / "out", fold=str(work / "fold.json"), target="xc7")
         gen_seconds = time.monotonic() - start
         ii = report["pipeline"]["initiation_interval_cycles"]
         print(f"CNV Verilog generation: {gen_seconds:.1f} s (aim: under 60 s; FINN's HLS flow: hours, published)")

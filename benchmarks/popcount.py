@@ -24,10 +24,9 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdlgen.backends.synth import synthesize
-from hdlgen.backends.synth import target as target_spec
 from hdlgen.backends.verilog import emit
 from hdlgen.cores import DotProductArray
-from hdlgen.flow import LUT_INPUTS
+from hdlgen.targets import get_target
 from hdlgen.ir import BIPOLAR
 
 
@@ -78,8 +77,8 @@ class Registered(wiring.Component):
 def measure(kind: str, simd: int, pe: int, target: str, workdir: Path, clock_mhz: float):
     verilog = workdir / f"{kind}.v"
     name = f"popcount_{kind}"
-    # trees are shaped for the target's LUT size, as 'hdlgen build --lut-inputs' does
-    group = LUT_INPUTS[6 if target_spec(target)["family"] == "xilinx" else 4]
+    # trees are shaped for the target's LUT size, as 'hdlgen build --target' does
+    group = get_target(target).tree_group
     verilog.write_text(naive_verilog(name, simd, pe) if kind == "naive"
                        else emit(Registered(simd=simd, pe=pe, tree_group=group), name))
     start = time.monotonic()

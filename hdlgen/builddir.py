@@ -68,9 +68,10 @@ _STREAM = {"type": "object", "required": ["features", "values_per_beat", "bits_p
                           "beats_per_frame": _COUNT}}
 REPORT_SCHEMA = {
     "type": "object",
-    "required": ["top", "layers", "pipeline", "input", "output"],
+    "required": ["top", "target", "layers", "pipeline", "input", "output"],
     "properties": {
         "top": {"type": "string", "pattern": IDENTIFIER.pattern},
+        "target": {"type": "string"},
         "layers": {"type": "array", "items": {"type": "object", "required": ["name", "pe", "simd"],
                                               "properties": {"name": {"type": "string"}, "pe": _COUNT, "simd": _COUNT}}},
         "pipeline": {"type": "object", "required": ["initiation_interval_cycles", "latency_bound_cycles"],
@@ -143,7 +144,7 @@ def _read_marker(path: Path) -> dict:
 def _foreign(path: Path, marker: dict) -> list[str]:
     """Entries of a build directory that hdlgen did not write: not in the marker, or not of the
     shape hdlgen gives the ``sim`` and ``synth`` folders it adds."""
-    from .backends.synth import targets
+    from .targets import target_names
 
     known = set(marker["files"]) | set(marker["derived"]) | {MARKER}
     foreign = sorted(name for name in os.listdir(path) if name not in known)
@@ -155,7 +156,7 @@ def _foreign(path: Path, marker: dict) -> list[str]:
             foreign.append(name)
         elif name in ("sim", "synth"):
             for n in os.listdir(entry):
-                fits = SIM_ENTRY.match(n) if name == "sim" else n in targets()
+                fits = SIM_ENTRY.match(n) if name == "sim" else n in target_names()
                 staging = name == "sim" and "staging" in n         # an interrupted Verilator build of hdlgen's
                 if not fits or (entry / n).is_symlink() or not (entry / n).is_dir():
                     foreign.append(f"{name}/{n}")

@@ -74,11 +74,11 @@ def _print_build(report: dict, outdir: Path) -> None:
         print(f"note: the model's final {report['output']['host_op']} runs on the host: the hardware emits the logits "
               f"and sim applies it, as onnxruntime does")
     width = max([len("layer")] + [len(layer["name"]) for layer in report["layers"]]) + 2
-    print(f"{'layer':<{width}}{'MW x MH':>13}{'PE':>5}{'SIMD':>6}{'cycles':>9}{'weight bits':>13}")
+    print(f"{'layer':<{width}}{'MW x MH':>13}{'PE':>5}{'SIMD':>6}{'cycles':>9}{'weight bits':>13}  products")
     for layer in report["layers"]:
         size = f"{layer['mw']} x {layer['mh']}"
         print(f"{layer['name']:<{width}}{size:>13}{layer['pe']:>5}{layer['simd']:>6}"
-              f"{layer['cycles_per_frame']:>9}{layer['weight_memory_bits']:>13}")
+              f"{layer['cycles_per_frame']:>9}{layer['weight_memory_bits']:>13}  {layer['product']}")
     pipe = report["pipeline"]
     print(f"pipeline: {pipe['initiation_interval_cycles']} cycles per frame "
           f"({report['frames_per_second_at_clock']:,.0f} frames/s at {report['clock_mhz_for_fps']:g} MHz), "
@@ -90,7 +90,7 @@ def cmd_build(args) -> int:
     from .size_guard import SizeGuard
 
     report = build(Path(args.model), Path(args.outdir), fold=args.fold, target_fps=args.target_fps,
-                   clock_mhz=args.clock_mhz, lut_inputs=args.lut_inputs, progress=Progress(4, enabled=not args.quiet),
+                   clock_mhz=args.clock_mhz, target=args.target, progress=Progress(4, enabled=not args.quiet),
                    guard=SizeGuard(max_weight_bits=args.max_weight_bits, max_lanes=args.max_lanes),
                    input_type=args.input_type)
     _print_build(report, Path(args.outdir))
@@ -181,7 +181,7 @@ def cmd_synth(args) -> int:
 
     build_dir = BuildDir.open(Path(args.outdir))
     results, failures = [], []
-    for target in args.target:
+    for target in args.target or [build_dir.report["target"]]:
         workdir = build_dir.record("synth") / target
         if not args.quiet:
             print(f"synthesizing for {target} ...", file=sys.stderr, flush=True)
@@ -235,8 +235,8 @@ def cmd_demo(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    from .backends.synth import targets
     from .size_guard import SizeGuard
+    from .targets import DEFAULT_TARGET, target_names
 
     from . import __version__
 
@@ -252,8 +252,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--input-type", metavar="T", help=INPUT_TYPE_HELP)
     b.add_argument("--target-fps", type=FRAMES_PER_SECOND, help="frames per second to fold for (auto folding)")
     b.add_argument("--clock-mhz", type=CLOCK_MHZ, default=100.0, help="clock the frame rate refers to (default 100)")
-    b.add_argument("--lut-inputs", type=int, choices=(4, 6), default=4,
-                   help="LUT size the adder trees are shaped for: 4 (Lattice ECP5, iCE40; default) or 6 (Xilinx)")
+    b.add_argument("--target", choices=target_names(), default=DEFAULT_TARGET,
+                   help=f"FPGA family to generate for: its LUT size and multiplier primitive (default {DEFAULT_TARGET})")
     guard = SizeGuard()
     b.add_argument("--max-weight-bits", type=_positive_int, default=guard.max_weight_bits,
                    help=f"size guard: refuse models with more weight bits (default {guard.max_weight_bits:,})")
@@ -270,8 +270,8 @@ def parser() -> argparse.ArgumentParser:
 
     y = sub.add_parser("synth", help="synthesize with Yosys (and nextpnr) and report LUT, FF, BRAM, DSP, Fmax")
     y.add_argument("outdir", help="a build directory")
-    y.add_argument("--target", required=True, action="append", choices=sorted(targets()),
-                   help="device to synthesize for (repeat for several)")
+    y.add_argument("--target", action="append", choices=target_names(),
+                   help="device to synthesize for (repeat for several; default: the build's target)")
     y.add_argument("--clock-mhz", type=CLOCK_MHZ, default=100.0, help="timing target for nextpnr (default 100)")
     y.set_defaults(run=cmd_synth)
 

@@ -25,7 +25,9 @@ from .cores import SlidingWindow
 from .backends.packing import pack_beats, unpack_beats
 from .backends.verilog import emit, top_name
 from .builddir import REPORT, BuildDir, check_output_dir, write_build
-from .cores.weights import weight_bits
+from .targets import DEFAULT_TARGET, get_target
+from .cores.products import ProductKind, choose_product, packing
+from .cores.weights import word_width
 from .errors import HdlgenError
 from .frontend import load_model
 from .inspect import exactness_notes
@@ -58,21 +60,26 @@ class Progress:
 
 
 def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: DataflowTop) -> dict:
+    target = top.target
     cycles = top.cycle_model()
     layers, stages = [], []
     for planned in stream_plan(model, foldings):
         stage = planned.stage
         if isinstance(stage, MatrixVectorLayer):
             fold = foldings[stage.name]
+            plan = choose_product(stage.in_type, stage.weight_type, target, pe=fold.pe)
+            pack = packing(stage.in_type, stage.weight_type, target) if plan.kind is ProductKind.PACKED else None
+            words, width = stage.mh // fold.pe * (stage.mw // fold.simd), word_width(stage, fold, pack)
             thr_bits = 0 if stage.thresholds is None else stage.thresholds.size * (stage.acc_max + 1).bit_length()
             layers.append({
                 "name": stage.name, "kind": "convolution" if stage.spatial else "matrix_vector",
                 "mw": stage.mw, "mh": stage.mh, "vectors": stage.vectors,
                 "in_type": str(stage.in_type), "weight_type": str(stage.weight_type),
                 "out_type": None if stage.out_type is None else str(stage.out_type),
+                "product": plan.kind.value, "product_reason": plan.reason,
                 "pe": fold.pe, "simd": fold.simd, "cycles_per_frame": cycles.layer_cycles[stage.name],
-                "weight_memory_bits": stage.mw * stage.mh * weight_bits(stage),
-                "weight_memory_shape": [stage.mh // fold.pe * (stage.mw // fold.simd), fold.pe * fold.simd * weight_bits(stage)],
+                "weight_memory_bits": words * width,
+                "weight_memory_shape": [words, width],
                 "threshold_memory_bits": thr_bits,
             })
         else:
@@ -104,7 +111,7 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
 
 
 def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: float | None, clock_mhz: float,
-                    lut_inputs: int, guard: SizeGuard, input_type: str | None = None) -> list[str]:
+                    target: str, guard: SizeGuard, input_type: str | None = None) -> list[str]:
     """The command line that makes this build again (kept in the build's marker)."""
     command = ["hdlgen", "build", str(Path(model_path).absolute()), "-o", str(Path(outdir).absolute())]
     if input_type is not None:
@@ -113,8 +120,10 @@ def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: fl
         command += ["--fold", str(Path(fold).absolute())]
     if target_fps is not None:
         command += ["--target-fps", repr(target_fps)]
+    if target != DEFAULT_TARGET:
+        command += ["--target", target]
     defaults = SizeGuard()
-    for flag, value, default in (("--clock-mhz", clock_mhz, 100.0), ("--lut-inputs", lut_inputs, 4),
+    for flag, value, default in (("--clock-mhz", clock_mhz, 100.0),
                                  ("--max-weight-bits", guard.max_weight_bits, defaults.max_weight_bits),
                                  ("--max-lanes", guard.max_lanes, defaults.max_lanes)):
         if value != default:
@@ -122,20 +131,16 @@ def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: fl
     return command
 
 
-LUT_INPUTS = {4: 2, 6: 3}     # LUT size of the target -> terms summed in logic at an adder tree's first level
-
-
 def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: float | None = None,
-          clock_mhz: float = 100.0, lut_inputs: int = 4, progress: Progress | None = None,
+          clock_mhz: float = 100.0, target: str = DEFAULT_TARGET, progress: Progress | None = None,
           guard: SizeGuard = SizeGuard(), input_type: str | None = None) -> dict:
-    """Build ``model_path`` into ``outdir``; ``lut_inputs`` shapes the adder trees for 4- or 6-input LUTs.
+    """Build ``model_path`` into ``outdir`` for ``target`` (see ``hdlgen.targets``).
 
     ``guard`` stops a model or folding too large to generate before any Verilog is generated;
     ``input_type`` (a QONNX DataType name) declares an ONNX model's input format.
     """
     progress = progress or Progress(4, enabled=False)
-    if lut_inputs not in LUT_INPUTS:
-        raise HdlgenError(f"--lut-inputs must be 4 (Lattice ECP5, iCE40) or 6 (Xilinx), not {lut_inputs!r}")
+    get_target(target)
     outdir = Path(outdir)
     inputs = [model_path] + ([Path(fold)] if fold != "auto" else [])
     check_output_dir(outdir, inputs)
@@ -153,12 +158,13 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
         check_foldings(lowered, foldings)
         guard.check_folding(lowered, foldings)
     with progress("generating Verilog"):
-        top = DataflowTop(model=lowered, foldings=foldings, tree_group=LUT_INPUTS[lut_inputs])
+        top = DataflowTop(model=lowered, foldings=foldings, target=target)
         name = top_name(lowered)
         verilog = emit(top, name)
         report = layer_report(lowered, foldings, top)
         report["clock_mhz_for_fps"] = clock_mhz
-        report["lut_inputs"] = lut_inputs
+        report["target"] = target
+        report["lut_inputs"] = top.target.lut_inputs
         report["frames_per_second_at_clock"] = clock_mhz * 1e6 / report["pipeline"]["initiation_interval_cycles"]
         report["exactness_notes"] = exactness_notes(model)
         report["output"]["host_op"] = None if model.host is None else model.host.op
@@ -169,7 +175,7 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
             (staging / REPORT).write_text(json.dumps(report, indent=2) + "\n")
 
         command = rebuild_command(model_path, outdir, fold=fold, target_fps=target_fps, clock_mhz=clock_mhz,
-                                  lut_inputs=lut_inputs, guard=guard, input_type=input_type)
+                                  target=target, guard=guard, input_type=input_type)
         write_build(outdir, write, command=command, inputs=inputs)
     return report
 

@@ -9,8 +9,7 @@ from hdlgen.ir import BIPOLAR, TERNARY, BatchNorm, Dense, InputQuantizer, Model,
 
 
 def random_dense(rng, name, n_in, n_out, weight_quant, *, scale=True, bias=True):
-    values = [-1, 1] if weight_quant.is_bipolar else [-1, 0, 1]
-    w = rng.choice(values, size=(n_out, n_in))
+    w = rng.choice(weight_quant.values(), size=(n_out, n_in))
     return Dense(name, w, weight_quant, rng.uniform(0.25, 2.0, size=n_out) if scale else 1.0,
                  rng.normal(0, 2, size=n_out) if bias else None)
 

@@ -21,6 +21,8 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..cores.products import ProductKind, choose_product, packing
+from ..targets import DEFAULT_TARGET, Target, get_target
 from ..cores import GlobalSum, MatrixVectorUnit, MaxPool, Padding, SlidingWindow, Thresholding, WidthConverter
 from ..cores.params import counter, validating
 from ..ir.lowered import Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
@@ -90,13 +92,14 @@ class CycleModel:
 class DataflowTop(wiring.Component):
     """The whole model as one streaming component; see the module docstring for the streams."""
 
-    def __init__(self, *, model: LoweredModel, foldings: dict[str, Folding], tree_group: int = 2,
+    def __init__(self, *, model: LoweredModel, foldings: dict[str, Folding], target: Target | str = DEFAULT_TARGET,
                  levels_per_stage: int = 1):
         with validating(self):
             check_foldings(model, foldings)
-        self._model, self._foldings = model, foldings
+            target = get_target(target)
+        self._model, self._foldings, self.target = model, foldings, target
         self._plan = stream_plan(model, foldings)
-        self._cores = [self._core(p, tree_group, levels_per_stage) for p in self._plan]
+        self._cores = [self._core(p, target, levels_per_stage) for p in self._plan]
         first = self._plan[0]
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(first.stage.in_type.bits, first.in_count))),
@@ -108,11 +111,15 @@ class DataflowTop(wiring.Component):
         return list(self._plan)
 
     @staticmethod
-    def _core(planned: PlannedStage, tree_group: int, levels_per_stage: int):
+    def _core(planned: PlannedStage, target: Target, levels_per_stage: int):
         stage = planned.stage
         if isinstance(stage, MatrixVectorLayer):
-            return MatrixVectorUnit(layer=stage, folding=Folding(pe=planned.out_count, simd=planned.in_count),
-                                    tree_group=tree_group, levels_per_stage=levels_per_stage)
+            pe = planned.out_count
+            product = choose_product(stage.in_type, stage.weight_type, target, pe=pe).kind
+            return MatrixVectorUnit(layer=stage, folding=Folding(pe=pe, simd=planned.in_count),
+                                    tree_group=target.tree_group, levels_per_stage=levels_per_stage, product=product,
+                                    packing=packing(stage.in_type, stage.weight_type, target)
+                                    if product is ProductKind.PACKED else None)
         cls = {PadStage: Padding, WindowStage: SlidingWindow, PoolStage: MaxPool, GlobalPoolStage: GlobalSum}[type(stage)]
         return cls(stage=stage, count=planned.in_count)
 

@@ -12,22 +12,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import HdlgenError
-from ..paths import BOARDS
+from ..targets import synthesis_spec
 from .io_shell import SHELL_NAME, shell_verilog
 from .process import run
 from .tools import yowasp
-
-
-def targets() -> dict[str, dict]:
-    raw = json.loads((BOARDS / "targets.json").read_text())
-    return {k: v for k, v in raw.items() if not k.startswith("_")}
-
-
-def target(name: str) -> dict:
-    known = targets()
-    if name not in known:
-        raise HdlgenError(f"unknown target {name!r}; choose one of {', '.join(known)}")
-    return known[name]
 
 
 @dataclass
@@ -75,7 +63,7 @@ def synthesize(verilog: Path, toplevel: str, target_name: str, workdir: Path, *,
     ``stream_bits`` (input and output payload widths of a stream top) is needed for targets that
     measure through an IO shell.
     """
-    spec = target(target_name)
+    spec = synthesis_spec(target_name)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "design.v").write_text(Path(verilog).read_text())
     sources = "design.v"

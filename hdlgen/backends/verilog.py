@@ -8,6 +8,7 @@ from amaranth.back import verilog
 
 from ..assemble import DataflowTop
 from ..ir.lowered import Folding, LoweredModel
+from ..targets import DEFAULT_TARGET
 
 
 def top_name(model: LoweredModel) -> str:
@@ -26,6 +27,6 @@ def emit(component, name: str) -> str:
     return LINT_HEADER + verilog.convert(component, name=name, emit_src=False)
 
 
-def emit_model(model: LoweredModel, foldings: dict[str, Folding], *, tree_group: int = 2) -> tuple[str, DataflowTop]:
-    top = DataflowTop(model=model, foldings=foldings, tree_group=tree_group)
+def emit_model(model: LoweredModel, foldings: dict[str, Folding], *, target: str = DEFAULT_TARGET) -> tuple[str, DataflowTop]:
+    top = DataflowTop(model=model, foldings=foldings, target=target)
     return emit(top, top_name(model)), top

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux
+from amaranth import Cat, Module, Signal, Value, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..ir.quant import QuantType
 from .adder_tree import AdderTree
 from .params import positive_int, validating
+from .products import Packing, ProductKind, choose_product, code_bits, term
+from .products import packing as packing_for
+from .weights import groups, weight_bits
 
 __all__ = ["DotProductArray"]
 
@@ -16,28 +19,55 @@ __all__ = ["DotProductArray"]
 class DotProductArray(wiring.Component):
     """``o[p] = sum_s term(x[s], w[p][s])`` for every row ``p``, through one pipelined tree per row.
 
-    The term is the unsigned form of a product that ``ir.lowered`` defines: for bipolar inputs an
-    XNOR of input and weight sign (masked by the non-zero bit of a ternary weight); for k-bit input
-    codes ``u`` either ``u`` or ``~u`` by the weight's sign, or 0 for a zero weight. Weights come in
-    the memory encoding of ``cores.weights``. Free-running, ``latency`` cycles, no handshake.
+    The term is the unsigned product that ``ir.lowered`` defines: the weight's magnitude times the
+    input code, or times its inverse for a negative weight; ``product`` says how it is made (see
+    ``cores.products``; by default the cheapest for the operand types). Weights come in the memory
+    encoding of ``cores.weights``. Free-running, ``latency`` cycles, no handshake.
+
+    With PACKED products (``packing`` given) the term is instead the signed product of the weight
+    and the centred code plus ``packing.bias``, and ``w[g][s]`` holds the packed word of rows ``g * lanes ..``: the sums are
+    ``golden.packed_sums``, and the caller adds ``golden.row_correction`` to make them ``P``.
     """
 
     def __init__(self, *, in_type: QuantType, weight_type: QuantType, pe: int, simd: int, tree_group: int = 2,
-                 levels_per_stage: int = 1):
+                 levels_per_stage: int = 1, product: ProductKind | None = None, packing: Packing | None = None):
         with validating(self):
             positive_int("pe", pe)
             positive_int("simd", simd)
-            if weight_type.kind.value not in ("bipolar", "ternary"):
-                raise ValueError(f"weights must be bipolar or ternary, not {weight_type}")
-        self._in_type, self._weight_type = in_type, weight_type
-        self.term_max = 1 if in_type.is_bipolar else (1 << in_type.bits) - 1
+            if in_type.is_pow2:
+                raise ValueError(f"in_type {in_type} is a weight type")
+            if product is not None and not isinstance(product, ProductKind):
+                raise TypeError(f"product must be a ProductKind, not {product!r}")
+            if product is None:            # the default target's choice
+                product = choose_product(in_type, weight_type, pe=pe).kind
+                packing = packing_for(in_type, weight_type) if product is ProductKind.PACKED else None
+            if product is ProductKind.XNOR and not (weight_type.is_bipolar and code_bits(in_type) == 1):
+                raise ValueError(f"product {product.value} needs bipolar weights and one-bit inputs, not "
+                                 f"{weight_type} x {in_type}")
+            if product is ProductKind.SELECT and weight_type.magnitude > 1 and code_bits(in_type) > 1:
+                raise ValueError(f"product {product.value} needs weights of magnitude 1 or one-bit inputs, not "
+                                 f"{weight_type} x {in_type}")
+            if product is ProductKind.SHIFT and not weight_type.is_pow2:
+                raise ValueError(f"product {product.value} needs pow2 weights, not {weight_type}")
+            if product in (ProductKind.LUT, ProductKind.MULTIPLY) and weight_type.is_bipolar:
+                raise ValueError(f"product {product.value} needs weights with a magnitude field, not {weight_type}")
+            if (product is ProductKind.PACKED) != (packing is not None):
+                raise ValueError("a packing goes with PACKED products, and only with them")
+            if packing is not None and not packing.fits(in_type, weight_type):
+                raise ValueError(f"packing {packing} does not fit {in_type} codes and {weight_type} weights")
+        self._in_type, self._weight_type, self._packing = in_type, weight_type, packing
+        self.product, self.packing = product, packing
+        self.term_max = (1 if in_type.is_bipolar else (1 << in_type.bits) - 1) * weight_type.magnitude
+        if packing is not None:
+            self.term_max = (1 << packing.lane_bits) - 1
         self._trees = [AdderTree(count=simd, term_max=self.term_max, group=tree_group,
                                  levels_per_stage=levels_per_stage) for _ in range(pe)]
-        self.latency = self._trees[0].latency
-        wbits = 1 if weight_type.is_bipolar else 2
+        # a packed multiplier registers its product and its output (a DSP slice's MREG and PREG)
+        self.latency = self._trees[0].latency + (2 if packing else 0)
+        rows, bits = (pe, weight_bits(weight_type)) if packing is None else (groups(pe, packing), packing.word_bits)
         super().__init__({
             "x": In(data.ArrayLayout(in_type.bits, simd)),
-            "w": In(data.ArrayLayout(data.ArrayLayout(wbits, simd), pe)),
+            "w": In(data.ArrayLayout(data.ArrayLayout(bits, simd), rows)),
             "o": Out(data.ArrayLayout(range(simd * self.term_max + 1), pe)),
         })
 
@@ -45,15 +75,30 @@ class DotProductArray(wiring.Component):
         m = Module()
         for p, tree in enumerate(self._trees):
             m.submodules[f"tree{p}"] = tree
-            for s in range(len(self.x)):
-                m.d.comb += tree.i[s].eq(self._term(self.x[s], self.w[p][s]))
             m.d.comb += self.o[p].eq(tree.o)
+        if self._packing is not None:
+            self._packed_terms(m)
+            return m
+        for p, tree in enumerate(self._trees):
+            for s in range(len(self.x)):
+                m.d.comb += tree.i[s].eq(term(self.product, self._in_type, self._weight_type, self.x[s],
+                                              Value.cast(self.w[p][s])))
         return m
 
-    def _term(self, x, w):
-        if self._in_type.is_bipolar:
-            if self._weight_type.is_bipolar:
-                return ~(x ^ w[0])
-            return w[0] & ~(x ^ w[1])
-        flipped = x ^ Mux(w[-1], 0, (1 << self._in_type.bits) - 1)
-        return flipped if self._weight_type.is_bipolar else Mux(w[0], flipped, 0)
+    def _packed_terms(self, m: Module):
+        packing, lane = self._packing, self._packing.lane_bits
+        for g in range(len(self.w)):
+            rows = range(g * packing.lanes, min((g + 1) * packing.lanes, len(self._trees)))
+            for s in range(len(self.x)):
+                width = packing.word_bits + packing.code_bits
+                product = Signal(signed(width), name=f"m{g}_{s}", reset_less=True)
+                registered = Signal(signed(width), name=f"p{g}_{s}", reset_less=True)
+                code = Value.cast(self.x[s])
+                centred = Cat(code[:-1], ~code[-1]).as_signed()          # u - 2^(k - 1)
+                m.d.sync += [product.eq(Value.cast(self.w[g][s]).as_signed() * centred),
+                             registered.eq(product)]
+                for r, row in enumerate(rows):
+                    bits = registered[r * lane:(r + 1) * lane]
+                    borrow = registered[r * lane - 1] if r else 0
+                    # the signed lane plus the bias: its top bit inverted, then the borrow given back
+                    m.d.comb += self._trees[row].i[s].eq(Cat(bits[:-1], ~bits[-1]) + borrow)

@@ -1,15 +1,17 @@
-"""Folded matrix-vector unit for bipolar or ternary weights."""
+"""Folded matrix-vector unit."""
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..ir.lowered import Folding, MatrixVectorLayer
 from .dot_array import DotProductArray
+from ..golden.layers import row_correction
 from .params import counter, validating
-from .weights import weight_bits, weight_words
+from .products import Packing, ProductKind
+from .weights import weight_words, word_width
 
 __all__ = ["MatrixVectorUnit"]
 
@@ -37,16 +39,19 @@ class MatrixVectorUnit(wiring.Component):
     datapath register. Nothing is lost or reordered under any pattern of ``i.valid``/``o.ready``.
     """
 
-    def __init__(self, *, layer: MatrixVectorLayer, folding: Folding, tree_group: int = 2, levels_per_stage: int = 1):
+    def __init__(self, *, layer: MatrixVectorLayer, folding: Folding, tree_group: int = 2, levels_per_stage: int = 1,
+                 product: ProductKind | None = None, packing: Packing | None = None):
         with validating(self):
             layer.check_folding(folding)
         self._layer, self._folding = layer, folding
         self._nf, self._sf = layer.mh // folding.pe, layer.mw // folding.simd
         self._dots = DotProductArray(in_type=layer.in_type, weight_type=layer.weight_type, pe=folding.pe,
-                                     simd=folding.simd, tree_group=tree_group, levels_per_stage=levels_per_stage)
+                                     simd=folding.simd, tree_group=tree_group, levels_per_stage=levels_per_stage,
+                                     product=product, packing=packing)
+        self.product, self._packing = self._dots.product, self._dots.packing
         self.acc_max = layer.acc_max
         # weights big enough for block RAM (by Yosys's usual choice) get an output register
-        words, width = self._nf * self._sf, folding.pe * folding.simd * weight_bits(layer)
+        words, width = self._nf * self._sf, word_width(layer, folding, self._packing)
         self._block_ram = words >= BLOCK_RAM_MIN_DEPTH and words * width >= BLOCK_RAM_MIN_BITS
         # issue -> address register (1) -> memory read (1) [-> output register (1)]
         self._memory_latency = 3 if self._block_ram else 2
@@ -86,15 +91,15 @@ class MatrixVectorUnit(wiring.Component):
         m = Module()
         layer, pe, simd = self._layer, self._folding.pe, self._folding.simd
         nf_count, sf_count = self._nf, self._sf
-        in_bits, wbits = layer.in_type.bits, weight_bits(layer)
+        in_bits = layer.in_type.bits
         word_layout = data.ArrayLayout(in_bits, simd)
 
         # -- weights ---------------------------------------------------------------------------------
-        words = weight_words(layer, self._folding)
+        words = weight_words(layer, self._folding, self._packing)
         # below the block-RAM size the weights are kept out of block RAM (a ROM in logic), where
         # their read needs no extra register; Yosys would otherwise pick block RAM for some of them
         m.submodules.weights = weights = memory.Memory(
-            shape=unsigned(pe * simd * wbits), depth=max(len(words), 2), init=words,
+            shape=unsigned(word_width(layer, self._folding, self._packing)), depth=max(len(words), 2), init=words,
             attrs=None if self._block_ram else {"ram_style": "logic"})
         w_read = weights.read_port()
 
@@ -189,15 +194,43 @@ class MatrixVectorUnit(wiring.Component):
             valid, first, last = v, f, l
 
         # -- accumulate over SF words, then write the FIFO -------------------------------------------
-        acc = Signal(acc_shape, reset_less=True)
         push = Signal()
-        with m.If(valid):
-            for p in range(pe):
-                m.d.sync += acc[p].eq(Mux(first, 0, acc[p]) + dots.o[p])
         m.d.sync += push.eq(valid & last)
-        m.d.comb += [out_fifo.w_data.eq(acc), out_fifo.w_en.eq(push)]
+        m.d.comb += out_fifo.w_en.eq(push)
+        if self._packing is None:
+            acc = Signal(acc_shape, reset_less=True)
+            with m.If(valid):
+                for p in range(pe):
+                    m.d.sync += acc[p].eq(Mux(first, 0, acc[p]) + dots.o[p])
+            m.d.comb += out_fifo.w_data.eq(acc)
+        else:
+            self._corrected_accumulators(m, valid, first, last, out_fifo)
 
         popped = self.o.valid & self.o.ready
         pushed_issue = issue & (sf == sf_count - 1)
         m.d.sync += outstanding.eq(outstanding + pushed_issue - popped)
         return m
+
+    def _corrected_accumulators(self, m: Module, valid, first, last, out_fifo):
+        """PACKED products sum biased signed terms: each row starts from its correction
+        (``golden.row_correction``), read from a ROM by the row group being accumulated, so that
+        the sum ends as ``P``. Partial sums may be negative; the final one never is."""
+        layer, pe, packing = self._layer, self._folding.pe, self._packing
+        correction = row_correction(layer, packing.code_bits, packing.bias).reshape(self._nf, pe)
+        lo = min(0, int(correction.min()))
+        hi = max(self.acc_max, int(correction.max()) + layer.mw * self._dots.term_max)
+        row_shape = data.ArrayLayout(signed(max(lo.bit_length(), hi.bit_length()) + 1), pe)
+        m.submodules.corrections = rom = memory.Memory(
+            shape=row_shape, depth=max(self._nf, 2), init=[[int(c) for c in row] for row in correction],
+            attrs={"ram_style": "logic"})
+        read = rom.read_port(domain="comb")
+        group = Signal(counter(self._nf))
+        with m.If(valid & last):
+            m.d.sync += group.eq(Mux(group == self._nf - 1, 0, group + 1))
+        m.d.comb += read.addr.eq(group)
+        acc = Signal(row_shape, reset_less=True)
+        with m.If(valid):
+            for p in range(pe):
+                m.d.sync += acc[p].eq(Mux(first, read.data[p], acc[p]) + self._dots.o[p])
+        bits = self.acc_max.bit_length()
+        m.d.comb += out_fifo.w_data.eq(Cat(*(acc[p][:bits] for p in range(pe))))

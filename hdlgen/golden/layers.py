@@ -20,11 +20,22 @@ from .reference import input_values
 def matrix_vector(layer: MatrixVectorLayer, codes: np.ndarray) -> np.ndarray:
     """Hardware accumulators ``P`` (..., MH) for input codes (..., MW); see ``ir.lowered``."""
     codes = np.asarray(codes, dtype=np.int64)
-    pos = (layer.weights > 0).astype(np.int64)
-    neg = (layer.weights < 0).astype(np.int64)
-    if layer.in_type.is_bipolar:
-        return codes @ pos.T + (1 - codes) @ neg.T
-    return codes @ pos.T + (layer.in_code_max - codes) @ neg.T
+    pos, neg = np.maximum(layer.weights, 0), np.maximum(-layer.weights, 0)
+    return codes @ pos.T + (layer.code_max - codes) @ neg.T
+
+
+def packed_sums(weights: np.ndarray, codes: np.ndarray, code_bits: int, bias: int) -> np.ndarray:
+    """What a dot-product array with PACKED products sums per row: ``sum(w * v + bias)`` over the
+    codes given, ``v = u - 2^(code_bits - 1)`` being the centred code (see ``cores.products``)."""
+    centred = np.asarray(codes, dtype=np.int64) - (1 << (code_bits - 1))
+    weights = np.asarray(weights, dtype=np.int64)
+    return centred @ weights.T + weights.shape[1] * bias
+
+
+def row_correction(layer: MatrixVectorLayer, code_bits: int, bias: int) -> np.ndarray:
+    """Per row, ``P`` minus the PACKED sums over all of the layer's inputs."""
+    w = layer.weights
+    return layer.code_max * np.maximum(-w, 0).sum(axis=1) + (1 << (code_bits - 1)) * w.sum(axis=1) - layer.mw * bias
 
 
 def thresholds(layer: MatrixVectorLayer, acc: np.ndarray) -> np.ndarray:

@@ -1,14 +1,18 @@
 """The lowered model: only what hardware needs, all integers.
 
-Each ``MatrixVectorLayer`` multiplies a stream of input *codes* (see ``quant``) by bipolar or ternary
-weights. Hardware computes an unsigned accumulator ``P`` per output channel:
+Each ``MatrixVectorLayer`` multiplies a stream of input *codes* ``u`` (see ``quant``) by integer
+weights ``w``. Hardware computes an unsigned accumulator ``P`` per output channel, each weight
+adding its magnitude times the code, or times the inverted code ``~u = u_max - u`` where the weight
+is negative:
 
-* bipolar input: ``P = #{i : w[i] != 0 and x[i] == sign(w[i])}`` (XNOR-popcount, zeros skipped)
-* k-bit input codes ``u``: ``P = sum(u[i] for w[i] = +1) + sum(~u[i] for w[i] = -1)`` with ``~u = 2^k - 1 - u``
+    ``P = sum(|w[i]| * (u[i] if w[i] > 0 else ~u[i]))``, where ``u_max`` is 1 for a bipolar input
 
-and the signed dot product of values is ``acc_gain * P + acc_offset[row]``. Thresholds are kept in
-the ``P`` domain: the output code is ``sum_j [P >= thresholds[row, j]]``. Rows of weights whose
-activation falls with the dot product (negative batch-norm gamma) are stored negated.
+so with bipolar weights and inputs ``P`` is an XNOR-popcount, with ternary weights zeros are
+skipped, and ``P`` is never negative. The signed dot product of values is
+``acc_gain * P + acc_offset[row]``. Thresholds are kept in the ``P`` domain: the output code is
+``sum_j [P >= thresholds[row, j]]``. Rows of weights whose activation falls with the dot product
+(negative batch-norm gamma) are stored negated, which is why a layer's weights are bounded by their
+type's ``magnitude`` on both sides (an int8 weight of -128 negates to 128).
 """
 
 from __future__ import annotations
@@ -43,15 +47,19 @@ class MatrixVectorLayer:
     name: str
     in_type: QuantType
     weight_type: QuantType
-    weights: np.ndarray                 # (MH, MW) in {-1, 0, +1}
+    weights: np.ndarray                 # (MH, MW) integers, |w| <= weight_type.magnitude
     thresholds: np.ndarray | None       # (MH, levels - 1), P domain; None: emit P itself
     out_type: QuantType | None
     spatial: tuple[int, ...] = ()       # (OH, OW) for a convolution: one MW-vector per output pixel
 
     def __post_init__(self):
         weights = np.asarray(self.weights, dtype=np.int64)
-        if weights.ndim != 2 or not np.all(np.abs(weights) <= 1):
-            raise HdlgenError(f"layer {self.name!r}: lowered weights must be a matrix of -1, 0, +1")
+        if weights.ndim != 2:
+            raise HdlgenError(f"layer {self.name!r}: lowered weights must be a matrix")
+        wt, magnitude = self.weight_type, np.abs(weights)
+        if np.any(magnitude > wt.magnitude) or wt.is_bipolar and not np.all(weights) \
+                or wt.is_pow2 and not wt.contains(magnitude):
+            raise HdlgenError(f"layer {self.name!r}: lowered weights must be {self.weight_type} values or their negations")
         object.__setattr__(self, "weights", weights)
         if (self.thresholds is None) != (self.out_type is None):
             raise HdlgenError(f"layer {self.name!r}: thresholds and out_type go together")
@@ -85,9 +93,14 @@ class MatrixVectorLayer:
         return (1 << self.in_type.bits) - 1
 
     @property
+    def code_max(self) -> int:
+        """``u_max``: the largest input code, 1 for a bipolar input."""
+        return 1 if self.in_type.is_bipolar else self.in_code_max
+
+    @property
     def term_max(self) -> int:
         """Largest term one input adds to ``P``."""
-        return 1 if self.in_type.is_bipolar else self.in_code_max
+        return self.code_max * self.weight_type.magnitude
 
     @property
     def acc_max(self) -> int:
@@ -102,13 +115,13 @@ class MatrixVectorLayer:
     def acc_offset(self) -> np.ndarray:
         w = self.weights
         if self.in_type.is_bipolar:
-            return -np.count_nonzero(w, axis=1).astype(np.int64)
-        return -np.count_nonzero(w < 0, axis=1) * self.in_code_max + self.in_type.lo * w.sum(axis=1)
+            return -np.abs(w).sum(axis=1)
+        return np.minimum(w, 0).sum(axis=1) * self.in_code_max + self.in_type.lo * w.sum(axis=1)
 
     @property
     def row_p_max(self) -> np.ndarray:
         """Largest accumulator each row can reach."""
-        return np.count_nonzero(self.weights, axis=1).astype(np.int64) * self.term_max
+        return np.abs(self.weights).sum(axis=1) * self.code_max
 
     @property
     def p_max(self) -> int:

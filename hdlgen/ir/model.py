@@ -72,6 +72,12 @@ def _shape(name: str, shape) -> tuple[int, ...]:
     return shape
 
 
+def _activation_type(name: str, quant: QuantType) -> None:
+    if quant.is_pow2:
+        raise HdlgenError(f"layer {name!r}: {quant} is a weight type; quantize activations to a signed, unsigned or "
+                          f"bipolar type")
+
+
 def _quantized_weights(layer, ndim: int, expected: str) -> None:
     """Validate and normalize a weighted layer's ``weight``, ``weight_scale`` and ``bias`` in place."""
     name, quant = layer.name, layer.weight_quant
@@ -79,7 +85,8 @@ def _quantized_weights(layer, ndim: int, expected: str) -> None:
     if weight.ndim != ndim or 0 in weight.shape:
         raise HdlgenError(f"layer {name!r}: weight has shape {weight.shape}, expected {expected}")
     if not quant.contains(weight):
-        allowed = "-1 or +1" if quant.is_bipolar else f"integers from {quant.lo} to {quant.hi}"
+        allowed = "-1 or +1" if quant.is_bipolar else f"0 and +-1 .. +-{quant.hi} in powers of two" if quant.is_pow2 \
+            else f"integers from {quant.lo} to {quant.hi}"
         raise HdlgenError(f"layer {name!r}: weight holds values outside {quant} ({allowed}); "
                           f"store the integer weights and put their scale in weight_scale")
     object.__setattr__(layer, "weight", weight.astype(np.int64))
@@ -123,6 +130,7 @@ class InputQuantizer:
             raise HdlgenError(f"input: features must be a positive integer, not {self.features!r}")
         if self.quant.kind is QuantKind.TERNARY:
             raise HdlgenError("input: a ternary input quantizer is not supported; use 'narrow_int2' for the same values")
+        _activation_type(self.name, self.quant)
         object.__setattr__(self, "scale", _positive_scale(self.name, "scale", self.scale))
         object.__setattr__(self, "given_scale", _positive_scale(self.name, "given_scale", self.given_scale))
         object.__setattr__(self, "rounding", _rounding(self.name, self.rounding))
@@ -205,6 +213,7 @@ class Quantizer:
     rounding: str = "ROUND"
 
     def __post_init__(self):
+        _activation_type(self.name, self.quant)
         object.__setattr__(self, "scale", _positive_scale(self.name, "scale", self.scale))
         object.__setattr__(self, "rounding", _rounding(self.name, self.rounding))
 
@@ -257,6 +266,7 @@ class MultiThreshold:
     scale: float = 1.0
 
     def __post_init__(self):
+        _activation_type(self.name, self.quant)
         t = np.asarray(self.thresholds, dtype=np.float64)
         if t.ndim != 2 or np.any(np.isnan(t)):
             raise HdlgenError(f"layer {self.name!r}: thresholds must be a (channels, steps) array of numbers, not shape {t.shape}")
@@ -281,6 +291,7 @@ class Trunc:
     rounding: str = "FLOOR"
 
     def __post_init__(self):
+        _activation_type(self.name, self.quant)
         object.__setattr__(self, "in_scale", _positive_scale(self.name, "in_scale", self.in_scale))
         object.__setattr__(self, "scale", _positive_scale(self.name, "scale", self.scale))
         object.__setattr__(self, "rounding", _rounding(self.name, self.rounding))

@@ -9,9 +9,14 @@ BIPOLAR       {-1, +1}            1 = +1, 0 = -1          1
 TERNARY       {-1, 0, +1}         value + 1               2
 INT (k bits)  [-2^(k-1), 2^(k-1)-1] (narrow: lo + 1)  value - lo   k
 UINT (k bits) [0, 2^k - 1]        value                   k
+POW2 (k bits) 0, +-1, +-2, .. +-2^(k-2)  index among values  k
 ============  ==================  ======================  ===============
 
-so ``value = code + lo`` for every kind but BIPOLAR, where ``value = 2 * code - 1``.
+so ``value = code + lo`` for every kind but BIPOLAR, where ``value = 2 * code - 1``, and POW2.
+
+POW2 is a weight type only: a signed k-bit weight set whose non-zero values are powers of two (the
+five levels {-2, -1, 0, 1, 2} are POW2 with 3 bits), multiplied by shifting. ``magnitude`` is the
+largest absolute value a type holds, the bound of a weight whose sign hardware may flip.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class QuantKind(enum.Enum):
     TERNARY = "ternary"
     INT = "int"
     UINT = "uint"
+    POW2 = "pow2"
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class QuantType:
             raise ValueError("narrow ranges apply only to signed int types")
         if self.kind is QuantKind.INT and self.bits < 2:
             raise ValueError("a 1-bit signed int is bipolar: use the bipolar type")
+        if self.kind is QuantKind.POW2 and self.bits < 3:
+            raise ValueError("a power-of-two set of fewer than 3 bits is ternary: use the ternary type")
 
     @classmethod
     def int(cls, bits: int, *, narrow: bool = False) -> QuantType:
@@ -62,6 +70,14 @@ class QuantType:
     def uint(cls, bits: int) -> QuantType:
         return cls(QuantKind.UINT, bits)
 
+    @classmethod
+    def pow2(cls, bits: int) -> QuantType:
+        return cls(QuantKind.POW2, bits)
+
+    @property
+    def is_pow2(self) -> bool:
+        return self.kind is QuantKind.POW2
+
     @property
     def lo(self) -> int:
         """Smallest value."""
@@ -69,6 +85,8 @@ class QuantType:
             return -1
         if self.kind is QuantKind.UINT:
             return 0
+        if self.kind is QuantKind.POW2:
+            return -(1 << (self.bits - 2))
         return -(1 << (self.bits - 1)) + int(self.narrow)
 
     @property
@@ -78,12 +96,19 @@ class QuantType:
             return 1
         if self.kind is QuantKind.UINT:
             return (1 << self.bits) - 1
+        if self.kind is QuantKind.POW2:
+            return 1 << (self.bits - 2)
         return (1 << (self.bits - 1)) - 1
+
+    @property
+    def magnitude(self) -> int:
+        """Largest absolute value."""
+        return max(-self.lo, self.hi)
 
     @property
     def levels(self) -> int:
         """How many distinct values the type holds."""
-        return 2 if self.kind is QuantKind.BIPOLAR else self.hi - self.lo + 1
+        return len(self.values()) if self.kind in (QuantKind.BIPOLAR, QuantKind.POW2) else self.hi - self.lo + 1
 
     @property
     def code_max(self) -> int:
@@ -98,12 +123,17 @@ class QuantType:
         """All values of the type, ascending."""
         if self.is_bipolar:
             return np.array([-1, 1], dtype=np.int64)
+        if self.is_pow2:
+            powers = 1 << np.arange(self.bits - 1, dtype=np.int64)
+            return np.concatenate([-powers[::-1], [0], powers])
         return np.arange(self.lo, self.hi + 1, dtype=np.int64)
 
     def contains(self, values: np.ndarray) -> bool:
         values = np.asarray(values)
         if self.is_bipolar:
             return bool(np.all((values == -1) | (values == 1)))
+        if self.is_pow2:
+            return bool(np.all(np.isin(values, self.values())))
         return bool(np.all((values >= self.lo) & (values <= self.hi) & (values == np.round(values))))
 
     def encode(self, values: np.ndarray) -> np.ndarray:
@@ -111,6 +141,8 @@ class QuantType:
         values = np.asarray(values, dtype=np.int64)
         if self.is_bipolar:
             return (values > 0).astype(np.int64)
+        if self.is_pow2:
+            return np.searchsorted(self.values(), values).astype(np.int64)
         return values - self.lo
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
@@ -118,12 +150,16 @@ class QuantType:
         codes = np.asarray(codes, dtype=np.int64)
         if self.is_bipolar:
             return 2 * codes - 1
+        if self.is_pow2:
+            return self.values()[codes]
         return codes + self.lo
 
     # -- the text form used by the native model description ------------------------------------------
     def to_json(self) -> str:
         if self.kind in (QuantKind.BIPOLAR, QuantKind.TERNARY):
             return self.kind.value
+        if self.is_pow2:
+            return f"pow2_{self.bits}"
         return f"{'narrow_' if self.narrow else ''}{self.kind.value}{self.bits}"
 
     @classmethod
@@ -135,10 +171,10 @@ class QuantType:
             return cls(QuantKind(text), 1 if text == "bipolar" else 2)
         narrow = text.startswith("narrow_")
         body = text[len("narrow_"):] if narrow else text
-        for prefix, kind in (("uint", QuantKind.UINT), ("int", QuantKind.INT)):
+        for prefix, kind in (("uint", QuantKind.UINT), ("int", QuantKind.INT), ("pow2_", QuantKind.POW2)):
             if body.startswith(prefix) and body[len(prefix):].isdigit():
                 return cls(kind, int(body[len(prefix):]), narrow)
-        raise ValueError(f"unknown quant type {text!r}: use 'bipolar', 'ternary', 'uintK', 'intK' or 'narrow_intK' (K = 1..{MAX_BITS})")
+        raise ValueError(f"unknown quant type {text!r}: use 'bipolar', 'ternary', 'uintK', 'intK', 'narrow_intK' (K = 1..{MAX_BITS}) or 'pow2_K' (K = 3..{MAX_BITS})")
 
     def __str__(self) -> str:
         return self.to_json()

@@ -5,8 +5,8 @@ norm, scalar or per-channel mul/add/sub/div, clip/ReLU), then a quantizing layer
 MultiThreshold or Trunc), optionally followed by max pooling (stride = kernel) and flattening. The
 last dense layer may instead end the model with its elementwise chain: its outputs come back in
 model units through ``OutputStage``. Each layer's input must be the input quantizer or a
-quantizing layer, and its weights bipolar, ternary or 2-bit narrow signed (the same values as
-ternary).
+quantizing layer; its weights are bipolar, ternary, signed integers of 2 to 8 bits, or powers of
+two (see ``hardware_weight_type``).
 
 A max pool on a convolution's real outputs, before its activation (TensorLayer's BinaryNet puts
 batch norm after the pool), moves after the activation: the activation is monotone per channel, so
@@ -39,9 +39,6 @@ from ..ir.lowered import (GlobalPoolStage, LoweredModel, MatrixVectorLayer, Outp
 from ..ir.model import (ELEMENTWISE, QUANTIZING, BatchNorm, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool,
                         MaxPool2d, Model)
 from ..ir.quant import TERNARY, QuantKind, QuantType
-
-HARDWARE_WEIGHTS = (QuantKind.BIPOLAR, QuantKind.TERNARY)
-
 
 def _describe(layer) -> str:
     return f"layer {layer.name!r}: a {type(layer).__name__.lower()}"
@@ -120,14 +117,19 @@ def _thresholds(layer: MatrixVectorLayer, dense: Dense, tail, quant, in_scale: f
     return lo.T
 
 
-def hardware_weight_type(dense: Dense) -> QuantType:
-    q = dense.weight_quant
-    if q.kind in HARDWARE_WEIGHTS:
-        return QuantType(q.kind, q.bits)
-    if q == QuantType.int(2, narrow=True):
+def hardware_weight_type(dense: Dense | Conv2d) -> QuantType:
+    """The layer's weight type as hardware multiplies it, recognised from the values it holds: a
+    signed type whose weights are all -1, 0 or +1 is ternary, and one whose non-zero weights are
+    all powers of two is POW2 (shifts instead of multiplications)."""
+    q, w = dense.weight_quant, np.abs(dense.weight)
+    if q.kind in (QuantKind.BIPOLAR, QuantKind.TERNARY):
+        return q
+    top = int(w.max())
+    if top <= 1:
         return TERNARY
-    raise HdlgenError(f"layer {dense.name!r}: {q} weights are not supported by the hardware generators yet; "
-                      f"quantize this layer's weights to bipolar or ternary (2-bit narrow signed)")
+    if q.kind is QuantKind.INT and not np.any(w & (w - 1)):
+        return QuantType.pow2(top.bit_length() + 1)
+    return q
 
 
 def _global_pool_stage(layer: GlobalAvgPool, tail, quant, shape, in_type: QuantType, in_scale: float,

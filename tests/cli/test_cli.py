@@ -100,12 +100,23 @@ def test_build_refuses_a_directory_it_did_not_write(tmp_path, small_model):
     one_error_line(hdlgen("build", path, "-o", tmp_path / "mine"), "is not an hdlgen build directory")
 
 
-def test_build_for_six_input_luts(tmp_path, small_model):
+def test_build_for_a_target(tmp_path, small_model):
+    """The target sets the LUT size the adder trees are shaped for; the report names it, each layer's
+    products and why; the rebuild command keeps it; ecp5-85k is the default."""
     path, _ = small_model
-    assert hdlgen("build", path, "-o", tmp_path / "out", "--lut-inputs", "6").returncode == 0
-    assert json.loads((tmp_path / "out" / "report.json").read_text())["lut_inputs"] == 6
-    done = hdlgen("build", path, "-o", tmp_path / "x", "--lut-inputs", "5")
-    assert done.returncode == 2 and "invalid choice: 5" in done.stderr
+    assert hdlgen("build", path, "-o", tmp_path / "out", "--target", "xcup").returncode == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert (report["target"], report["lut_inputs"]) == ("xcup", 6)
+    assert [layer["product"] for layer in report["layers"]] == ["select", "xnor"]
+    assert "XNOR-popcount" in report["layers"][1]["product_reason"]
+    marker = json.loads((tmp_path / "out" / "hdlgen-build.json").read_text())
+    assert marker["command"][-2:] == ["--target", "xcup"]
+    assert hdlgen("build", path, "-o", tmp_path / "default").returncode == 0
+    assert json.loads((tmp_path / "default" / "report.json").read_text())["target"] == "ecp5-85k"
+    done = hdlgen("build", path, "-o", tmp_path / "x", "--target", "stratix")
+    assert done.returncode == 2 and "invalid choice: 'stratix'" in done.stderr
+    done = hdlgen("build", path, "-o", tmp_path / "y", "--lut-inputs", "6")
+    assert done.returncode == 2 and "unrecognized arguments: --lut-inputs" in done.stderr
 
 
 def test_build_with_target_fps(tmp_path, small_model):
@@ -158,9 +169,13 @@ def test_sim_errors(tmp_path, small_model, args, message):
 
 
 def test_synth_ecp5_reports_luts_and_fmax(tmp_path, small_model):
+    """synth takes the build's target unless told otherwise."""
     path, _ = small_model
-    assert hdlgen("build", path, "-o", tmp_path / "out").returncode == 0
-    done = hdlgen("synth", tmp_path / "out", "--target", "ecp5-25k", "--target", "xc7")
+    assert hdlgen("build", path, "-o", tmp_path / "out", "--target", "ecp5-25k").returncode == 0
+    done = hdlgen("synth", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines()[1:-1]] == ["ecp5-25k"]
+    done = hdlgen("synth", tmp_path / "out", "--target", "xc7")
     assert done.returncode == 0, done.stderr
     ecp5 = json.loads((tmp_path / "out" / "synth-ecp5-25k.json").read_text())
     assert ecp5["lut"] > 0 and ecp5["ff"] > 0 and ecp5["fmax_mhz"] > 50 and ecp5["placed"]

@@ -9,10 +9,11 @@ from factories import BIPOLAR, INT, TERNARY, UINT, CocotbDesign
 from hdlgen.backends.packing import pack_beats
 from hdlgen.backends.verilog import emit
 from hdlgen.cores import MatrixVectorUnit
+from hdlgen.cores.products import ProductKind, packing
 from hdlgen.golden import matrix_vector
-from hdlgen.ir import Folding, MatrixVectorLayer
+from hdlgen.ir import Folding, MatrixVectorLayer, QuantType
 
-# in_type, weight_type, mw, mh, pe, simd
+# in_type, weight_type, mw, mh, pe, simd[, target whose products the unit uses (default ecp5-85k)]
 CASES = {
     "bipolar-x-bipolar_nf2-sf4": (BIPOLAR, BIPOLAR, 32, 8, 4, 8),
     "uint3-x-ternary_nf3-sf3": (UINT(3), TERNARY, 15, 6, 2, 5),
@@ -20,6 +21,11 @@ CASES = {
     "int4-x-bipolar_pe1-simd1": (INT(4), BIPOLAR, 6, 4, 1, 1),
     "uint8-x-ternary_nf1-sf4": (UINT(8), TERNARY, 64, 8, 8, 16),
     "bipolar-x-bipolar_block-ram": (BIPOLAR, BIPOLAR, 256, 32, 1, 32),
+    "int8-x-int8-multiply_nf2-sf3": (INT(8), INT(8), 24, 4, 2, 8),
+    "uint3-x-int3-lut_nf2-sf2": (UINT(3), INT(3), 12, 6, 3, 6),
+    "int4-x-pow2_3-shift_nf1-sf4": (INT(4), QuantType.pow2(3), 16, 4, 4, 4),
+    "int8-x-int8-packed-xcup_nf3-sf2": (INT(8), INT(8), 16, 12, 4, 8, "xcup"),
+    "uint4-x-narrow-int4-packed-4-lanes_nf2-sf3": (UINT(4), INT(4, narrow=True), 12, 10, 5, 4, "xcup"),
 }
 
 
@@ -30,7 +36,7 @@ def drawn_cases(seed: int, count: int) -> dict:
     cases = {}
     for k in range(count):
         in_type = types[rng.integers(len(types))]
-        weight_type = [BIPOLAR, TERNARY][rng.integers(2)]
+        weight_type = [BIPOLAR, TERNARY, INT(int(rng.integers(2, 9)))][rng.integers(3)]
         pe, simd = int(rng.integers(1, 9)), int(rng.integers(1, 17))
         nf, sf = int(rng.integers(1, 4)), int(rng.integers(1, 4))
         cases[f"drawn{seed}-{k}_{in_type}-x-{weight_type}_pe{pe}-simd{simd}-nf{nf}-sf{sf}"] = \
@@ -43,9 +49,14 @@ FRAMES = 12
 
 
 def random_layer(rng, in_type, weight_type, mw, mh):
-    values = [-1, 1] if weight_type.is_bipolar else [-1, 0, 1]
-    weights = rng.choice(values, size=(mh, mw))
-    weights[0] = values[-1]              # a row that reaches the largest accumulator
+    """Row 0 reaches the largest accumulator the layer allows (with an int8 input: -128 x -128 in
+    every term, over all MW inputs), the last row alternates signs; the rest is random, with
+    negated rows holding the type's magnitude too."""
+    weights = rng.choice(weight_type.values(), size=(mh, mw))
+    if not weight_type.is_bipolar:
+        weights = weights * rng.choice([-1, 1], size=weights.shape)
+    weights[0] = -weight_type.magnitude
+    weights[-1] = weight_type.magnitude * (-1) ** np.arange(mw)
     return MatrixVectorLayer("mvu", in_type, weight_type, weights, None, None)
 
 
@@ -58,12 +69,17 @@ def frames(rng, layer, count):
 
 @pytest.fixture(scope="module", params=CASES.values(), ids=CASES.keys())
 def design(request, sim_root):
-    in_type, weight_type, mw, mh, pe, simd = request.param
+    in_type, weight_type, mw, mh, pe, simd, *target = request.param
     case = next(k for k, v in CASES.items() if v == request.param)
     rng = np.random.default_rng(zlib.crc32(case.encode()))
     layer = random_layer(rng, in_type, weight_type, mw, mh)
     folding = Folding(pe=pe, simd=simd)
-    dut = MatrixVectorUnit(layer=layer, folding=folding)
+    if target:
+        pack = packing(in_type, weight_type, target[0])
+        dut = MatrixVectorUnit(layer=layer, folding=folding, product=ProductKind.PACKED, packing=pack)
+    else:
+        dut = MatrixVectorUnit(layer=layer, folding=folding)
+    assert (dut.product is ProductKind.PACKED) == ("packed" in case)
     assert dut.block_ram == case.endswith("block-ram")
     built = CocotbDesign(emit(dut, "mvu"), "mvu", sim_root / f"mvu-{case}")
     return built, layer, folding, dut.acc_max

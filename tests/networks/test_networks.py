@@ -15,25 +15,28 @@ from hdlgen.golden import quantize_input_codes, run_lowered, run_reference, to_m
 from hdlgen.ir import Folding
 from hdlgen.transforms import streamline
 
-# sizes, input, activations, weights, output activation, foldings (pe, simd) per layer, adder-tree group
+# sizes, input, activations, weights, output activation, foldings (pe, simd) per layer, target
 NETWORKS = {
-    "uint4-in_bipolar_regroup": ([16, 12, 8, 4], UINT(4), BIPOLAR, BIPOLAR, False, [(3, 4), (2, 6), (2, 8)], 2),
-    "bipolar-in_uint2-act_ternary": ([12, 10, 6], BIPOLAR, UINT(2), TERNARY, True, [(5, 12), (3, 5)], 2),
-    "int3-in_int2-act_unfolded": ([6, 4, 4, 3], INT(3), INT(2, narrow=True), TERNARY, False, [(4, 6), (1, 1), (3, 4)], 2),
-    "bipolar-in_lut6-trees": ([40, 20, 5], BIPOLAR, BIPOLAR, BIPOLAR, False, [(4, 20), (5, 10)], 3),
+    "uint4-in_bipolar_regroup": ([16, 12, 8, 4], UINT(4), BIPOLAR, BIPOLAR, False, [(3, 4), (2, 6), (2, 8)], "ecp5-85k"),
+    "bipolar-in_uint2-act_ternary": ([12, 10, 6], BIPOLAR, UINT(2), TERNARY, True, [(5, 12), (3, 5)], "ecp5-85k"),
+    "int3-in_int2-act_unfolded": ([6, 4, 4, 3], INT(3), INT(2, narrow=True), TERNARY, False, [(4, 6), (1, 1), (3, 4)], "ecp5-25k"),
+    "bipolar-in_lut6-trees": ([40, 20, 5], BIPOLAR, BIPOLAR, BIPOLAR, False, [(4, 20), (5, 10)], "xc7"),
+    "uint8-in_int4-weights_packed-on-xcup": ([24, 12, 6], UINT(8), UINT(3), INT(4), False, [(4, 8), (3, 12)], "xcup"),
+    "uint8-in_int4-weights_packed-and-lut-on-ecp5": ([24, 12, 6], UINT(8), UINT(3), INT(4), False, [(4, 8), (3, 12)],
+                                                     "ecp5-85k"),
 }
 FRAMES = 10
 
 
 @pytest.fixture(scope="module", params=NETWORKS, ids=NETWORKS)
 def network(request, sim_root):
-    sizes, in_q, act_q, w_q, out_act, folds, tree_group = NETWORKS[request.param]
+    sizes, in_q, act_q, w_q, out_act, folds, target = NETWORKS[request.param]
     rng = np.random.default_rng(zlib.crc32(request.param.encode()))
     model = random_model(rng, sizes=sizes, input_quant=in_q, act_quant=act_q, weight_quant=w_q, output_act=out_act,
                          name=request.param.replace("-", "_"))
     lowered = streamline(model)
     foldings = {layer.name: Folding(*fold) for layer, fold in zip(lowered.layers, folds)}
-    verilog, top = emit_model(lowered, foldings, tree_group=tree_group)
+    verilog, top = emit_model(lowered, foldings, target=target)
     name = f"{lowered.name}_top"
     return CocotbDesign(verilog, name, sim_root / f"net-{request.param}"), model, lowered, foldings, top
 

@@ -269,7 +269,7 @@ BUILD_OPTIONS = [
     ["--clock-mhz", "inf"], ["--clock-mhz", "nan"], ["--clock-mhz", "-1"], ["--clock-mhz", "0"], ["--clock-mhz", "1e400"],
     ["--clock-mhz", "abc"], ["--clock-mhz", "1e-320"], ["--target-fps", "1e-320"], ["--target-fps", "inf"],
     ["--target-fps", "nan"], ["--target-fps", "0"], ["--target-fps", "1e12"], ["--fold", "missing.json"],
-    ["--fold", "auto", "--target-fps", "x"], ["--lut-inputs", "5"], ["--lut-inputs", "4.0"], ["--bogus"], [],
+    ["--fold", "auto", "--target-fps", "x"], ["--target", "ecp5"], ["--target", ""], ["--bogus"], [],
 ]
 
 

@@ -563,18 +563,24 @@ def test_qkeras_style_mlp(tmp_path, rng):
     assert np.array_equal(predict(streamline(model), x), want)
 
 
-@pytest.mark.parametrize("bits, narrow, values", [(4, True, range(-7, 8)), (8, False, range(-128, 128)),
-                                                  (2, False, range(-2, 2)), (3, False, range(-4, 4))])
-def test_integer_weights_import_into_the_golden_model(tmp_path, rng, bits, narrow, values):
-    """3- to 8-bit weights, and 2-bit without narrow range: the golden model equals the executor; the
-    build names the layer and the weight type until the integer MAC arrays exist."""
+@pytest.mark.parametrize("bits, narrow, values, lowered", [
+    (4, True, range(-7, 8), "narrow_int4"), (8, False, range(-128, 128), "int8"), (2, False, range(-2, 2), "pow2_3"),
+    (3, False, range(-4, 4), "int3"), (3, True, [-2, -1, 0, 1, 2], "pow2_3"), (5, False, [-8, -2, 0, 1, 4], "pow2_5"),
+    (4, True, [-1, 0, 1], "ternary"),
+])
+def test_integer_weights_lower_to_the_executor_exactly(tmp_path, rng, bits, narrow, values, lowered):
+    """2- to 8-bit weights, with or without narrow range, through batch norm and a quantizer, and as a
+    last layer: the lowered model equals the executor. Weights that are all 0 or powers of two lower
+    to POW2 (shifts), all -1, 0, +1 to ternary; -128 rows negated for a falling batch norm hold +128."""
     g = Graph([8], BATCH).quant(2 ** -4, 4)
-    g.gemm(g.quantized_weight(rng.choice(list(values), size=(3, 8)), 2 ** -3, bits=bits, narrow=narrow), transB=1)
-    model = check(tmp_path, g, tie_inputs(rng, [8], 2 ** -4, -8, 7), hardware=False)
-    weight_type = f"{'narrow_' if narrow else ''}int{bits}"
-    assert str(model.layers[0].weight_quant) == weight_type
-    with pytest.raises(HdlgenError, match=f"layer 'Gemm_0': {weight_type} weights are not supported by the hardware"):
-        streamline(model)
+    w = rng.choice(list(values), size=(6, 8))
+    w[:, 0] = min(values)
+    g.gemm(g.quantized_weight(w, 2 ** -3, bits=bits, narrow=narrow), transB=1)
+    g.batchnorm(*batchnorm_params(rng, 6, 8.0)).quant(0.5, 3)
+    g.gemm(g.quantized_weight(rng.choice(list(values), size=(3, 6)), 2 ** -3, bits=bits, narrow=narrow), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [8], 2 ** -4, -8, 7))
+    assert str(model.layers[0].weight_quant) == f"{'narrow_' if narrow else ''}int{bits}"
+    assert [str(layer.weight_type) for layer in streamline(model).mvus] == [lowered] * 2
 
 
 def test_batchnorm_decomposed_as_older_exporters_write_it(tmp_path, rng):

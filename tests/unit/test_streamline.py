@@ -7,7 +7,7 @@ from factories import BIPOLAR, INT, TERNARY, UINT, random_inputs, random_model
 from hdlgen import HdlgenError
 from hdlgen.golden import matrix_vector, predict, run_reference
 from hdlgen.golden.layers import thresholds
-from hdlgen.ir import BatchNorm, Dense, InputQuantizer, Model, QuantType, Quantizer
+from hdlgen.ir import BatchNorm, Dense, InputQuantizer, Model, Quantizer
 from hdlgen.ir.semantics import batchnorm, dense_affine, quantize
 from hdlgen.transforms import streamline
 
@@ -127,8 +127,6 @@ def test_accumulator_definition(rng):
      "layer 'q': a quantizer after 'input' is not a supported pattern"),
     (lambda: [Dense("fc", np.ones((2, 4)), BIPOLAR), Quantizer("q", BIPOLAR), BatchNorm("bn", np.ones(2), np.zeros(2), np.zeros(2), np.ones(2))],
      "layer 'bn': a batchnorm after 'q' is not a supported pattern"),
-    (lambda: [Dense("fc", np.ones((2, 4)), QuantType.int(3)), Quantizer("q", BIPOLAR)],
-     "layer 'fc': int3 weights are not supported by the hardware generators yet"),
 ])
 def test_unsupported_patterns(layers, message):
     model = Model("m", InputQuantizer(4, UINT(2)), layers())
