@@ -3,4 +3,4 @@
 from .errors import HdlgenError
 
 __all__ = ["HdlgenError"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

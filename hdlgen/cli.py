@@ -181,8 +181,13 @@ def cmd_synth(args) -> int:
 
     build_dir = BuildDir.open(Path(args.outdir))
     results, failures = [], []
-    for target in args.target or [build_dir.report["target"]]:
+    built_for = build_dir.report["target"]
+    for target in args.target or [built_for]:
         workdir = build_dir.record("synth") / target
+        if target != built_for:
+            print(f"note: this build was made for {built_for}; its products and adder trees were chosen for that "
+                  f"target, not {target} (rebuild with --target {target} to compare like with like)",
+                  file=sys.stderr, flush=True)
         if not args.quiet:
             print(f"synthesizing for {target} ...", file=sys.stderr, flush=True)
         try:

@@ -27,6 +27,7 @@ from .backends.verilog import emit, top_name
 from .builddir import REPORT, BuildDir, check_output_dir, write_build
 from .targets import DEFAULT_TARGET, get_target
 from .cores.products import ProductKind, choose_product, packing
+from .cores.thresholds import SEARCH_FROM_BITS, threshold_entries
 from .cores.weights import word_width
 from .errors import HdlgenError
 from .frontend import load_model
@@ -70,7 +71,8 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
             plan = choose_product(stage.in_type, stage.weight_type, target, pe=fold.pe)
             pack = packing(stage.in_type, stage.weight_type, target) if plan.kind is ProductKind.PACKED else None
             words, width = stage.mh // fold.pe * (stage.mw // fold.simd), word_width(stage, fold, pack)
-            thr_bits = 0 if stage.thresholds is None else stage.thresholds.size * (stage.acc_max + 1).bit_length()
+            thr_bits = 0 if stage.thresholds is None else \
+                stage.mh * threshold_entries(stage.out_type) * (stage.acc_max + 1).bit_length()
             layers.append({
                 "name": stage.name, "kind": "convolution" if stage.spatial else "matrix_vector",
                 "mw": stage.mw, "mh": stage.mh, "vectors": stage.vectors,
@@ -81,6 +83,8 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
                 "weight_memory_bits": words * width,
                 "weight_memory_shape": [words, width],
                 "threshold_memory_bits": thr_bits,
+                "threshold_unit": None if stage.out_type is None else
+                "search" if stage.out_type.bits >= SEARCH_FROM_BITS else "parallel",
             })
         else:
             entry = {"name": stage.name, "kind": type(stage).__name__.replace("Stage", "").lower(),
@@ -150,7 +154,7 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
     with progress("streamlining to integer thresholds"):
         lowered = streamline(model)
         if fold == "auto":
-            foldings = auto_folding(lowered, target_fps=target_fps, clock_mhz=clock_mhz)
+            foldings = auto_folding(lowered, target_fps=target_fps, clock_mhz=clock_mhz, target=target)
         else:
             if target_fps is not None:
                 raise HdlgenError("--target-fps chooses a folding; it cannot be combined with a folding file")

@@ -125,7 +125,7 @@ def describe_graph(path) -> list[str]:
 
 def describe_lowered(lowered: LoweredModel) -> list[str]:
     width = max(len(layer.name) for layer in lowered.layers) + 2
-    lines = [f"  {'name':<{width}}{'MW x MH':<22}{'input':<14}{'weights':<10}{'output':<14}thresholds"]
+    lines = [f"  {'name':<{width}}{'MW x MH':<22}{'input':<14}{'weights':<14}{'output':<14}thresholds"]
     for layer in lowered.layers:
         if not isinstance(layer, MatrixVectorLayer):
             kind = type(layer).__name__.replace("Stage", "").lower()
@@ -136,7 +136,7 @@ def describe_lowered(lowered: LoweredModel) -> list[str]:
         thresholds = "-" if layer.thresholds is None else f"{layer.thresholds.shape[1]} per row"
         size = f"{layer.mw} x {layer.mh}" + (f" x {layer.vectors}px" if layer.spatial else "")
         lines.append(f"  {layer.name:<{width}}{size:<22}{str(layer.in_type):<14}"
-                     f"{str(layer.weight_type):<10}{out:<14}{thresholds}")
+                     f"{str(layer.weight_type):<14}{out:<14}{thresholds}")
     out = lowered.output
     if out.quant is not None:
         lines.append(f"  output: {out.quant} codes times {out.scale:.6g}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from .errors import HdlgenError
 from .ir.lowered import Folding, LoweredModel
+from .cores.thresholds import threshold_comparators
 from .ir.model import Conv2d, Dense, Model
 
 __all__ = ["SizeGuard"]
@@ -55,7 +56,7 @@ class SizeGuard:
         total = 0
         for layer in model.mvus:
             fold = foldings[layer.name]
-            comparators = 0 if layer.thresholds is None else layer.thresholds.shape[1]
+            comparators = 0 if layer.thresholds is None else threshold_comparators(layer.out_type)
             total += fold.pe * (fold.simd + comparators)
         return total
 

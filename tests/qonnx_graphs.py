@@ -252,13 +252,13 @@ def pool_then_batchnorm_cnn(rng, batch: int, *, act: str = "bipolar") -> Graph:
     return g.gemm(g.quantized_weight(rng.choice([-1, 1], size=(10, channels * size * size)), 1.0), transB=1)
 
 
-def rtl_equals_executor(outdir, path, x: np.ndarray) -> np.ndarray:
-    """Build ``path`` into ``outdir``, run ``x`` through the RTL on Verilator, and check that it equals
-    the golden model and qonnx's executor bit for bit, at the modelled cycles per frame. Returns the
-    executor's outputs."""
+def rtl_equals_executor(outdir, path, x: np.ndarray, target: str = "ecp5-85k") -> np.ndarray:
+    """Build ``path`` into ``outdir`` for ``target``, run ``x`` through the RTL on Verilator, and check
+    that it equals the golden model and qonnx's executor bit for bit, at the modelled cycles per
+    frame. Returns the executor's outputs."""
     from hdlgen.flow import BuildDir, build, simulate
 
-    build(path, outdir)
+    build(path, outdir, target=target)
     result = simulate(BuildDir.open(outdir), x)
     want = execute(path, x)
     assert np.array_equal(result.hw_words, result.golden_words)

@@ -12,6 +12,13 @@ as (batch, 1, 8, 8) with pixels scaled to [0, 1] and quantized to 8 bits, and re
 * ``w2a2``: ternary weights (2-bit narrow signed), 2-bit signed activations.
 * ``cnn_w1a1``, ``cnn_w2a2``: the same quantizers in a small CNN: three 3 x 3 convolutions (the
   first two zero-padded), batch norm, max pooling, a dense classifier.
+* ``mlp_w3a3``: 3-bit weights, 3-bit unsigned ReLU activations, 8-bit input (the precisions of
+  finn-examples' keyword-spotting MLP).
+* ``cnn_w4a4``, ``cnn_w8a8``: the CNN with 4-bit weights and 4-bit unsigned activations, and with
+  8-bit weights and 8-bit unsigned activations (INT8).
+
+Integer weights use Brevitas' fixed-point weight quantizer (``Int8WeightPerTensorFixedPoint`` at the
+bit width, narrow range as Brevitas defaults to).
 
 Quantizers use Brevitas' constant and fixed-point (power-of-two) scales, as BNN-PYNQ's models do: a
 float32 executor then computes every dot product exactly, so its outputs and the hardware's can be
@@ -57,15 +64,19 @@ class Int2Act(Int8ActPerTensorFixedPoint):
     bit_width = 2
 
 
-class Uint2Act(Uint8ActPerTensorFixedPoint):
-    bit_width = 2
+def int_weight(bits: int):
+    return type(f"Int{bits}Weight", (Int8WeightPerTensorFixedPoint,), {"bit_width": bits})
+
+
+def uint_act(bits: int):
+    return type(f"Uint{bits}Act", (Uint8ActPerTensorFixedPoint,), {"bit_width": bits})
 
 
 def act(kind: str):
     if kind == "binary":
         return QuantIdentity(act_quant=BinaryAct, return_quant_tensor=True)
-    if kind == "uint2":
-        return QuantReLU(act_quant=Uint2Act, return_quant_tensor=True)
+    if kind.startswith("uint"):
+        return QuantReLU(act_quant=uint_act(int(kind[4:])), return_quant_tensor=True)
     return QuantIdentity(act_quant=Int2Act, return_quant_tensor=True)
 
 
@@ -107,7 +118,8 @@ class CNN(torch.nn.Module):
 
 MODELS = {"w1a1": (MLP, BinaryWeight, "binary"), "w1a2": (MLP, BinaryWeight, "uint2"),
           "w2a2": (MLP, TernaryWeight, "int2"), "cnn_w1a1": (CNN, BinaryWeight, "binary"),
-          "cnn_w2a2": (CNN, TernaryWeight, "int2")}
+          "cnn_w2a2": (CNN, TernaryWeight, "int2"), "mlp_w3a3": (MLP, int_weight(3), "uint3"),
+          "cnn_w4a4": (CNN, int_weight(4), "uint4"), "cnn_w8a8": (CNN, int_weight(8), "uint8")}
 
 
 def data():

@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..cores.products import ProductKind, choose_product, packing
 from ..targets import DEFAULT_TARGET, Target, get_target
-from ..cores import GlobalSum, MatrixVectorUnit, MaxPool, Padding, SlidingWindow, Thresholding, WidthConverter
+from ..cores import GlobalSum, MatrixVectorUnit, MaxPool, Padding, SlidingWindow, WidthConverter, threshold_latency, threshold_unit
 from ..cores.params import counter, validating
 from ..ir.lowered import Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
 from ..transforms.folding import check_foldings
@@ -132,6 +132,14 @@ class DataflowTop(wiring.Component):
     def output_signature(cls, model: LoweredModel, foldings: dict[str, Folding]) -> stream.Signature:
         return stream.Signature(data.StructLayout({"data": cls.output_word(model, foldings), "last": 1}))
 
+    @staticmethod
+    def _threshold_unit(planned: PlannedStage, core):
+        stage = planned.stage
+        if isinstance(stage, (MatrixVectorLayer, GlobalPoolStage)) and stage.thresholds is not None:
+            return threshold_unit(thresholds=stage.thresholds, out_type=stage.out_type, pe=planned.out_count,
+                                  acc_max=core.acc_max)
+        return None
+
     def cycle_model(self) -> CycleModel:
         cycles, latency, previous = {}, 0, None
         for planned, core in zip(self._plan, self._cores):
@@ -143,6 +151,8 @@ class DataflowTop(wiring.Component):
             latency += cycles[stage.name] + 4
             if isinstance(stage, MatrixVectorLayer):
                 latency += (stage.mw // planned.in_count if core.buffered else 0) + core.pipeline_latency
+            if isinstance(stage, (MatrixVectorLayer, GlobalPoolStage)) and stage.thresholds is not None:
+                latency += threshold_latency(stage.out_type)
             previous = planned
         first, last = self._plan[0], self._plan[-1]
         return CycleModel(cycles, max(cycles.values()), latency, first.in_beats, last.out_beats)
@@ -162,12 +172,7 @@ class DataflowTop(wiring.Component):
             m.submodules[f"{stage.name}_{kind}" if not stage.name.endswith(kind) else stage.name] = core
             wiring.connect(m, source, core.i)
             source = core.o
-            thr = None
-            if isinstance(stage, MatrixVectorLayer) and stage.thresholds is not None:
-                thr = Thresholding.of_layer(stage, Folding(pe=planned.out_count, simd=planned.in_count), core.acc_max)
-            elif isinstance(stage, GlobalPoolStage):
-                thr = Thresholding(thresholds=stage.thresholds, out_type=stage.out_type, pe=planned.out_count,
-                                   acc_max=core.acc_max)
+            thr = self._threshold_unit(planned, core)
             if thr is not None:
                 m.submodules[f"{stage.name}_thresholds"] = thr
                 wiring.connect(m, source, thr.i)

@@ -38,6 +38,8 @@ class DotProductArray(wiring.Component):
                 raise ValueError(f"in_type {in_type} is a weight type")
             if product is not None and not isinstance(product, ProductKind):
                 raise TypeError(f"product must be a ProductKind, not {product!r}")
+            if product is None and packing is not None:
+                raise ValueError("a packing goes with product=ProductKind.PACKED")
             if product is None:            # the default target's choice
                 product = choose_product(in_type, weight_type, pe=pe).kind
                 packing = packing_for(in_type, weight_type) if product is ProductKind.PACKED else None

@@ -85,7 +85,7 @@ class Packing:
 
     def fits(self, in_type: QuantType, weight_type: QuantType) -> bool:
         """Whether the lanes, weights and codes are as wide as these types need."""
-        need = packing(in_type, weight_type, "xcup")
+        need = packing(in_type, weight_type)
         return (self.lanes >= 1 and self.code_bits == need.code_bits and self.weight_bits == need.weight_bits
                 and self.lane_bits == need.lane_bits)
 

@@ -7,11 +7,40 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..ir.lowered import Folding, MatrixVectorLayer
 from ..ir.quant import QuantType
-from .params import counter, positive_int, validating
+from .params import counter, validating
+from .threshold_search import ThresholdSearch, threshold_table
 
-__all__ = ["Thresholding"]
+__all__ = ["Thresholding", "threshold_unit", "threshold_comparators", "threshold_entries", "threshold_latency", "SEARCH_FROM_BITS"]
+
+# From this many output bits a threshold unit searches (one comparator per bit) instead of comparing
+# with every threshold at once (2^bits - 1 comparators); see benchmarks/thresholds.py.
+SEARCH_FROM_BITS = 4
+
+
+def threshold_unit(*, thresholds: np.ndarray, out_type: QuantType, pe: int, acc_max: int):
+    """The threshold unit the generator uses for ``out_type``: :class:`Thresholding` (all
+    comparisons at once, one register stage) below ``SEARCH_FROM_BITS`` output bits, else
+    :class:`ThresholdSearch` (one comparison per output bit, pipelined)."""
+    cls = ThresholdSearch if out_type.bits >= SEARCH_FROM_BITS else Thresholding
+    return cls(thresholds=thresholds, out_type=out_type, pe=pe, acc_max=acc_max)
+
+
+def threshold_comparators(out_type: QuantType) -> int:
+    """Comparators per row in the unit ``threshold_unit`` gives ``out_type``."""
+    return ThresholdSearch.depth_for(out_type) if out_type.bits >= SEARCH_FROM_BITS else out_type.levels - 1
+
+
+def threshold_entries(out_type: QuantType) -> int:
+    """Thresholds stored per row (a search pads them to ``2^depth - 1``)."""
+    if out_type.bits >= SEARCH_FROM_BITS:
+        return (1 << ThresholdSearch.depth_for(out_type)) - 1
+    return out_type.levels - 1
+
+
+def threshold_latency(out_type: QuantType) -> int:
+    """Register stages of the unit ``threshold_unit`` gives ``out_type``."""
+    return ThresholdSearch.depth_for(out_type) + 1 if out_type.bits >= SEARCH_FROM_BITS else Thresholding.latency
 
 
 class Thresholding(wiring.Component):
@@ -24,12 +53,11 @@ class Thresholding(wiring.Component):
     taken (``i.ready = o.ready | ~o.valid``).
     """
 
+    latency = 1
+
     def __init__(self, *, thresholds: np.ndarray, out_type: QuantType, pe: int, acc_max: int):
         with validating(self):
-            thresholds = np.asarray(thresholds, dtype=np.int64)
-            positive_int("pe", pe)
-            if thresholds.ndim != 2 or thresholds.shape[1] != out_type.levels - 1 or thresholds.shape[0] % pe:
-                raise ValueError(f"thresholds of shape {thresholds.shape} do not fit {out_type} with pe={pe}")
+            thresholds = threshold_table(thresholds, out_type, pe)
         self._thresholds, self._out_type, self._pe, self._acc_max = thresholds, out_type, pe, acc_max
         self._nf = thresholds.shape[0] // pe
         self._steps = thresholds.shape[1]
@@ -37,13 +65,6 @@ class Thresholding(wiring.Component):
             "i": In(stream.Signature(data.ArrayLayout(range(acc_max + 1), pe))),
             "o": Out(stream.Signature(data.ArrayLayout(out_type.bits, pe))),
         })
-
-    @classmethod
-    def of_layer(cls, layer: MatrixVectorLayer, folding: Folding, acc_max: int) -> Thresholding:
-        if layer.thresholds is None:
-            raise ValueError(f"layer {layer.name!r} has no thresholds")
-        layer.check_folding(folding)
-        return cls(thresholds=layer.thresholds, out_type=layer.out_type, pe=folding.pe, acc_max=acc_max)
 
     def elaborate(self, platform):
         m = Module()

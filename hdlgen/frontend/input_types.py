@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import HdlgenError
 from ..ir.evaluate import apply_elementwise
 from ..ir.model import Elementwise, InputQuantizer
-from ..ir.quant import BIPOLAR, MAX_BITS, QuantType
+from ..ir.quant import BIPOLAR, MAX_BITS, MAX_INPUT_BITS, QuantType
 
 __all__ = ["DeclaredInput", "declared_input", "absorb_preprocessing"]
 
@@ -51,8 +51,8 @@ def declared_input(name: str, where: str) -> DeclaredInput | None:
     if not dtype.is_integer() and not dtype.is_fixed_point():
         raise HdlgenError(f"{where}: {canonical} is not an integer or fixed-point type; use one such as {EXAMPLES}")
     bits = dtype.bitwidth()
-    if bits > MAX_BITS:
-        raise HdlgenError(f"{where}: {canonical} has {bits} bits; hdlgen takes inputs of at most {MAX_BITS} bits")
+    if bits > MAX_INPUT_BITS:
+        raise HdlgenError(f"{where}: {canonical} has {bits} bits; hdlgen takes inputs of at most {MAX_INPUT_BITS} bits")
     signed = dtype.signed()
     if bits < 1 or (signed and bits < 2):
         # a signed 1-bit integer holds {-1, 0}: no hardware input type; BIPOLAR is {-1, +1}

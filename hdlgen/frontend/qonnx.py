@@ -41,7 +41,7 @@ import numpy as np
 from ..errors import HdlgenError
 from ..ir.model import (BatchNorm, HostOp, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d,
                         Model, MultiThreshold, Quantizer, Trunc)
-from ..ir.quant import BIPOLAR, MAX_BITS, TERNARY, QuantType
+from ..ir.quant import BIPOLAR, MAX_BITS, MAX_INPUT_BITS, TERNARY, QuantType
 from ..ir.semantics import round_mode
 from ..golden.host_ops import apply_host_op
 from .input_types import EXAMPLES as INPUT_TYPE_EXAMPLES
@@ -81,14 +81,14 @@ def _real(c) -> np.ndarray:
     return c.real if isinstance(c, QConst) else c
 
 
-def _quant_type(bits: float, signed: bool, narrow: bool) -> QuantType | None:
-    """The IR type of a Quant's integers, or None when none fits (more than 8 bits, unsigned narrow)."""
+def _quant_type(bits: float, signed: bool, narrow: bool, max_bits: int = MAX_BITS) -> QuantType | None:
+    """The IR type of a Quant's integers, or None when none fits (more than ``max_bits``, unsigned narrow)."""
     if not np.isfinite(bits) or bits != int(bits) or bits < 1:
         return None
     bits = int(bits)
     if bits == 1 and signed:
         return BIPOLAR
-    if bits > MAX_BITS or (narrow and not signed):
+    if bits > max_bits or (narrow and not signed):
         return None
     return QuantType.int(bits, narrow=narrow) if signed else QuantType.uint(bits)
 
@@ -492,10 +492,13 @@ class _Importer:
         signed, narrow, rounding = _int_attrs(a, "ROUND")
         if zero != 0:
             self.node_fail(node, f"zero point {zero:g} is not supported; quantize activations with a zero point of 0")
-        quant = _quant_type(bits, signed, narrow)
+        on_input = self.input_quant is None and not self.layers
+        limit = MAX_INPUT_BITS if on_input else MAX_BITS
+        quant = _quant_type(bits, signed, narrow, limit)
         if quant is None:
             self.node_fail(node, f"a {'signed' if signed else 'unsigned'}{' narrow' if narrow else ''} {bits:g}-bit "
-                                 f"quantizer is not supported; activations take 1 to {MAX_BITS} bits (unsigned not narrow)")
+                                 f"quantizer is not supported; {'the input takes' if on_input else 'activations take'} "
+                                 f"1 to {limit} bits (unsigned not narrow)")
         if scale <= 0:
             self.node_fail(node, f"scale {scale} must be positive")
         self.quantizer(node, quant, F32(scale), rounding)

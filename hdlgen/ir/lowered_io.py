@@ -100,7 +100,7 @@ def save_lowered(model: LoweredModel, foldings: dict[str, Folding], directory: P
         if not isinstance(layer, MatrixVectorLayer):
             layers.append(_stage_entry(layer, tensors))
             continue
-        tensors[f"{layer.name}.weights"] = layer.weights.astype(np.int8)
+        tensors[f"{layer.name}.weights"] = layer.weights.astype(np.int16)     # +-128 and more
         if layer.thresholds is not None:
             tensors[f"{layer.name}.thresholds"] = layer.thresholds
         fold = foldings[layer.name]

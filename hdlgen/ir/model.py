@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import HdlgenError
-from .quant import QuantKind, QuantType
+from .quant import MAX_BITS, MAX_INPUT_BITS, QuantKind, QuantType
 from .semantics import ROUNDING_MODES
 
 __all__ = ["HostOp", "InputQuantizer", "Dense", "Conv2d", "BatchNorm", "Elementwise", "Clip", "Quantizer", "MultiThreshold",
@@ -72,15 +72,20 @@ def _shape(name: str, shape) -> tuple[int, ...]:
     return shape
 
 
-def _activation_type(name: str, quant: QuantType) -> None:
+def _activation_type(name: str, quant: QuantType, max_bits: int = MAX_BITS) -> None:
     if quant.is_pow2:
         raise HdlgenError(f"layer {name!r}: {quant} is a weight type; quantize activations to a signed, unsigned or "
                           f"bipolar type")
+    if quant.bits > max_bits:
+        what = "the input" if max_bits == MAX_INPUT_BITS else "activations (only the input may have more)"
+        raise HdlgenError(f"layer {name!r}: {quant} has {quant.bits} bits; {what} take at most {max_bits}")
 
 
 def _quantized_weights(layer, ndim: int, expected: str) -> None:
     """Validate and normalize a weighted layer's ``weight``, ``weight_scale`` and ``bias`` in place."""
     name, quant = layer.name, layer.weight_quant
+    if quant.bits > MAX_BITS:
+        raise HdlgenError(f"layer {name!r}: {quant} weights have {quant.bits} bits; weights take at most {MAX_BITS}")
     weight = _finite(name, "weight", layer.weight)
     if weight.ndim != ndim or 0 in weight.shape:
         raise HdlgenError(f"layer {name!r}: weight has shape {weight.shape}, expected {expected}")
@@ -130,7 +135,7 @@ class InputQuantizer:
             raise HdlgenError(f"input: features must be a positive integer, not {self.features!r}")
         if self.quant.kind is QuantKind.TERNARY:
             raise HdlgenError("input: a ternary input quantizer is not supported; use 'narrow_int2' for the same values")
-        _activation_type(self.name, self.quant)
+        _activation_type(self.name, self.quant, MAX_INPUT_BITS)
         object.__setattr__(self, "scale", _positive_scale(self.name, "scale", self.scale))
         object.__setattr__(self, "given_scale", _positive_scale(self.name, "given_scale", self.given_scale))
         object.__setattr__(self, "rounding", _rounding(self.name, self.rounding))

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["QuantKind", "QuantType", "BIPOLAR", "TERNARY"]
+__all__ = ["QuantKind", "QuantType", "BIPOLAR", "TERNARY", "MAX_BITS", "MAX_INPUT_BITS"]
 
-MAX_BITS = 8
+MAX_BITS = 8            # weights and activations
+MAX_INPUT_BITS = 16     # the model's input (the first layer's codes), e.g. hls4ml's ap_fixed<16,6>
 
 
 class QuantKind(enum.Enum):
@@ -53,8 +54,8 @@ class QuantType:
         fixed = {QuantKind.BIPOLAR: 1, QuantKind.TERNARY: 2}
         if self.kind in fixed and self.bits != fixed[self.kind]:
             raise ValueError(f"{self.kind.value} values take {fixed[self.kind]} bits, not {self.bits!r}")
-        if not isinstance(self.bits, int) or not 1 <= self.bits <= MAX_BITS:
-            raise ValueError(f"bits must be an integer from 1 to {MAX_BITS}, not {self.bits!r}")
+        if not isinstance(self.bits, int) or not 1 <= self.bits <= MAX_INPUT_BITS:
+            raise ValueError(f"bits must be an integer from 1 to {MAX_INPUT_BITS}, not {self.bits!r}")
         if self.narrow and self.kind is not QuantKind.INT:
             raise ValueError("narrow ranges apply only to signed int types")
         if self.kind is QuantKind.INT and self.bits < 2:
@@ -174,7 +175,7 @@ class QuantType:
         for prefix, kind in (("uint", QuantKind.UINT), ("int", QuantKind.INT), ("pow2_", QuantKind.POW2)):
             if body.startswith(prefix) and body[len(prefix):].isdigit():
                 return cls(kind, int(body[len(prefix):]), narrow)
-        raise ValueError(f"unknown quant type {text!r}: use 'bipolar', 'ternary', 'uintK', 'intK', 'narrow_intK' (K = 1..{MAX_BITS}) or 'pow2_K' (K = 3..{MAX_BITS})")
+        raise ValueError(f"unknown quant type {text!r}: use 'bipolar', 'ternary', 'uintK', 'intK', 'narrow_intK' (K = 1..{MAX_INPUT_BITS}; up to {MAX_BITS} but for the input) or 'pow2_K' (K = 3..{MAX_BITS})")
 
     def __str__(self) -> str:
         return self.to_json()

@@ -3,7 +3,9 @@
 A layer with MH rows and MW inputs folded by (pe, simd) takes ``V * (MH/pe) * (MW/simd)`` cycles per
 frame (V = 1 for a dense layer, the output pixels for a convolution); the pipeline's frame interval is its slowest layer's. ``auto_folding`` gives every layer the
 least parallelism that meets a common cycle budget, so layers are balanced and no hardware is
-spent on a layer that would wait for a slower one anyway.
+spent on a layer that would wait for a slower one anyway. Where the target packs several rows'
+products into one multiplier (``cores.products``), the fewest multipliers come first, and among
+foldings with as many, those whose PE fills every multiplier's lanes.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..cores.products import ProductKind, choose_product, packing
 from ..errors import HdlgenError
 from ..readers import read_json
 from ..ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
+from ..targets import DEFAULT_TARGET
 
 DEFAULT_LANES = 64    # multiply lanes of the heaviest layer when no frame rate is asked for (--target-fps asks)
 
@@ -34,25 +38,31 @@ def simd_unit(model: LoweredModel, layer: MatrixVectorLayer) -> int:
     return before.in_shape[2] if isinstance(before, WindowStage) else layer.mw
 
 
-def cheapest_folding(layer: MatrixVectorLayer, budget: int, simd_divides: int | None = None) -> Folding:
+def cheapest_folding(layer: MatrixVectorLayer, budget: int, simd_divides: int | None = None,
+                     packed_lanes: int = 1) -> Folding:
     """The folding with fewest lanes (pe * simd) that takes at most ``budget`` cycles per frame.
 
-    Ties go to the larger simd (wider adder trees share one accumulator and threshold unit).
+    Ties go to the larger simd (wider adder trees share one accumulator and threshold unit). With
+    ``packed_lanes`` > 1 rows share multipliers that many to one: the fewest multipliers
+    (``ceil(pe / lanes) * simd``) come first, then the fewest lanes left empty.
     """
     best = None
     for simd in _divisors(simd_divides or layer.mw):
         for pe in _divisors(layer.mh):
             folding = Folding(pe=pe, simd=simd)
             if layer_cycles(layer, folding) <= budget:
-                key = (pe * simd, -simd)
+                groups = -(-pe // packed_lanes)
+                key = (pe * simd, -simd) if packed_lanes == 1 else \
+                    (groups * simd, groups * packed_lanes - pe, pe * simd, -simd)
                 if best is None or key < best[0]:
                     best = (key, folding)
-                break
     return best[1] if best else Folding(pe=layer.mh, simd=simd_divides or layer.mw)
 
 
-def auto_folding(model: LoweredModel, *, target_fps: float | None = None, clock_mhz: float = 100.0) -> dict[str, Folding]:
-    """Balanced folding for ``target_fps`` frames/s at ``clock_mhz``, or for DEFAULT_LANES on the heaviest layer."""
+def auto_folding(model: LoweredModel, *, target_fps: float | None = None, clock_mhz: float = 100.0,
+                 target: str = DEFAULT_TARGET) -> dict[str, Folding]:
+    """Balanced folding for ``target_fps`` frames/s at ``clock_mhz``, or for DEFAULT_LANES on the heaviest
+    layer, counting multipliers as ``target`` packs them."""
     if target_fps is None:
         heaviest = max(layer.vectors * layer.mh * layer.mw for layer in model.mvus)
         budget = math.ceil(heaviest / DEFAULT_LANES)
@@ -63,7 +73,14 @@ def auto_folding(model: LoweredModel, *, target_fps: float | None = None, clock_
         if budget < 1:
             raise HdlgenError(f"{target_fps:g} frames/s at {clock_mhz:g} MHz leaves less than one cycle per frame; "
                               f"lower --target-fps")
-    return {layer.name: cheapest_folding(layer, budget, simd_unit(model, layer)) for layer in model.mvus}
+    return {layer.name: cheapest_folding(layer, budget, simd_unit(model, layer), _packed_lanes(layer, target))
+            for layer in model.mvus}
+
+
+def _packed_lanes(layer: MatrixVectorLayer, target: str) -> int:
+    if choose_product(layer.in_type, layer.weight_type, target).kind is not ProductKind.PACKED:
+        return 1
+    return packing(layer.in_type, layer.weight_type, target).lanes
 
 
 def check_foldings(model: LoweredModel, foldings: dict[str, Folding]) -> None:

@@ -38,7 +38,7 @@ from ..ir.lowered import (GlobalPoolStage, LoweredModel, MatrixVectorLayer, Outp
                           WindowStage)
 from ..ir.model import (ELEMENTWISE, QUANTIZING, BatchNorm, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool,
                         MaxPool2d, Model)
-from ..ir.quant import TERNARY, QuantKind, QuantType
+from ..ir.quant import MAX_BITS, TERNARY, QuantKind, QuantType
 
 def _describe(layer) -> str:
     return f"layer {layer.name!r}: a {type(layer).__name__.lower()}"
@@ -127,7 +127,7 @@ def hardware_weight_type(dense: Dense | Conv2d) -> QuantType:
     top = int(w.max())
     if top <= 1:
         return TERNARY
-    if q.kind is QuantKind.INT and not np.any(w & (w - 1)):
+    if q.kind is QuantKind.INT and not np.any(w & (w - 1)) and top.bit_length() + 1 <= MAX_BITS:
         return QuantType.pow2(top.bit_length() + 1)
     return q
 

@@ -26,6 +26,7 @@ CASES = {
     "int4-x-pow2_3-shift_nf1-sf4": (INT(4), QuantType.pow2(3), 16, 4, 4, 4),
     "int8-x-int8-packed-xcup_nf3-sf2": (INT(8), INT(8), 16, 12, 4, 8, "xcup"),
     "uint4-x-narrow-int4-packed-4-lanes_nf2-sf3": (UINT(4), INT(4, narrow=True), 12, 10, 5, 4, "xcup"),
+    "int16-input-x-int6-multiply_nf2-sf2": (INT(16), INT(6, narrow=True), 8, 4, 2, 4),
 }
 
 

@@ -177,3 +177,8 @@ def test_one_row_at_a_time_shares_no_multiplier():
 def test_products_that_do_not_apply(in_type, weight_type, product, message):
     with pytest.raises(ValueError, match=message):
         DotProductArray(in_type=in_type, weight_type=weight_type, pe=1, simd=1, product=product)
+
+
+def test_a_packing_needs_packed_products():
+    with pytest.raises(ValueError, match="a packing goes with product=ProductKind.PACKED"):
+        DotProductArray(in_type=UINT(8), weight_type=INT(8), pe=2, simd=1, packing=packing(UINT(8), INT(8), "xcup"))

@@ -1,4 +1,5 @@
-"""Threshold unit and width converter on Verilator, under random stalls."""
+"""Threshold units (all comparisons at once, and by binary search) and width converter on
+Verilator, under random stalls."""
 
 import zlib
 
@@ -8,7 +9,7 @@ import pytest
 from factories import BIPOLAR, INT, UINT, CocotbDesign
 from hdlgen.backends.packing import pack_beats
 from hdlgen.backends.verilog import emit
-from hdlgen.cores import Thresholding, WidthConverter
+from hdlgen.cores import Thresholding, ThresholdSearch, WidthConverter
 from hdlgen.golden import thresholds
 from hdlgen.ir import Folding, MatrixVectorLayer
 
@@ -19,14 +20,18 @@ def seeded(name):
     return np.random.default_rng(zlib.crc32(name.encode()))
 
 
-# out_type, mh, pe, acc_max
-THRESHOLD_CASES = {"bipolar_pe4-nf3": (BIPOLAR, 12, 4, 40), "uint2_pe2-nf4": (UINT(2), 8, 2, 100),
-                   "int4_pe1-nf5": (INT(4), 5, 1, 300)}
+# out_type, mh, pe, acc_max, unit
+THRESHOLD_CASES = {"bipolar_pe4-nf3": (BIPOLAR, 12, 4, 40, Thresholding),
+                   "uint2_pe2-nf4": (UINT(2), 8, 2, 100, Thresholding),
+                   "int4_pe1-nf5": (INT(4), 5, 1, 300, Thresholding),
+                   "search-uint8_pe2-nf3": (UINT(8), 6, 2, 70000, ThresholdSearch),
+                   "search-narrow-int3_pe3-nf2": (INT(3, narrow=True), 6, 3, 50, ThresholdSearch),
+                   "search-bipolar_pe1-nf4": (BIPOLAR, 4, 1, 9, ThresholdSearch)}
 
 
 @pytest.fixture(scope="module", params=THRESHOLD_CASES, ids=THRESHOLD_CASES)
 def threshold_design(request, sim_root):
-    out_type, mh, pe, acc_max = THRESHOLD_CASES[request.param]
+    out_type, mh, pe, acc_max, unit = THRESHOLD_CASES[request.param]
     rng = seeded(request.param)
     steps = out_type.levels - 1
     table = np.sort(rng.integers(0, acc_max + 2, size=(mh, steps)), axis=1)
@@ -34,7 +39,7 @@ def threshold_design(request, sim_root):
     table[-1, 0] = 0                                  # a step that always fires
     layer = MatrixVectorLayer("thr", BIPOLAR, BIPOLAR, np.ones((mh, 1), int), table, out_type)
     folding = Folding(pe=pe, simd=1)
-    dut = Thresholding.of_layer(layer, folding, acc_max)
+    dut = unit(thresholds=table, out_type=out_type, pe=pe, acc_max=acc_max)
     return CocotbDesign(emit(dut, "thr"), "thr", sim_root / f"thr-{request.param}"), layer, folding, acc_max
 
 

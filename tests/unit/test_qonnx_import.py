@@ -506,11 +506,39 @@ def test_fixed_point_input_floors_like_hls4ml(tmp_path, rng):
     assert run_reference(model, x).tolist() == [[0.25 - 0.5], [1.75 - 2.0]]
 
 
+def test_sixteen_bit_fixed_point_input(tmp_path, rng):
+    """hls4ml's default ap_fixed<16,6> input into 6-bit weights: the lowered model floors as hls4ml does."""
+    g = Graph([12], BATCH)
+    g.gemm(g.quantized_weight(rng.integers(-31, 32, size=(6, 12)), 2.0 ** -5, bits=6, narrow=True), transB=1)
+    g.op("Relu").quant(2.0 ** -2, 4, signed=False)
+    g.gemm(g.quantized_weight(rng.integers(-31, 32, size=(3, 6)), 2.0 ** -5, bits=6, narrow=True), transB=1)
+    model = load_qonnx(g.save(tmp_path / "m.onnx"), "FIXED<16,6>")
+    assert model.input.quant == QuantType.int(16) and model.input.scale == 2.0 ** -10
+    x = rng.uniform(-40, 40, size=(BATCH, 12)).astype(np.float32)
+    lowered = streamline(model)
+    assert lowered.mvus[0].in_type == QuantType.int(16)
+    assert np.array_equal(predict(lowered, x), run_reference(model, x))
+
+
+@pytest.mark.parametrize("bits, message", [(16, None), (17, "the input takes 1 to 16 bits"), (9, "activations take 1 to 8 bits")])
+def test_wide_quantizers(tmp_path, rng, bits, message):
+    """A 16-bit input quantizer is the widest; a hidden activation takes at most 8 bits."""
+    g = Graph([8], BATCH)
+    g.quant(2.0 ** -8, bits if message != "activations take 1 to 8 bits" else 8)
+    g.gemm(g.quantized_weight(bipolar_weights(rng, 4, 8), 1.0), transB=1)
+    g.quant(1.0, bits if message == "activations take 1 to 8 bits" else 4)
+    if message is None:
+        check(tmp_path, g, tie_inputs(rng, [8], 2.0 ** -8, -200, 200))
+    else:
+        with pytest.raises(HdlgenError, match=message):
+            load_qonnx(g.save(tmp_path / "m.onnx"))
+
+
 @pytest.mark.parametrize("annotation, ops, input_type, message", [
     (None, [], None, "or declare its format with --input-type (a QONNX DataType name such as INT8"),
     ("FLOAT32", [], None, "or declare its format with --input-type"),
-    (None, [], "INT17", "INT17 has 17 bits; hdlgen takes inputs of at most 8 bits"),
-    (None, [], "FIXED<16,6>", "FIXED<16,6> has 16 bits; hdlgen takes inputs of at most 8 bits"),
+    (None, [], "INT17", "INT17 has 17 bits; hdlgen takes inputs of at most 16 bits"),
+    (None, [], "FIXED<20,6>", "FIXED<20,6> has 20 bits; hdlgen takes inputs of at most 16 bits"),
     (None, [], "FOO9", "'FOO9' is not a QONNX DataType name"),
     ("BINARY", [("Add", 0.3)], None, "maps the BINARY input onto 0.3, 1.3, which is no integer grid"),
     ("INT2", [("Mul", -1.0)], None, "which is no integer grid with a positive step"),

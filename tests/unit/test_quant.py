@@ -28,7 +28,7 @@ def test_text_round_trip(text):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("float", "unknown quant type 'float'"), ("uint9", "bits must be an integer from 1 to 8"),
+    ("float", "unknown quant type 'float'"), ("uint17", "bits must be an integer from 1 to 16"),
     ("int1", "a 1-bit signed int is bipolar"), ("narrow_uint3", "narrow ranges apply only to signed int"), (3, "is a string"),
 ])
 def test_bad_text(text, message):

@@ -7,7 +7,7 @@ from factories import BIPOLAR, INT, TERNARY, UINT, random_inputs, random_model
 from hdlgen import HdlgenError
 from hdlgen.golden import matrix_vector, predict, run_reference
 from hdlgen.golden.layers import thresholds
-from hdlgen.ir import BatchNorm, Dense, InputQuantizer, Model, Quantizer
+from hdlgen.ir import BatchNorm, Dense, InputQuantizer, Model, QuantType, Quantizer
 from hdlgen.ir.semantics import batchnorm, dense_affine, quantize
 from hdlgen.transforms import streamline
 
@@ -149,3 +149,31 @@ def test_output_stage_tail_survives_the_build_directory(tmp_path, rng):
     assert [type(layer) for layer in again.output.tail] == [BatchNorm, Elementwise, Clip]
     x = random_inputs(rng, model, 200)
     assert np.array_equal(predict(again, x), run_reference(model, x))
+
+
+def test_int8_weights_negated_to_128_survive_the_build_directory(tmp_path, rng):
+    """A falling batch norm negates a row holding int8's -128 to +128: saved and read back exactly."""
+    from hdlgen.ir.lowered_io import load_lowered, save_lowered
+    from hdlgen.transforms import auto_folding
+
+    model = random_model(rng, sizes=[16, 8, 4], input_quant=UINT(3), act_quant=UINT(2), weight_quant=INT(8))
+    dense, bn = model.layers[0], model.layers[1]
+    weight = dense.weight.copy()
+    weight[0] = -128
+    gamma = bn.gamma.copy()
+    gamma[0] = -1.0
+    layers = (Dense(dense.name, weight, INT(8), dense.weight_scale, dense.bias),
+              BatchNorm(bn.name, gamma, bn.beta, bn.mean, bn.var, bn.eps)) + model.layers[2:]
+    lowered = streamline(Model(model.name, model.input, layers))
+    assert lowered.mvus[0].weights.max() == 128
+    save_lowered(lowered, auto_folding(lowered), tmp_path)
+    again, _ = load_lowered(tmp_path)
+    assert np.array_equal(again.mvus[0].weights, lowered.mvus[0].weights)
+
+
+def test_int8_powers_of_two_up_to_128_stay_int8():
+    """{-128, .., 1, 2}: powers of two, but a pow2 type would need 9 bits."""
+    from hdlgen.transforms.streamline import hardware_weight_type
+
+    assert hardware_weight_type(Dense("fc", np.array([[-128, 1, 2, 0]]), INT(8))) == INT(8)
+    assert hardware_weight_type(Dense("fc", np.array([[-64, 1, 2, 0]]), INT(8))) == QuantType.pow2(8)
