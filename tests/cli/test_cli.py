@@ -177,6 +177,8 @@ def test_synth_ecp5_reports_luts_and_fmax(tmp_path, small_model):
     assert [line.split()[0] for line in done.stdout.splitlines()[1:-1]] == ["ecp5-25k"]
     done = hdlgen("synth", tmp_path / "out", "--target", "xc7")
     assert done.returncode == 0, done.stderr
+    assert "note: this build was made for ecp5-25k; its products and adder trees were chosen for that target, " \
+           "not xc7" in done.stderr
     ecp5 = json.loads((tmp_path / "out" / "synth-ecp5-25k.json").read_text())
     assert ecp5["lut"] > 0 and ecp5["ff"] > 0 and ecp5["fmax_mhz"] > 50 and ecp5["placed"]
     xc7 = json.loads((tmp_path / "out" / "synth-xc7.json").read_text())
