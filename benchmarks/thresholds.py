@@ -4,7 +4,11 @@ Both units take PE accumulators a beat and give PE codes; the thresholds of MH r
 ascending. Figures: Verilog generation time and size, LUTs, FFs and Fmax on ECP5-85k (Yosys +
 nextpnr, out of context), measured here and now for both.
 
-    python benchmarks/thresholds.py [--bits 4 6 8] [--pe 8] [--rows 64] [--target ecp5-85k]
+    python benchmarks/thresholds.py [--bits 4 6 8] [--pe 8] [--rows 64] [--target ecp5-85k] [--units parallel search]
+                                    [--no-synth]
+
+The parallel unit at 8 bits (255 comparators a row) takes Yosys longer than ten minutes here;
+``--no-synth`` gives generation time and size alone.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=64)
     parser.add_argument("--target", default="ecp5-85k")
     parser.add_argument("--clock-mhz", type=float, default=200.0, help="nextpnr timing target")
+    parser.add_argument("--units", nargs="+", choices=["parallel", "search"], default=["parallel", "search"])
+    parser.add_argument("--no-synth", action="store_true", help="generation time and Verilog size only")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     print(f"threshold units, {args.rows} rows, PE {args.pe}, {ACC_MAX.bit_length()}-bit accumulators, on {args.target}")
@@ -41,15 +47,20 @@ def main(argv=None):
             out_type = QuantType.uint(bits)
             table = np.sort(rng.integers(0, ACC_MAX + 1, size=(args.rows, out_type.levels - 1)), axis=1)
             for cls, label in ((Thresholding, "parallel"), (ThresholdSearch, "search")):
+                if label not in args.units:
+                    continue
                 start = time.monotonic()
                 verilog = emit(cls(thresholds=table, out_type=out_type, pe=args.pe, acc_max=ACC_MAX), "thr")
                 seconds = time.monotonic() - start
                 path = Path(tmp) / f"{label}{bits}.v"
                 path.write_text(verilog)
+                line = f"{bits:>4}  {label:<10}{seconds:>7.1f}{len(verilog) / 1024:>12.0f}"
+                if args.no_synth:
+                    print(line, flush=True)
+                    continue
                 r = synthesize(path, "thr", args.target, Path(tmp) / f"{label}{bits}", clock_mhz=args.clock_mhz)
                 fmax = f"{r.fmax_mhz:.1f}" if r.fmax_mhz else "n/a"
-                print(f"{bits:>4}  {label:<10}{seconds:>7.1f}{len(verilog) / 1024:>12.0f}{r.lut:>8}{r.ff:>8}"
-                      f"{r.lutram:>8}{fmax:>10}", flush=True)
+                print(f"{line}{r.lut:>8}{r.ff:>8}{r.lutram:>8}{fmax:>10}", flush=True)
 
 
 if __name__ == "__main__":

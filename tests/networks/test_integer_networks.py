@@ -22,8 +22,8 @@ NETWORKS = {
     "cnn_w8a8": (DIGITS / "cnn_w8a8.onnx", "digits", ["narrow_int8"] * 4),
     "dorefanet": (MNIST / "dorefanet.onnx", "mnist", ["bipolar"] * 3 + ["narrow_int8"]),
 }
-# the products each target gives the layers whose codes and weights are both 3 or 4 bits
-SMALL_PRODUCTS = {"xcup": "packed", "ecp5-85k": "lut"}
+# the products each target gives layers of 3-bit codes and weights, and of 4-bit ones
+SMALL_PRODUCTS = {"xcup": {3: "packed", 4: "packed"}, "ecp5-85k": {3: "lut", 4: "packed"}}
 
 
 def split_of(kind: str):
@@ -49,8 +49,9 @@ def check_rtl(tmp_path, name, target):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     for layer in report["layers"]:
         bits = int(layer["in_type"].removeprefix("uint")) if layer["in_type"].startswith("uint") else 8
-        if bits <= 4 and layer["weight_type"] in ("narrow_int3", "narrow_int4"):
-            assert layer["product"] == SMALL_PRODUCTS[target], layer
+        weight_bits = {"narrow_int3": 3, "narrow_int4": 4}.get(layer["weight_type"])
+        if bits == weight_bits and layer["pe"] > 1:
+            assert layer["product"] == SMALL_PRODUCTS[target][bits], layer
         if target == "xcup" and layer["weight_type"] == "narrow_int8" and layer["pe"] > 1:
             assert layer["product"] == "packed", layer
 
