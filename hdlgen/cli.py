@@ -1,4 +1,4 @@
-"""Command line: ``hdlgen build | sim | synth | inspect | demo``.
+"""Command line: ``hdlgen build | sim | synth | quantize | inspect | demo``.
 
 User mistakes (bad model, bad option, missing tool) print one line, ``hdlgen: error: ...``, and
 exit with status 2. Steps that take seconds print progress on stderr.
@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         command = self.prog.partition(" ")[2]
         if "required: command" in message:
-            message = "give a command: build, sim, synth, inspect or demo (hdlgen --help says more)"
+            message = "give a command: build, sim, synth, quantize, inspect or demo (hdlgen --help says more)"
         raise HdlgenError(f"{command}: {message}" if command else message)
 
 
@@ -210,6 +210,37 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_quantize(args) -> int:
+    from .readers import read_npy
+    from .transforms.quantize import quantize_model
+
+    model, out = Path(args.model), Path(args.output)
+    if out.suffix.lower() != ".onnx":
+        raise HdlgenError(f"-o {args.output}: name an .onnx file")
+    for given in (args.model, args.calibration):
+        if out.absolute().resolve() == Path(given).absolute().resolve():
+            raise HdlgenError(f"-o {args.output} is also an input of this command ({given}); name another file")
+    if out.is_dir():
+        raise HdlgenError(f"-o {args.output} is a directory; name an .onnx file")
+    if not out.absolute().parent.is_dir():
+        raise HdlgenError(f"-o {args.output}: the folder {out.absolute().parent} does not exist")
+    data = read_npy(Path(args.calibration), "calibration data")
+
+    def progress(step):
+        if not args.quiet:
+            print(f"{step} ...", file=sys.stderr, flush=True)
+
+    ranges = quantize_model(model, data, out, method=args.method, activations=args.activations,
+                            percentile=args.percentile, progress=progress)
+    method = f"percentile {args.percentile:g}" if args.method == "percentile" else args.method
+    width = max([len(r.tensor) for r in ranges] + [6]) + 2
+    print(f"{'tensor':<{width}}{'range (' + method + ')':<34}{'scale':<14}zero point")
+    for r in ranges:
+        print(f"{r.tensor:<{width}}{f'[{r.lo:.6g}, {r.hi:.6g}]':<34}{r.scale:<14.6g}{r.zero_point} ({r.dtype})")
+    print(f"wrote {out} (QDQ: int8 weights per channel, {args.activations} activations; build it with hdlgen build)")
+    return 0
+
+
 def cmd_inspect(args) -> int:
     from .frontend import load_model
     from .inspect import describe, describe_graph
@@ -279,6 +310,21 @@ def parser() -> argparse.ArgumentParser:
                    help="device to synthesize for (repeat for several; default: the build's target)")
     y.add_argument("--clock-mhz", type=CLOCK_MHZ, default=100.0, help="timing target for nextpnr (default 100)")
     y.set_defaults(run=cmd_synth)
+
+    from .transforms.quantize import ACTIVATION_TYPES, METHODS
+
+    q = sub.add_parser("quantize", help="quantize a float ONNX model to INT8 (QDQ) with onnxruntime's calibration")
+    q.add_argument("model", help="float ONNX model (.onnx)")
+    q.add_argument("--calibration", required=True, metavar="X.npy",
+                   help="calibration samples in the model's input layout, batch first")
+    q.add_argument("--method", choices=METHODS, default="minmax",
+                   help="range calibration: minmax, percentile (of |x|) or entropy (TensorRT's KL); default minmax")
+    q.add_argument("--percentile", type=_number(50.0, 100.0), default=99.999,
+                   help="percentile for --method percentile (default 99.999)")
+    q.add_argument("--activations", choices=ACTIVATION_TYPES, default="uint8",
+                   help="activation type, with a zero point (default uint8)")
+    q.add_argument("-o", "--output", required=True, help="QDQ model to write (.onnx)")
+    q.set_defaults(run=cmd_quantize)
 
     i = sub.add_parser("inspect", help="print a model's imported and lowered layers, quant types and shapes")
     i.add_argument("model", help="QONNX model (.onnx) or native model description (.json)")

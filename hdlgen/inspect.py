@@ -6,7 +6,7 @@ import numpy as np
 
 from .errors import HdlgenError
 from .ir.lowered import LoweredModel, MatrixVectorLayer
-from .ir.model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, MaxPool2d, Model, MultiThreshold, Quantizer,
+from .ir.model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, MaxPool2d, Model, MultiThreshold, Quantizer, Requantize,
                        Trunc)
 from .transforms import streamline
 
@@ -43,6 +43,10 @@ def layer_details(layer) -> str:
         return f"{layer.thresholds.shape[1]} thresholds per channel -> {layer.quant}, scale {layer.scale:.6g}"
     if isinstance(layer, Trunc):
         return f"from scale {layer.in_scale:.6g} to {layer.quant}, scale {layer.scale:.6g}, rounding {layer.rounding}"
+    if isinstance(layer, Requantize):
+        m = np.atleast_1d(layer.multiplier)
+        return (f"onnxruntime's int32 rescale by {m.min():.6g}" + (f" .. {m.max():.6g}" if m.size > 1 else "")
+                + f" -> {layer.quant}, scale {layer.scale:.6g}")
     if isinstance(layer, MaxPool2d):
         return f"kernel {layer.kernel}, stride {layer.stride}, padding {layer.padding}"
     if isinstance(layer, Flatten):
@@ -59,8 +63,8 @@ def exactness_notes(model: Model) -> list[str]:
     notes, scale, quant = [], model.input.scale, model.input.quant
     if model.arithmetic != "float32":
         return notes
-    for layer in model.layers:
-        if isinstance(layer, (Dense, Conv2d)):
+    for layer, after in zip(model.layers, model.layers[1:] + (None,)):
+        if isinstance(layer, (Dense, Conv2d)) and not isinstance(after, Requantize):   # integer sums in onnxruntime
             if not _power_of_two(scale * layer.weight_scale):
                 notes.append(f"{layer.name}: input scale x weight scale is not a power of two, so a float32 executor "
                              f"rounds this layer's dot products; hdlgen computes them exactly (see docs/qonnx.md)")

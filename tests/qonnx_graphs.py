@@ -68,9 +68,36 @@ class Graph:
                                                rounding_mode="ROUND", name=self.fresh("wquant")))
         return out
 
+    # -- ONNX QDQ ops ------------------------------------------------------------------------------
+    def stored(self, values, dtype, stem="q") -> str:
+        name = self.fresh(stem)
+        self.inits.append(numpy_helper.from_array(np.asarray(values, dtype=dtype), name))
+        return name
+
+    def quantize_linear(self, scale, zero_point=0, dtype=np.uint8) -> Graph:
+        return self.op("QuantizeLinear", self.const(scale), self.stored(zero_point, dtype, "zp"))
+
+    def dequantize_linear(self, scale, zero_point=0, dtype=np.uint8) -> Graph:
+        return self.op("DequantizeLinear", self.const(scale), self.stored(zero_point, dtype, "zp"))
+
+    def qdq(self, scale, zero_point=0, dtype=np.uint8) -> Graph:
+        """A QuantizeLinear and its DequantizeLinear, as onnxruntime's quantizer puts on an activation."""
+        return self.quantize_linear(scale, zero_point, dtype).dequantize_linear(scale, zero_point, dtype)
+
+    def dequantized(self, values, scale, *, dtype=np.int8, zero_point=0, axis=0) -> str:
+        """A constant stored as integers with a DequantizeLinear (per channel along ``axis`` for a vector scale)."""
+        out = self.fresh("dq")
+        scale = np.asarray(scale, dtype=np.float32)
+        zero = np.broadcast_to(np.asarray(zero_point, dtype=dtype), scale.shape)
+        attrs = {"axis": axis} if scale.ndim else {}
+        self.nodes.append(helper.make_node("DequantizeLinear", [self.stored(values, dtype, "w"), self.const(scale),
+                                                                self.stored(zero, dtype, "wzp")], [out],
+                                           name=self.fresh("dequantize"), **attrs))
+        return out
+
     # -- standard ops ----------------------------------------------------------------------------
     def gemm(self, weight: str, bias=None, **attrs) -> Graph:
-        extra = [weight] + ([self.const(bias)] if bias is not None else [])
+        extra = [weight] + ([bias if isinstance(bias, str) else self.const(bias)] if bias is not None else [])
         return self.op("Gemm", *extra, **attrs)
 
     def matmul(self, weight: str) -> Graph:
@@ -119,6 +146,15 @@ class Graph:
     def save(self, path) -> str:
         onnx.save(self.model(), str(path))
         return str(path)
+
+
+def run_onnxruntime(path, x: np.ndarray) -> np.ndarray:
+    """onnxruntime on ``path`` with its default session options (so QDQ patterns run as its fused
+    integer kernels), on the CPU."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0]
 
 
 def execute(path, x: np.ndarray) -> np.ndarray:

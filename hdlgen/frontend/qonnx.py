@@ -47,7 +47,7 @@ from ..golden.host_ops import apply_host_op
 from .input_types import EXAMPLES as INPUT_TYPE_EXAMPLES
 from .input_types import DeclaredInput, absorb_preprocessing, declared_input
 
-__all__ = ["load_qonnx", "read_graph", "SUPPORTED_OPS"]
+__all__ = ["load_qonnx", "read_graph", "read_onnx", "SUPPORTED_OPS"]
 
 SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Gemm", "MatMul", "Conv", "Pad", "MaxPool", "GlobalAveragePool",
                  "BatchNormalization", "Add", "Sub", "Mul", "Div", "Relu", "Clip", "Identity", "Dropout",
@@ -593,7 +593,8 @@ class _Importer:
         scale = self.out_channel_scale(node, w) * np.float64(alpha)
         self.dense(node, w.values, w, scale, bias)
 
-    def op_Conv(self, node, a):
+    def conv_weights(self, node, a) -> QConst:
+        """A Conv's checked input shape, attributes and weights."""
         if len(self.shape) != 3:
             self.node_fail(node, f"needs a (batch, channels, height, width) input, not {(1,) + self.shape}")
         w = self.weights(node, node.input[1], "weights")
@@ -601,6 +602,10 @@ class _Importer:
             self.node_fail(node, f"only 2-D convolutions are supported (weights of shape {w.values.shape})")
         if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             self.node_fail(node, "auto_pad is not supported; export with explicit pads")
+        return w
+
+    def op_Conv(self, node, a):
+        w = self.conv_weights(node, a)
         bias = None
         if len(node.input) > 2 and node.input[2]:
             bias = np.asarray(self.constant(node, node.input[2], "bias"), dtype=F32).reshape(-1)
@@ -757,16 +762,23 @@ class _Importer:
         self.reshaped(node, target[1:])
 
 
-def load_qonnx(path: str | Path, input_type: str | None = None) -> Model:
+def load_qonnx(path: str | Path, input_type: str | None = None, proto=None) -> Model:
     """Import a QONNX file (its external ``.onnx.data`` beside it) into the source-model IR.
 
     ``input_type`` (a QONNX DataType name) declares the input's format where no quantizer gives it;
-    it overrides a ``finn_datatype`` annotation."""
-    return _Importer(Path(path), read_graph(path), input_type).run()
+    it overrides a ``finn_datatype`` annotation. ``proto`` is the file as ``read_onnx`` gives it, if
+    already read."""
+    proto = read_onnx(path) if proto is None else proto
+    return _Importer(Path(path), _cleanup(Path(path), proto), input_type).run()
 
 
 def read_graph(path: str | Path):
     """The ONNX model in ``path`` with its external data, checked and cleaned up by qonnx."""
+    return _cleanup(Path(path), read_onnx(path))
+
+
+def read_onnx(path: str | Path):
+    """The ONNX model in ``path`` with its external data (only from a file beside it), as stored."""
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -797,7 +809,7 @@ def read_graph(path: str | Path):
             load_external_data_for_model(proto, str(path.parent))
         except (OSError, ValueError, onnx.checker.ValidationError) as e:
             raise HdlgenError(f"{path}: cannot read its external weights ({str(e)[:200]})") from None
-    return _cleanup(path, proto)
+    return proto
 
 
 def _cleanup(path: Path, proto):

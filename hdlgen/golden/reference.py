@@ -9,7 +9,8 @@ from ..errors import HdlgenError
 from .host_ops import apply_host_op
 from ..ir.evaluate import (apply_elementwise, apply_quantizer, conv_values, dense_values, flatten_chw, global_mean, maxpool, real_output,
                            to_channels_first, to_channels_last)
-from ..ir.model import ELEMENTWISE, QUANTIZING, Conv2d, Dense, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d, Model
+from ..ir.model import (ELEMENTWISE, QUANTIZING, Conv2d, Dense, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d, Model,
+                        Requantize)
 from ..ir.semantics import quantize
 
 
@@ -42,8 +43,11 @@ def run_reference(model: Model, x: np.ndarray) -> np.ndarray:
     """Outputs of ``model`` for a batch of inputs, in the model's units and ONNX's layout."""
     dtype = model.dtype
     values = input_values(model.input, x, dtype).reshape((-1,) + model.input.shape)
-    values, scale, real = to_channels_last(values), model.input.scale, None
+    values, scale, real, acc = to_channels_last(values), model.input.scale, None, None
     for layer in model.layers:
+        if isinstance(layer, Requantize):
+            values, scale, real = layer.values(acc), layer.scale, None
+            continue
         if isinstance(layer, (Dense, Conv2d)):
             acc = dense_values(layer, values) if isinstance(layer, Dense) else conv_values(layer, values)
             real, values = real_output(layer, acc, scale, dtype), None

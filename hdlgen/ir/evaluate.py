@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import BatchNorm, Clip, Conv2d, Dense, Elementwise, MaxPool2d, MultiThreshold, Quantizer, Trunc
+from .model import BatchNorm, Clip, Conv2d, Dense, Elementwise, MaxPool2d, MultiThreshold, Quantizer, Requantize, Trunc
 from .semantics import batchnorm, clip, dense_affine, elementwise, multithreshold, quantize, trunc
 
 __all__ = ["apply_elementwise", "apply_quantizer", "dense_values", "conv_values", "maxpool", "flatten_chw",
@@ -27,8 +27,11 @@ def apply_elementwise(layer, y: np.ndarray) -> np.ndarray:
     raise TypeError(f"{type(layer).__name__} is not an elementwise layer")
 
 
-def apply_quantizer(layer, y: np.ndarray) -> np.ndarray:
-    """The integer values a quantizing layer gives for real values ``y``; its output is ``values * layer.scale``."""
+def apply_quantizer(layer, y: np.ndarray | None, acc: np.ndarray | None = None) -> np.ndarray:
+    """The integer values a quantizing layer gives for real values ``y``; its output is ``values * layer.scale``.
+    A ``Requantize`` layer takes the previous layer's exact dot products ``acc`` instead."""
+    if isinstance(layer, Requantize):
+        return layer.values(acc)
     if isinstance(layer, Quantizer):
         return quantize(y, layer.quant, layer.scale, layer.rounding)
     if isinstance(layer, MultiThreshold):

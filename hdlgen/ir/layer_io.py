@@ -10,7 +10,8 @@ import dataclasses
 
 import numpy as np
 
-from .model import BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, MaxPool2d, MultiThreshold, Quantizer, Trunc
+from .model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, MaxPool2d, MultiThreshold, Quantizer,
+                    Requantize, Trunc)
 from ..readers import schema_problem
 from .quant import QuantType
 
@@ -18,9 +19,9 @@ __all__ = ["OPS", "encode_layer", "decode_layer"]
 
 OPS = {"dense": Dense, "conv2d": Conv2d, "batchnorm": BatchNorm, "mul": Elementwise, "add": Elementwise,
        "sub": Elementwise, "div": Elementwise, "clip": Clip, "quantizer": Quantizer,
-       "multithreshold": MultiThreshold, "trunc": Trunc, "maxpool2d": MaxPool2d, "flatten": Flatten,
+       "multithreshold": MultiThreshold, "trunc": Trunc, "requantize": Requantize, "maxpool2d": MaxPool2d, "flatten": Flatten,
        "global_avg_pool": GlobalAvgPool}
-TENSOR_FIELDS = {"weight", "weight_scale", "bias", "gamma", "beta", "mean", "var", "operand", "thresholds"}
+TENSOR_FIELDS = {"weight", "weight_scale", "bias", "gamma", "beta", "mean", "var", "operand", "thresholds", "multiplier"}
 QUANT_FIELDS = {"weight_quant", "quant"}
 BOUND_FIELDS = {"lo", "hi"}        # null in JSON stands for an infinite bound
 

@@ -14,10 +14,10 @@ import numpy as np
 
 from ..errors import HdlgenError
 from .quant import MAX_BITS, MAX_INPUT_BITS, QuantKind, QuantType
-from .semantics import ROUNDING_MODES
+from .semantics import ROUNDING_MODES, requantize
 
 __all__ = ["HostOp", "InputQuantizer", "Dense", "Conv2d", "BatchNorm", "Elementwise", "Clip", "Quantizer", "MultiThreshold",
-           "Trunc", "MaxPool2d", "GlobalAvgPool", "Flatten", "Layer", "Model", "QUANTIZING", "ELEMENTWISE", "channels"]
+           "Requantize", "Trunc", "MaxPool2d", "GlobalAvgPool", "Flatten", "Layer", "Model", "QUANTIZING", "ELEMENTWISE", "channels"]
 
 
 def _finite(name: str, what: str, array: np.ndarray) -> np.ndarray:
@@ -285,6 +285,37 @@ class MultiThreshold:
 
 
 @dataclass(frozen=True, eq=False)
+class Requantize:
+    """An int32 accumulator requantized as onnxruntime runs a QDQ model's fused QLinearConv or QGemm
+    (see ``semantics.requantize``): it follows a dense or convolution layer directly and takes its
+    exact integer dot products, not their real values. ``bias`` is the int32 bias (in units of input
+    scale times weight scale), ``multiplier`` the per-channel float32 rescale factor; the output is
+    ``quant``'s values (stored integers less the zero point) times ``scale``."""
+
+    name: str
+    quant: QuantType
+    scale: float
+    multiplier: np.ndarray
+    bias: np.ndarray = 0
+
+    def __post_init__(self):
+        _activation_type(self.name, self.quant)
+        object.__setattr__(self, "scale", _positive_scale(self.name, "scale", self.scale))
+        multiplier = _finite(self.name, "multiplier", self.multiplier)
+        if multiplier.ndim > 1 or np.any(multiplier <= 0):
+            raise HdlgenError(f"layer {self.name!r}: multiplier must be one positive number or one per channel")
+        object.__setattr__(self, "multiplier", multiplier.astype(np.float32).astype(np.float64))
+        bias = _finite(self.name, "bias", self.bias)
+        if bias.ndim > 1 or np.any(bias != np.round(bias)) or np.any(np.abs(bias) >= 2 ** 31):
+            raise HdlgenError(f"layer {self.name!r}: bias must hold int32 values, one or one per channel")
+        object.__setattr__(self, "bias", bias.astype(np.int64))
+
+    def values(self, acc: np.ndarray) -> np.ndarray:
+        """Integer output values for exact dot products ``acc`` (channels on the last axis)."""
+        return requantize(acc, self.bias, self.multiplier, self.quant)
+
+
+@dataclass(frozen=True, eq=False)
 class Trunc:
     """QONNX Trunc (opset 2, zero point 0): re-quantizes values of scale ``in_scale`` to ``quant``
     with ``scale`` (see ``semantics.trunc``)."""
@@ -405,10 +436,11 @@ class Flatten:
     name: str
 
 
-Layer = GlobalAvgPool | Flatten | Dense | Conv2d | BatchNorm | Elementwise | Clip | Quantizer | MultiThreshold | Trunc | MaxPool2d
+Layer = (GlobalAvgPool | Flatten | Dense | Conv2d | BatchNorm | Elementwise | Clip | Quantizer | MultiThreshold | Trunc
+         | Requantize | MaxPool2d)
 
 #: Layers that produce quantized values (integers times a scale).
-QUANTIZING = (Quantizer, MultiThreshold, Trunc)
+QUANTIZING = (Quantizer, MultiThreshold, Trunc, Requantize)
 #: Layers that map each value on its own, monotonically, in the model's float arithmetic.
 ELEMENTWISE = (BatchNorm, Elementwise, Clip)
 ARITHMETIC = ("float64", "float32")
@@ -481,7 +513,14 @@ class Model:
         """
         shape, quantized = self.input.shape, True
         shapes = [shape]
-        for layer in self.layers:
+        for before, layer in zip((self.input,) + self.layers, self.layers):
+            if isinstance(layer, Requantize):
+                if not isinstance(before, (Dense, Conv2d)):
+                    raise HdlgenError(f"layer {layer.name!r}: a requantize layer takes a dense or convolution layer's "
+                                      f"integer sums, so it must follow one directly, not {before.name!r}")
+                if layer.multiplier.size not in (1, channels(shape)) or layer.bias.size not in (1, channels(shape)):
+                    raise HdlgenError(f"layer {layer.name!r}: multiplier and bias must have 1 or {channels(shape)} "
+                                      f"values, one per channel")
             if isinstance(layer, (Dense, Conv2d)) and not quantized:
                 raise HdlgenError(f"layer {layer.name!r}: a {type(layer).__name__.lower()} layer's input must be "
                                   f"quantized; add a quantizer before it")
@@ -515,7 +554,7 @@ class Model:
                 if len(shape) != 3:
                     raise HdlgenError(f"layer {layer.name!r}: needs a (channels, height, width) input, not {shape}")
                 shape, quantized = (shape[0], 1, 1), False
-            elif isinstance(layer, (Quantizer, Trunc)):
+            elif isinstance(layer, (Quantizer, Trunc, Requantize)):
                 quantized = True
             else:
                 raise HdlgenError(f"layer {getattr(layer, 'name', layer)!r}: unsupported layer type {type(layer).__name__}")

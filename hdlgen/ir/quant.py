@@ -14,6 +14,11 @@ POW2 (k bits) 0, +-1, +-2, .. +-2^(k-2)  index among values  k
 
 so ``value = code + lo`` for every kind but BIPOLAR, where ``value = 2 * code - 1``, and POW2.
 
+An INT or UINT type may have a ``zero_point`` (ONNX QuantizeLinear's, for activations): its values
+are the stored integers minus the zero point, ``uint8_zp128`` holds -128 .. 127, and the code is the
+stored integer itself. Hardware then handles the zero point exactly: ``value = code + lo`` with
+``lo = -zero_point`` folds into each row's accumulator offset like any signed type's.
+
 POW2 is a weight type only: a signed k-bit weight set whose non-zero values are powers of two (the
 five levels {-2, -1, 0, 1, 2} are POW2 with 3 bits), multiplied by shifting. ``magnitude`` is the
 largest absolute value a type holds, the bound of a weight whose sign hardware may flip.
@@ -22,6 +27,7 @@ largest absolute value a type holds, the bound of a weight whose sign hardware m
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +53,7 @@ class QuantType:
     kind: QuantKind
     bits: int = 1
     narrow: bool = False
+    zero_point: int = 0
 
     def __post_init__(self):
         if not isinstance(self.kind, QuantKind):
@@ -60,16 +67,24 @@ class QuantType:
             raise ValueError("narrow ranges apply only to signed int types")
         if self.kind is QuantKind.INT and self.bits < 2:
             raise ValueError("a 1-bit signed int is bipolar: use the bipolar type")
+        if self.zero_point:
+            if self.kind not in (QuantKind.INT, QuantKind.UINT) or self.narrow:
+                raise ValueError("a zero point applies only to int and uint types")
+            if not isinstance(self.zero_point, int) or isinstance(self.zero_point, bool):
+                raise ValueError(f"a zero point is an integer, not {self.zero_point!r}")
+            stored_lo = 0 if self.kind is QuantKind.UINT else -(1 << (self.bits - 1))
+            if not stored_lo <= self.zero_point <= stored_lo + (1 << self.bits) - 1:
+                raise ValueError(f"zero point {self.zero_point} is outside the {self.kind.value}{self.bits} range")
         if self.kind is QuantKind.POW2 and self.bits < 3:
             raise ValueError("a power-of-two set of fewer than 3 bits is ternary: use the ternary type")
 
     @classmethod
-    def int(cls, bits: int, *, narrow: bool = False) -> QuantType:
-        return cls(QuantKind.INT, bits, narrow)
+    def int(cls, bits: int, *, narrow: bool = False, zero_point: int = 0) -> QuantType:
+        return cls(QuantKind.INT, bits, narrow, zero_point)
 
     @classmethod
-    def uint(cls, bits: int) -> QuantType:
-        return cls(QuantKind.UINT, bits)
+    def uint(cls, bits: int, *, zero_point: int = 0) -> QuantType:
+        return cls(QuantKind.UINT, bits, zero_point=zero_point)
 
     @classmethod
     def pow2(cls, bits: int) -> QuantType:
@@ -85,10 +100,10 @@ class QuantType:
         if self.kind in (QuantKind.BIPOLAR, QuantKind.TERNARY):
             return -1
         if self.kind is QuantKind.UINT:
-            return 0
+            return -self.zero_point
         if self.kind is QuantKind.POW2:
             return -(1 << (self.bits - 2))
-        return -(1 << (self.bits - 1)) + int(self.narrow)
+        return -(1 << (self.bits - 1)) + int(self.narrow) - self.zero_point
 
     @property
     def hi(self) -> int:
@@ -96,10 +111,10 @@ class QuantType:
         if self.kind in (QuantKind.BIPOLAR, QuantKind.TERNARY):
             return 1
         if self.kind is QuantKind.UINT:
-            return (1 << self.bits) - 1
+            return (1 << self.bits) - 1 - self.zero_point
         if self.kind is QuantKind.POW2:
             return 1 << (self.bits - 2)
-        return (1 << (self.bits - 1)) - 1
+        return (1 << (self.bits - 1)) - 1 - self.zero_point
 
     @property
     def magnitude(self) -> int:
@@ -161,21 +176,27 @@ class QuantType:
             return self.kind.value
         if self.is_pow2:
             return f"pow2_{self.bits}"
-        return f"{'narrow_' if self.narrow else ''}{self.kind.value}{self.bits}"
+        zero_point = f"_zp{self.zero_point}" if self.zero_point else ""
+        return f"{'narrow_' if self.narrow else ''}{self.kind.value}{self.bits}{zero_point}"
 
     @classmethod
     def from_json(cls, text: str) -> QuantType:
-        """Parse ``bipolar``, ``ternary``, ``uintK``, ``intK`` or ``narrow_intK``."""
+        """Parse ``bipolar``, ``ternary``, ``uintK``, ``intK``, ``narrow_intK`` or ``pow2_K``; an int or
+        uint type may end in ``_zpZ``, its zero point (``uint8_zp128``, ``int8_zp-3``)."""
         if not isinstance(text, str):
             raise ValueError(f"a quant type is a string such as 'bipolar', 'ternary', 'uint4' or 'int8', not {text!r}")
         if text in ("bipolar", "ternary"):
             return cls(QuantKind(text), 1 if text == "bipolar" else 2)
         narrow = text.startswith("narrow_")
         body = text[len("narrow_"):] if narrow else text
+        zero_point = re.fullmatch(r"(u?int\d+)_zp(-?\d+)", body)
+        if zero_point and not narrow:
+            base = cls.from_json(zero_point.group(1))
+            return cls(base.kind, base.bits, zero_point=int(zero_point.group(2)))
         for prefix, kind in (("uint", QuantKind.UINT), ("int", QuantKind.INT), ("pow2_", QuantKind.POW2)):
             if body.startswith(prefix) and body[len(prefix):].isdigit():
                 return cls(kind, int(body[len(prefix):]), narrow)
-        raise ValueError(f"unknown quant type {text!r}: use 'bipolar', 'ternary', 'uintK', 'intK', 'narrow_intK' (K = 1..{MAX_INPUT_BITS}; up to {MAX_BITS} but for the input) or 'pow2_K' (K = 3..{MAX_BITS})")
+        raise ValueError(f"unknown quant type {text!r}: use 'bipolar', 'ternary', 'uintK', 'intK', 'narrow_intK' (K = 1..{MAX_INPUT_BITS}; up to {MAX_BITS} but for the input), 'pow2_K' (K = 3..{MAX_BITS}), or an int or uint type with a zero point such as 'uint8_zp128'")
 
     def __str__(self) -> str:
         return self.to_json()

@@ -16,7 +16,7 @@ import numpy as np
 from .quant import QuantType
 
 __all__ = ["ROUNDING_MODES", "FLOAT_TYPES", "dense_affine", "batchnorm", "elementwise", "clip", "quantize",
-           "multithreshold", "trunc", "round_mode"]
+           "multithreshold", "trunc", "round_mode", "requantize"]
 
 FLOAT_TYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -120,3 +120,16 @@ def trunc(y: np.ndarray, in_scale, out_quant: QuantType, out_scale, rounding: st
     shift = 2.0 ** np.round(np.log2(np.float64(out_scale) / np.float64(in_scale)))
     v = v / _like(y, shift)
     return round_mode(rounding)(np.clip(v, out_quant.lo, out_quant.hi)).astype(np.int64)
+
+
+def requantize(acc: np.ndarray, bias, multiplier, quant: QuantType) -> np.ndarray:
+    """Integer values of an int32 accumulator rescaled as onnxruntime's QLinearConv, QGemm and
+    QLinearMatMul kernels do it (MLAS ``MlasRequantizeOutput``): the bias is added in int32, the sum
+    converted to float32 and multiplied by the channel's float32 ``multiplier`` (input scale times
+    weight scale, divided by the output scale, each step in float32), clamped to the output type's
+    range less its zero point, and rounded half to even. The stored integer is ``values + zero_point``.
+    """
+    total = np.asarray(acc, dtype=np.int64) + np.asarray(bias, dtype=np.int64)
+    y = total.astype(np.float32) * np.asarray(multiplier, dtype=np.float32)
+    y = np.minimum(np.maximum(y, np.float32(quant.lo)), np.float32(quant.hi))
+    return np.round(y).astype(np.int64)

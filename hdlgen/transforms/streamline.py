@@ -37,7 +37,7 @@ from ..ir.evaluate import apply_elementwise, apply_quantizer, real_output
 from ..ir.lowered import (GlobalPoolStage, LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage,
                           WindowStage)
 from ..ir.model import (ELEMENTWISE, QUANTIZING, BatchNorm, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool,
-                        MaxPool2d, Model)
+                        MaxPool2d, Model, Requantize)
 from ..ir.quant import MAX_BITS, TERNARY, QuantKind, QuantType
 
 def _describe(layer) -> str:
@@ -95,6 +95,8 @@ def _direction(dense: Dense | Conv2d, tail) -> np.ndarray:
 
 def _codes(dense: Dense, tail, quant, in_scale: float, dtype, acc: np.ndarray) -> np.ndarray:
     """The source model's output codes for dot products ``acc`` (k, channels), straight from its arithmetic."""
+    if isinstance(quant, Requantize):
+        return quant.quant.encode(quant.values(acc))
     real = real_output(dense, acc, in_scale, dtype)
     for layer in tail:
         real = apply_elementwise(layer, real)

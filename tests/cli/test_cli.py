@@ -318,3 +318,37 @@ def test_declared_input_through_the_command_line(tmp_path, rng, declare):
     if declare == "option":
         one_error_line(hdlgen("build", path, "-o", tmp_path / "again"), "declare its format with --input-type")
         assert "--input-type" in json.loads((tmp_path / "out" / "hdlgen-build.json").read_text())["command"]
+
+
+FLOAT_CNN = DEMO_MODEL.parent.parent / "float_digits"
+
+
+def test_quantize_prints_each_calibrated_range_and_writes_a_model_that_builds(tmp_path):
+    done = hdlgen("quantize", FLOAT_CNN / "cnn.onnx", "--calibration", FLOAT_CNN / "calibration.npy",
+                  "--method", "percentile", "--percentile", "99.9", "-o", tmp_path / "int8.onnx")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "range (percentile 99.9)" in lines[0] and "zero point" in lines[0]
+    assert len(lines) == 1 + 8 + 1 and "(uint8)" in lines[1]      # the input and 7 activations, then what it wrote
+    done = hdlgen("build", tmp_path / "int8.onnx", "-o", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    assert "note:" not in done.stdout         # the rescale is onnxruntime's integer one, not a float executor's
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--calibration", FLOAT_CNN / "test_y.npy"], "calibration data has shape (450,); input 'x' takes (samples, 1, 8, 8)"),
+    (["--calibration", FLOAT_CNN / "calibration.npy", "--method", "kl"], "argument --method: invalid choice: 'kl'"),
+    (["--calibration", FLOAT_CNN / "calibration.npy", "-o", FLOAT_CNN / "cnn.onnx"], "is also an input of this command"),
+    (["--calibration", FLOAT_CNN / "calibration.npy", "-o", "model.txt"], "name an .onnx file"),
+])
+def test_quantize_errors(tmp_path, args, message):
+    if "-o" not in args:
+        args = args + ["-o", tmp_path / "int8.onnx"]
+    one_error_line(hdlgen("quantize", FLOAT_CNN / "cnn.onnx", *args), message)
+    assert not (tmp_path / "int8.onnx").exists()
+
+
+def test_quantize_refuses_a_model_that_is_already_quantized(tmp_path):
+    one_error_line(hdlgen("quantize", DEMO_MODEL.parent.parent / "brevitas_digits" / "cnn_w8a8.onnx",
+                          "--calibration", FLOAT_CNN / "calibration.npy", "-o", tmp_path / "q.onnx"),
+                   "the model is already quantized")

@@ -389,7 +389,7 @@ def test_output_into_a_closed_pipe_is_no_error(work):
 
 
 @pytest.mark.parametrize("argv, message", [
-    ([], "hdlgen: error: give a command: build, sim, synth, inspect or demo"),
+    ([], "hdlgen: error: give a command: build, sim, synth, quantize, inspect or demo"),
     (["build"], "hdlgen: error: build: the following arguments are required"),
     (["frobnicate"], "hdlgen: error: argument command: invalid choice: 'frobnicate'"),
 ])

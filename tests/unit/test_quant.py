@@ -39,3 +39,18 @@ def test_bad_text(text, message):
 def test_kind_checks():
     with pytest.raises(ValueError, match="ternary values take 2 bits"):
         QuantType(QuantKind.TERNARY, 3)
+
+
+@pytest.mark.parametrize("text, lo, hi, code_of_zero", [("uint8_zp131", -131, 124, 131), ("int8_zp-5", -123, 132, 123),
+                                                         ("uint4_zp15", -15, 0, 15)])
+def test_a_zero_point_shifts_the_values_and_keeps_the_stored_integer_as_code(text, lo, hi, code_of_zero):
+    q = QuantType.from_json(text)
+    assert (q.lo, q.hi, q.levels, q.bits) == (lo, hi, hi - lo + 1, int(text.split("_")[0][-1]))
+    assert int(q.encode(0)) == code_of_zero and q.to_json() == text
+    assert np.array_equal(q.decode(q.encode(q.values())), q.values())
+
+
+@pytest.mark.parametrize("text", ["uint8_zp256", "int8_zp128", "uint8_zp-1", "narrow_int8_zp3", "ternary_zp1"])
+def test_zero_points_outside_the_stored_range_or_on_other_kinds_are_refused(text):
+    with pytest.raises(ValueError):
+        QuantType.from_json(text)

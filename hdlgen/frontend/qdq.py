@@ -1,0 +1,288 @@
+"""ONNX QDQ import: a model quantized by onnxruntime (``quantize_static``, or ``hdlgen quantize``).
+
+QuantizeLinear / DequantizeLinear pairs mark where a float graph holds integers. onnxruntime, with
+its default session options, fuses ``DQ -> Conv | Gemm | MatMul -> Q`` into QLinearConv / QGemm /
+QLinearMatMul: integer dot products of the stored integers less their zero points, an int32 bias,
+then a float32 rescale (``ir.semantics.requantize``). The importer reads the same patterns into the
+same arithmetic, so the hardware equals onnxruntime running the file:
+
+=====================================================  ==========================================
+pattern                                                IR
+=====================================================  ==========================================
+input -> QuantizeLinear                                InputQuantizer (round half to even)
+DQ -> Conv | Gemm | MatMul [-> Relu] -> QuantizeLinear  Conv2d | Dense, then Requantize
+DQ -> MaxPool | Flatten | Reshape -> Q (same scale)    MaxPool2d | Flatten on the integers
+QuantizeLinear -> DequantizeLinear (same scale)        nothing: the integers travel on
+DequantizeLinear -> output [-> Softmax | ArgMax]        the output in model units
+=====================================================  ==========================================
+
+Weights are DequantizeLinear of int8 constants with zero point 0 (symmetric, per tensor or per
+output channel); biases are DequantizeLinear of int32 constants whose scale is the input scale times
+the weight scale. Activations are uint8 or int8 with any zero point: the zero point becomes part of
+the quant type (``uint8_zp3``) and folds exactly into each row's accumulator offset. A Relu before
+the output QuantizeLinear is accepted where the quantizer's saturation already does its work (zero
+point at the type's minimum), as onnxruntime's fusion assumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HdlgenError
+from ..ir.model import Conv2d, Dense, InputQuantizer, Model, Requantize
+from ..ir.quant import MAX_BITS, MAX_INPUT_BITS, QuantType
+from .qonnx import F32, QConst, _Importer
+
+__all__ = ["load_qdq", "is_qdq", "QDQ_OPS", "SUPPORTED_QDQ_OPS"]
+
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+SUPPORTED_QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "Conv", "Gemm", "MatMul", "Relu", "MaxPool", "Flatten",
+                     "Reshape", "Identity", "Dropout", "Softmax (last)", "LogSoftmax (last)", "ArgMax (last)")
+_INT_TYPES = {np.dtype(np.uint8): (False, 8), np.dtype(np.int8): (True, 8),
+              np.dtype(np.uint16): (False, 16), np.dtype(np.int16): (True, 16)}
+
+
+def is_qdq(proto) -> bool:
+    """Whether the graph is in ONNX's QDQ form (standard QuantizeLinear / DequantizeLinear nodes)."""
+    return any(node.op_type in QDQ_OPS and node.domain in ("", "ai.onnx") for node in proto.graph.node)
+
+
+@dataclass(frozen=True)
+class _Params:
+    """A quantized activation: its scale, and its type with the zero point."""
+
+    scale: float
+    quant: QuantType
+
+    def same(self, other: _Params) -> bool:
+        return self.scale == other.scale and self.quant == other.quant
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A constant DequantizeLinear reads: stored integers, scale and zero point broadcast to them."""
+
+    values: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+    dtype: np.dtype
+
+
+@dataclass
+class _Pending:
+    """A weighted layer waiting for the QuantizeLinear that requantizes its sums."""
+
+    layer: Dense | Conv2d
+    node: object
+    multiplier_in: np.ndarray          # input scale times weight scale per channel, in float32
+    bias: np.ndarray
+    relu: object = None                # the Relu node between the layer and its quantizer
+
+
+class _QdqImporter(_Importer):
+    def __init__(self, path: Path, proto):
+        super().__init__(path, proto)
+        self.state = "float"           # float (before the input quantizer), int (stored integers), real (dequantized)
+        self.params: _Params | None = None
+        self.pending: _Pending | None = None
+
+    # -- constants ------------------------------------------------------------------------------------
+    def fold_constant(self, node):
+        if node.op_type == "DequantizeLinear":
+            self.const[node.output[0]] = self.stored(node, self.attrs(node))
+        elif node.op_type == "QuantizeLinear":
+            self.node_fail(node, "quantizes a constant while loading; store the weights quantized (int8 initializers "
+                                 "with a DequantizeLinear, as onnxruntime's quantize_static writes them)")
+        else:
+            super().fold_constant(node)
+
+    def stored(self, node, a) -> _Stored:
+        x = self.const[node.input[0]]
+        if isinstance(x, (_Stored, QConst)) or not np.issubdtype(np.asarray(x).dtype, np.integer):
+            self.node_fail(node, "dequantizes something that is not stored integers")
+        x = np.asarray(x)
+        scale = np.asarray(self.constant(node, node.input[1], "scale"), dtype=F32)
+        zero = np.asarray(self.const[node.input[2]]) if len(node.input) > 2 and node.input[2] else np.zeros((), x.dtype)
+        if np.any(scale <= 0):
+            self.node_fail(node, "its scale must be positive")
+        axis = a.get("axis", 1)
+        if scale.size > 1:
+            if scale.ndim != 1 or not -x.ndim <= axis < x.ndim or x.shape[axis] != scale.size:
+                self.node_fail(node, f"its scale of shape {scale.shape} does not fit axis {axis} of {x.shape}")
+            shape = [1] * x.ndim
+            shape[axis] = scale.size
+            scale, zero = scale.reshape(shape), np.asarray(zero).reshape(shape if zero.size > 1 else ())
+        return _Stored(x.astype(np.int64), np.broadcast_to(scale, x.shape), np.broadcast_to(zero, x.shape).astype(np.int64),
+                       x.dtype)
+
+    def weights(self, node, name: str, what: str) -> QConst:
+        w = self.const.get(name)
+        if not isinstance(w, _Stored):
+            self.node_fail(node, f"its {what} ({name!r}) must be a DequantizeLinear of stored int8 constants")
+        if np.any(w.zero_point != 0):
+            self.node_fail(node, f"its {what} have a non-zero zero point; hdlgen needs symmetric weights (quantize "
+                                 f"with weight_type=QInt8, as hdlgen quantize does)")
+        signed, bits = _INT_TYPES.get(w.dtype, (None, None))
+        if signed is None or bits > MAX_BITS:
+            self.node_fail(node, f"its {what} are stored as {w.dtype}; hdlgen takes int8 or uint8 weights")
+        quant = QuantType.int(bits) if signed else QuantType.uint(bits)
+        return QConst(w.values, w.scale.astype(F32), quant, (w.values * w.scale).astype(F32))
+
+    def bias(self, node, name: str, channels: int, expected: np.ndarray) -> np.ndarray:
+        b = self.const.get(name)
+        if not isinstance(b, _Stored) or b.dtype != np.int32 or np.any(b.zero_point != 0):
+            self.node_fail(node, f"its bias ({name!r}) must be a DequantizeLinear of int32 constants with zero point "
+                                 f"0, as onnxruntime's quantizer writes it; quantize the bias too")
+        if b.values.size not in (1, channels):
+            self.node_fail(node, f"its bias has {b.values.size} values for {channels} outputs")
+        scale = np.broadcast_to(b.scale.reshape(-1), (channels,)) if b.values.size == 1 else b.scale.reshape(-1)
+        if not np.allclose(scale, expected, rtol=1e-6, atol=0):
+            self.node_fail(node, "its bias scale is not its input scale times its weight scale; onnxruntime's fused "
+                                 "kernels would add the int32 bias as if it were")
+        return np.broadcast_to(b.values.reshape(-1), (channels,)).copy()
+
+    def activation_params(self, node, input_side: bool) -> _Params:
+        scale = np.asarray(self.constant(node, node.input[1], "scale"), dtype=F32)
+        if scale.size != 1 or not scale.reshape(()) > 0:
+            self.node_fail(node, "activations take one positive scale per tensor")
+        zero = np.asarray(self.const[node.input[2]]) if len(node.input) > 2 and node.input[2] else np.zeros((), np.uint8)
+        if zero.size != 1:
+            self.node_fail(node, "activations take one zero point per tensor")
+        signed, bits = _INT_TYPES.get(zero.dtype, (None, None))
+        limit = MAX_INPUT_BITS if input_side else MAX_BITS
+        if signed is None or bits > limit:
+            self.node_fail(node, f"{zero.dtype} activations are not supported here; use uint8 or int8"
+                                 + (" (the input may take 16 bits)" if not input_side else ""))
+        zp = int(zero.reshape(()))
+        quant = QuantType.int(bits, zero_point=zp) if signed else QuantType.uint(bits, zero_point=zp)
+        return _Params(float(scale.reshape(())), quant)
+
+    # -- the chain --------------------------------------------------------------------------------------
+    def activation_op(self, node):
+        if node.op_type not in {op.split()[0] for op in SUPPORTED_QDQ_OPS}:
+            self.node_fail(node, f"op {node.op_type} is not supported in a QDQ model; supported ops are "
+                                 f"{', '.join(SUPPORTED_QDQ_OPS)}")
+        if self.pending is not None and node.op_type not in ("QuantizeLinear", "Relu"):
+            self.node_fail(self.pending.node, f"its output goes to {node.op_type} {node.name!r}, not to a "
+                                              f"QuantizeLinear; hdlgen needs every Conv, Gemm and MatMul requantized")
+        if self.state == "float" and node.op_type != "QuantizeLinear":
+            self.node_fail(node, "comes before the input is quantized: a QDQ model starts with a QuantizeLinear")
+        super().activation_op(node)
+
+    def op_QuantizeLinear(self, node, a):
+        params = self.activation_params(node, input_side=self.state == "float")
+        if self.state == "float":
+            shape = self.shape if len(self.shape) == 3 else None
+            try:
+                self.input_quant = InputQuantizer(int(np.prod(self.shape)), params.quant, params.scale,
+                                                  rounding="HALF_EVEN", shape=shape)
+            except HdlgenError as e:
+                self.node_fail(node, str(e))
+        elif self.state == "int":
+            self.node_fail(node, "quantizes values that are already quantized")
+        elif self.pending is not None:
+            self.requantize(node, params)
+        elif not params.same(self.params):
+            self.node_fail(node, f"requantizes from scale {self.params.scale:g} ({self.params.quant}) to "
+                                 f"{params.scale:g} ({params.quant}) with no layer in between; hdlgen requantizes "
+                                 f"only the outputs of Conv, Gemm and MatMul")
+        self.state, self.params = "int", params
+
+    def requantize(self, node, params: _Params):
+        p, self.pending = self.pending, None
+        if p.relu is not None and params.quant.lo < 0:
+            self.node_fail(p.relu, f"a Relu before a quantizer whose zero point ({params.quant.zero_point}) lets "
+                                   f"negative values through has no integer form here; quantize with a zero point "
+                                   f"at the type's minimum (onnxruntime does for calibrated ReLU outputs)")
+        multiplier = (p.multiplier_in / F32(params.scale)).astype(F32)
+        name, k = f"{p.layer.name}_requant", 1
+        while name in self.names:
+            k += 1
+            name = f"{p.layer.name}_requant_{k}"
+        self.names.add(name)
+        try:
+            self.add(Requantize(name, params.quant, params.scale, multiplier, p.bias))
+        except HdlgenError as e:
+            self.node_fail(node, str(e))
+
+    def op_DequantizeLinear(self, node, a):
+        if self.state != "int":
+            self.node_fail(node, "dequantizes a tensor that is not quantized")
+        params = self.activation_params(node, input_side=not self.layers)
+        if not params.same(self.params):
+            self.node_fail(node, f"dequantizes with scale {params.scale:g} ({params.quant}), but its input was "
+                                 f"quantized with {self.params.scale:g} ({self.params.quant})")
+        self.state = "real"
+
+    def weighted(self, node, layer: Dense | Conv2d, w: QConst, bias_name: str | None):
+        """Add ``layer`` (its dot products) and wait for the quantizer of its outputs."""
+        if self.state != "real":
+            self.node_fail(node, "its input must be a DequantizeLinear of the quantized activations")
+        channels = layer.weight.shape[0]
+        w_scale = self.out_channel_scale(node, w).astype(F32)
+        multiplier_in = (F32(self.params.scale) * np.broadcast_to(w_scale, (channels,))).astype(F32)
+        bias = np.zeros(channels, np.int64) if bias_name is None else self.bias(node, bias_name, channels, multiplier_in)
+        self.add(layer)
+        self.pending = _Pending(layer, node, multiplier_in, bias)
+
+    def op_Conv(self, node, a):
+        w = self.conv_weights(node, a)
+        try:
+            conv = Conv2d(self.unique(node), w.values, w.quant, stride=a.get("strides", (1, 1)),
+                          padding=a.get("pads", (0, 0, 0, 0)), dilation=a.get("dilations", (1, 1)),
+                          groups=int(a.get("group", 1)))
+            shape = conv.out_shape(self.shape)
+        except HdlgenError as e:
+            self.node_fail(node, str(e))
+        self.weighted(node, conv, w, node.input[2] if len(node.input) > 2 and node.input[2] else None)
+        self.shape = shape
+
+    def dense_layer(self, node, w: QConst, bias_name: str | None):
+        features = int(np.prod(self.shape))
+        if w.values.shape[1] != features:
+            self.node_fail(node, f"weights take {w.values.shape[1]} inputs but its input has {features} values")
+        self.weighted(node, Dense(self.unique(node), w.values, w.quant), w, bias_name)
+        self.shape = (w.values.shape[0],)
+
+    def op_Gemm(self, node, a):
+        if a.get("transA", 0) or F32(a.get("alpha", 1.0)) != 1 or F32(a.get("beta", 1.0)) != 1:
+            self.node_fail(node, "transA, alpha and beta must keep their defaults (0, 1, 1)")
+        w = self.weights(node, node.input[1], "weights")
+        if w.values.ndim != 2:
+            self.node_fail(node, f"weights must be a matrix, not shape {w.values.shape}")
+        if not a.get("transB", 0):
+            w = QConst(w.values.T, w.scale.T, w.quant, w.real.T)
+        self.dense_layer(node, w, node.input[2] if len(node.input) > 2 and node.input[2] else None)
+
+    def op_MatMul(self, node, a):
+        if node.input[0] != self.act:
+            self.node_fail(node, "the weights must be its second input (x @ W)")
+        w = self.weights(node, node.input[1], "weights")
+        if w.values.ndim != 2:
+            self.node_fail(node, f"weights must be a matrix, not shape {w.values.shape}")
+        self.dense_layer(node, QConst(w.values.T, w.scale.T, w.quant, w.real.T), None)
+
+    def op_Relu(self, node, a):
+        if self.pending is None or self.pending.relu is not None:
+            self.node_fail(node, "a Relu is supported between a Conv, Gemm or MatMul and its QuantizeLinear")
+        self.pending.relu = node
+
+    def op_MaxPool(self, node, a):
+        if self.state == "float":
+            self.node_fail(node, "pools values that are not quantized")
+        super().op_MaxPool(node, a)
+
+    def run(self) -> Model:
+        model = super().run()
+        if self.state != "real":
+            self.fail(f"the output {self.graph.output[0].name!r} is {'quantized integers' if self.state == 'int' else 'not quantized'}; "
+                      f"a QDQ model ends with a DequantizeLinear (optionally then Softmax or ArgMax)")
+        return model
+
+
+def load_qdq(path: str | Path, proto) -> Model:
+    """Import an ONNX QDQ model (already read by ``qonnx.read_onnx``) into the source-model IR."""
+    return _QdqImporter(Path(path), proto).run()
