@@ -74,11 +74,15 @@ def _print_build(report: dict, outdir: Path) -> None:
         print(f"note: the model's final {report['output']['host_op']} runs on the host: the hardware emits the logits "
               f"and sim applies it, as onnxruntime does")
     width = max([len("layer")] + [len(layer["name"]) for layer in report["layers"]]) + 2
-    print(f"{'layer':<{width}}{'MW x MH':>13}{'PE':>5}{'SIMD':>6}{'cycles':>9}{'weight bits':>13}  products")
+    print(f"{'layer':<{width}}{'MW x MH':>13}{'PE':>5}{'SIMD':>6}{'cycles':>9}{'weight bits':>13}  {'products':<10}"
+          f"requantization")
     for layer in report["layers"]:
         size = f"{layer['mw']} x {layer['mh']}"
+        unit = layer["threshold_unit"] or "-"
+        if layer.get("requant_differing"):
+            unit += f" ({layer['requant_differing']} steps differ from the exact thresholds)"
         print(f"{layer['name']:<{width}}{size:>13}{layer['pe']:>5}{layer['simd']:>6}"
-              f"{layer['cycles_per_frame']:>9}{layer['weight_memory_bits']:>13}  {layer['product']}")
+              f"{layer['cycles_per_frame']:>9}{layer['weight_memory_bits']:>13}  {layer['product']:<10}{unit}")
     pipe = report["pipeline"]
     print(f"pipeline: {pipe['initiation_interval_cycles']} cycles per frame "
           f"({report['frames_per_second_at_clock']:,.0f} frames/s at {report['clock_mhz_for_fps']:g} MHz), "
@@ -92,7 +96,7 @@ def cmd_build(args) -> int:
     report = build(Path(args.model), Path(args.outdir), fold=args.fold, target_fps=args.target_fps,
                    clock_mhz=args.clock_mhz, target=args.target, progress=Progress(4, enabled=not args.quiet),
                    guard=SizeGuard(max_weight_bits=args.max_weight_bits, max_lanes=args.max_lanes),
-                   input_type=args.input_type)
+                   input_type=args.input_type, requant=args.requant)
     _print_build(report, Path(args.outdir))
     return 0
 
@@ -273,6 +277,7 @@ def cmd_demo(args) -> int:
 def parser() -> argparse.ArgumentParser:
     from .size_guard import SizeGuard
     from .targets import DEFAULT_TARGET, target_names
+    from .transforms.requant import MODES as REQUANT_MODES
 
     from . import __version__
 
@@ -288,6 +293,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--input-type", metavar="T", help=INPUT_TYPE_HELP)
     b.add_argument("--target-fps", type=FRAMES_PER_SECOND, help="frames per second to fold for (auto folding)")
     b.add_argument("--clock-mhz", type=CLOCK_MHZ, default=100.0, help="clock the frame rate refers to (default 100)")
+    b.add_argument("--requant", choices=REQUANT_MODES, default="auto",
+                   help="unit after each accumulator: auto (a shift where the rescale is a power of two, else "
+                        "the exact thresholds), thresholds, or fixed (gemmlowp's fixed-point multiplier for ONNX QDQ "
+                        "layers; may differ from onnxruntime by one step, counted in report.json)")
     b.add_argument("--target", choices=target_names(), default=DEFAULT_TARGET,
                    help=f"FPGA family to generate for: its LUT size and multiplier primitive (default {DEFAULT_TARGET})")
     guard = SizeGuard()

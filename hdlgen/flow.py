@@ -71,7 +71,7 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
             plan = choose_product(stage.in_type, stage.weight_type, target, pe=fold.pe)
             pack = packing(stage.in_type, stage.weight_type, target) if plan.kind is ProductKind.PACKED else None
             words, width = stage.mh // fold.pe * (stage.mw // fold.simd), word_width(stage, fold, pack)
-            thr_bits = 0 if stage.thresholds is None else \
+            thr_bits = 0 if stage.thresholds is None or stage.requant is not None else \
                 stage.mh * threshold_entries(stage.out_type) * (stage.acc_max + 1).bit_length()
             layers.append({
                 "name": stage.name, "kind": "convolution" if stage.spatial else "matrix_vector",
@@ -84,7 +84,9 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
                 "weight_memory_shape": [words, width],
                 "threshold_memory_bits": thr_bits,
                 "threshold_unit": None if stage.out_type is None else
+                stage.requant.kind if stage.requant is not None else
                 "search" if stage.out_type.bits >= SEARCH_FROM_BITS else "parallel",
+                "requant_differing": None if stage.requant is None else stage.requant.differing,
             })
         else:
             entry = {"name": stage.name, "kind": type(stage).__name__.replace("Stage", "").lower(),
@@ -137,9 +139,10 @@ def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: fl
 
 def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: float | None = None,
           clock_mhz: float = 100.0, target: str = DEFAULT_TARGET, progress: Progress | None = None,
-          guard: SizeGuard = SizeGuard(), input_type: str | None = None) -> dict:
+          guard: SizeGuard = SizeGuard(), input_type: str | None = None, requant: str = "auto") -> dict:
     """Build ``model_path`` into ``outdir`` for ``target`` (see ``hdlgen.targets``).
 
+    ``requant`` chooses the unit after each layer's accumulator (``transforms.requant``).
     ``guard`` stops a model or folding too large to generate before any Verilog is generated;
     ``input_type`` (a QONNX DataType name) declares an ONNX model's input format.
     """
@@ -152,7 +155,7 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
         model = load_model(model_path, input_type)
         guard.check_model(model)
     with progress("streamlining to integer thresholds"):
-        lowered = streamline(model)
+        lowered = streamline(model, requant)
         if fold == "auto":
             foldings = auto_folding(lowered, target_fps=target_fps, clock_mhz=clock_mhz, target=target)
         else:

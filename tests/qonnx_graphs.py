@@ -301,3 +301,25 @@ def rtl_equals_executor(outdir, path, x: np.ndarray, target: str = "ecp5-85k") -
     assert np.array_equal(result.outputs, want)
     assert result.interval == result.interval_model        # (measured over 5 frames or more)
     return want
+
+
+IN, OUT = 16, 6          # the one-layer QDQ model's inputs and outputs
+
+
+def qdq_dense(rng, *, x_scale, w_scale, y_scale, x_zp=7, y_zp=131, relu=False, y_dtype=np.uint8, w_max=127):
+    """A one-layer QDQ model as onnxruntime's quantizer writes it: quantized input, int8 weights per
+    channel, an int32 bias, a quantized output. Returns the graph and the input's integer range."""
+    g = Graph((IN,), batch=None).qdq(x_scale, x_zp)
+    w = rng.integers(-w_max, w_max + 1, size=(OUT, IN))
+    w_scale = np.broadcast_to(np.asarray(w_scale, np.float32), (OUT,))
+    bias_scale = (np.float32(x_scale) * w_scale).astype(np.float32)
+    bias = g.dequantized(rng.integers(-3000, 3000, size=OUT), bias_scale, dtype=np.int32)
+    g.gemm(g.dequantized(w, w_scale), bias, transB=1)
+    if relu:
+        g.op("Relu")
+    return g.qdq(y_scale, y_zp, y_dtype)
+
+
+def inputs(rng, frames: int, x_scale: float, x_zp: int) -> np.ndarray:
+    """Real inputs on the quantization grid, so every stored integer 0..255 occurs."""
+    return ((rng.integers(0, 256, size=(frames, IN)) - x_zp) * np.float32(x_scale)).astype(np.float32)

@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..cores.products import ProductKind, choose_product, packing
 from ..targets import DEFAULT_TARGET, Target, get_target
+from ..cores.requant import REQUANT_UNITS, requant_unit
 from ..cores import GlobalSum, MatrixVectorUnit, MaxPool, Padding, SlidingWindow, WidthConverter, threshold_latency, threshold_unit
 from ..cores.params import counter, validating
 from ..ir.lowered import Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
@@ -135,6 +136,8 @@ class DataflowTop(wiring.Component):
     @staticmethod
     def _threshold_unit(planned: PlannedStage, core):
         stage = planned.stage
+        if isinstance(stage, MatrixVectorLayer) and stage.requant is not None:
+            return requant_unit(stage, planned.out_count, core.acc_max)
         if isinstance(stage, (MatrixVectorLayer, GlobalPoolStage)) and stage.thresholds is not None:
             return threshold_unit(thresholds=stage.thresholds, out_type=stage.out_type, pe=planned.out_count,
                                   acc_max=core.acc_max)
@@ -151,7 +154,9 @@ class DataflowTop(wiring.Component):
             latency += cycles[stage.name] + 4
             if isinstance(stage, MatrixVectorLayer):
                 latency += (stage.mw // planned.in_count if core.buffered else 0) + core.pipeline_latency
-            if isinstance(stage, (MatrixVectorLayer, GlobalPoolStage)) and stage.thresholds is not None:
+            if isinstance(stage, MatrixVectorLayer) and stage.requant is not None:
+                latency += REQUANT_UNITS[stage.requant.kind].latency
+            elif isinstance(stage, (MatrixVectorLayer, GlobalPoolStage)) and stage.thresholds is not None:
                 latency += threshold_latency(stage.out_type)
             previous = planned
         first, last = self._plan[0], self._plan[-1]

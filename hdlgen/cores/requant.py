@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from .params import counter, positive_int, validating
 
-__all__ = ["ShiftRequant", "FixedPointRequant"]
+__all__ = ["ShiftRequant", "FixedPointRequant", "REQUANT_UNITS", "requant_unit"]
 
 
 def _row_constants(name: str, values, rows: int, pe: int) -> np.ndarray:
@@ -171,3 +171,16 @@ class FixedPointRequant(_RowUnit):
                 m.d.sync += self.o.payload[p].eq(Mux(q < self._lo, 0, Mux(q > self._hi, self._hi - self._lo,
                                                                           q - self._lo)))
         return m
+
+
+REQUANT_UNITS = {"shift": ShiftRequant, "fixed": FixedPointRequant}
+
+
+def requant_unit(layer, pe: int, acc_max: int):
+    """The core for a lowered layer's requantization unit (``layer.requant``)."""
+    unit = layer.requant
+    if unit.kind == "shift":
+        return ShiftRequant(offset=unit.offset, shift=unit.shift, half_even=unit.half_even,
+                            levels=layer.out_type.levels, pe=pe, acc_max=acc_max)
+    return FixedPointRequant(gain=layer.acc_gain, offset=unit.offset, m0=unit.m0, shift=unit.shift, lo=unit.lo,
+                             hi=unit.hi, pe=pe, acc_max=acc_max)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .requant import fixed_point_codes, shift_codes
+
 from .host_ops import apply_host_op
 
 from ..ir.evaluate import apply_elementwise
@@ -39,8 +41,14 @@ def row_correction(layer: MatrixVectorLayer, code_bits: int, bias: int) -> np.nd
 
 
 def thresholds(layer: MatrixVectorLayer, acc: np.ndarray) -> np.ndarray:
-    """Output codes: how many of each row's thresholds its accumulator reaches."""
+    """Output codes: how many of each row's thresholds its accumulator reaches, or what the layer's
+    requantization unit gives in their place."""
     acc = np.asarray(acc, dtype=np.int64)
+    unit = layer.requant
+    if unit is not None and unit.kind == "shift":
+        return shift_codes(acc, unit.offset, unit.shift, unit.half_even, layer.out_type.levels)
+    if unit is not None:
+        return fixed_point_codes(acc, layer.acc_gain, unit.offset, unit.m0, unit.shift, unit.lo, unit.hi)
     return np.sum(acc[..., None] >= layer.thresholds, axis=-1)
 
 

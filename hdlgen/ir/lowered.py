@@ -25,7 +25,7 @@ from ..errors import HdlgenError
 from .model import HostOp, InputQuantizer
 from .quant import QuantType
 
-__all__ = ["Folding", "MatrixVectorLayer", "PadStage", "WindowStage", "PoolStage", "GlobalPoolStage", "Stage", "OutputStage", "LoweredModel"]
+__all__ = ["Folding", "RequantUnit", "MatrixVectorLayer", "PadStage", "WindowStage", "PoolStage", "GlobalPoolStage", "Stage", "OutputStage", "LoweredModel"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,32 @@ class Folding:
 
 
 @dataclass(frozen=True, eq=False)
+class RequantUnit:
+    """A requantization unit that replaces a layer's threshold table (``cores/requant.py``); the
+    thresholds stay as the exact reference. ``kind`` is ``shift`` (``offset``, ``shift`` per row,
+    ``half_even``) or ``fixed`` (gemmlowp: ``offset``, ``m0``, ``shift`` per row, output values
+    ``lo .. hi``). ``differing`` counts, over all rows, the (accumulator, level) pairs where the
+    unit's code differs from the thresholds': 0 for an exact unit."""
+
+    kind: str
+    offset: np.ndarray
+    shift: np.ndarray
+    half_even: bool = False
+    m0: np.ndarray | None = None
+    lo: int = 0
+    hi: int = 0
+    differing: int = 0
+
+    KINDS = ("shift", "fixed")
+
+    def __post_init__(self):
+        if self.kind not in self.KINDS:
+            raise HdlgenError(f"requantization unit {self.kind!r} is not one of {', '.join(self.KINDS)}")
+        for name in ("offset", "shift") + (("m0",) if self.kind == "fixed" else ()):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.int64).reshape(-1))
+
+
+@dataclass(frozen=True, eq=False)
 class MatrixVectorLayer:
     name: str
     in_type: QuantType
@@ -51,6 +77,7 @@ class MatrixVectorLayer:
     thresholds: np.ndarray | None       # (MH, levels - 1), P domain; None: emit P itself
     out_type: QuantType | None
     spatial: tuple[int, ...] = ()       # (OH, OW) for a convolution: one MW-vector per output pixel
+    requant: RequantUnit | None = None  # a unit in place of the threshold table
 
     def __post_init__(self):
         weights = np.asarray(self.weights, dtype=np.int64)

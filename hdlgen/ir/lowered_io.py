@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import HdlgenError
 from .lowered import (Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage,
+                      RequantUnit,
                       WindowStage)
 from .layer_io import decode_layer, encode_layer
 from .model import HostOp, InputQuantizer
@@ -104,9 +105,17 @@ def save_lowered(model: LoweredModel, foldings: dict[str, Folding], directory: P
         if layer.thresholds is not None:
             tensors[f"{layer.name}.thresholds"] = layer.thresholds
         fold = foldings[layer.name]
-        layers.append({"kind": "matrix_vector", "name": layer.name, "in_type": layer.in_type.to_json(),
-                       "weight_type": layer.weight_type.to_json(), "out_type": _opt(layer.out_type, QuantType.to_json),
-                       "spatial": list(layer.spatial), "pe": fold.pe, "simd": fold.simd})
+        entry = {"kind": "matrix_vector", "name": layer.name, "in_type": layer.in_type.to_json(),
+                 "weight_type": layer.weight_type.to_json(), "out_type": _opt(layer.out_type, QuantType.to_json),
+                 "spatial": list(layer.spatial), "pe": fold.pe, "simd": fold.simd}
+        unit = layer.requant
+        if unit is not None:
+            entry["requant"] = {"kind": unit.kind, "half_even": unit.half_even, "lo": unit.lo, "hi": unit.hi,
+                                "differing": unit.differing}
+            for key in ("offset", "shift", "m0"):
+                if getattr(unit, key) is not None:
+                    tensors[f"{layer.name}.requant.{key}"] = getattr(unit, key)
+        layers.append(entry)
     out = model.output
     for key in ("multiplier", "bias"):
         if getattr(out, key) is not None:
@@ -146,9 +155,14 @@ def _decode(doc: dict, tensors: dict, json_file: Path) -> tuple[LoweredModel, di
         if entry["kind"] != "matrix_vector":
             layers.append(_stage(entry, tensors))
             continue
+        unit = entry.get("requant")
+        if unit is not None:
+            unit = RequantUnit(unit["kind"], tensors[f"{name}.requant.offset"], tensors[f"{name}.requant.shift"],
+                               half_even=bool(unit["half_even"]), m0=tensors.get(f"{name}.requant.m0"),
+                               lo=int(unit["lo"]), hi=int(unit["hi"]), differing=int(unit["differing"]))
         layers.append(MatrixVectorLayer(name, QuantType.from_json(entry["in_type"]), QuantType.from_json(entry["weight_type"]),
                                         tensors[f"{name}.weights"], tensors.get(f"{name}.thresholds"),
-                                        _opt(entry["out_type"], QuantType.from_json), tuple(entry["spatial"])))
+                                        _opt(entry["out_type"], QuantType.from_json), tuple(entry["spatial"]), unit))
         foldings[name] = Folding(pe=entry["pe"], simd=entry["simd"])
     out = doc["output"]
 

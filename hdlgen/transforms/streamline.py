@@ -39,6 +39,7 @@ from ..ir.lowered import (GlobalPoolStage, LoweredModel, MatrixVectorLayer, Outp
 from ..ir.model import (ELEMENTWISE, QUANTIZING, BatchNorm, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool,
                         MaxPool2d, Model, Requantize)
 from ..ir.quant import MAX_BITS, TERNARY, QuantKind, QuantType
+from .requant import choose_unit
 
 def _describe(layer) -> str:
     return f"layer {layer.name!r}: a {type(layer).__name__.lower()}"
@@ -233,8 +234,9 @@ def _pools_after_activations(model: Model) -> tuple[Model, dict[str, tuple[bool,
     return Model(model.name, model.input, tuple(layers), model.arithmetic, model.host), minimum
 
 
-def streamline(model: Model) -> LoweredModel:
-    """Lower ``model`` to integer pipeline stages with thresholds (see the module docstring)."""
+def streamline(model: Model, requant: str = "auto") -> LoweredModel:
+    """Lower ``model`` to integer pipeline stages with thresholds (see the module docstring), each
+    followed by the requantization unit ``requant`` asks for (``transforms.requant``)."""
     model, pool_minimum = _pools_after_activations(model)
     in_type, in_scale, dtype = model.input.quant, model.input.scale, model.dtype
     s = model.input.shape
@@ -272,7 +274,8 @@ def streamline(model: Model) -> LoweredModel:
         weights = np.where(flip[:, None], -weight, weight)
         unfolded = MatrixVectorLayer(layer.name, in_type, weight_type, weights, None, None, spatial)
         thresholds = _thresholds(unfolded, layer, tail, quant, in_scale, dtype, flip)
-        stages.append(MatrixVectorLayer(layer.name, in_type, weight_type, weights, thresholds, quant.quant, spatial))
+        lowered = MatrixVectorLayer(layer.name, in_type, weight_type, weights, thresholds, quant.quant, spatial)
+        stages.append(choose_unit(lowered, quant, requant))
         shape = stages[-1].out_shape
         in_type, in_scale = quant.quant, quant.scale
         output = OutputStage(quant=quant.quant, scale=quant.scale)

@@ -71,3 +71,37 @@ def test_minmax_int8_cnn_rtl_equals_onnxruntime(tmp_path, quantized):
 @pytest.mark.parametrize("method, target", [("percentile", "ecp5-85k"), ("entropy", "ecp5-85k"), ("entropy", "xcup")])
 def test_int8_cnn_rtl_equals_onnxruntime(tmp_path, quantized, method, target):
     check_rtl(tmp_path, quantized[method], target)
+
+
+def test_fixed_point_requantization_differs_from_onnxruntime_only_where_counted(tmp_path, quantized):
+    """gemmlowp's unit (build --requant fixed) rounds twice: the RTL equals its golden model, and the
+    frames where it differs from onnxruntime are counted, each by at most one output step."""
+    from hdlgen.flow import BuildDir, build, simulate
+
+    x, path = np.load(FLOAT / "test_x.npy"), quantized["minmax"]
+    report = build(path, tmp_path / "out", requant="fixed")
+    assert [layer["threshold_unit"] for layer in report["layers"]] == ["fixed"] * 4
+    assert all(layer["requant_differing"] > 0 for layer in report["layers"])
+    result = simulate(BuildDir.open(tmp_path / "out"), x)
+    assert np.array_equal(result.hw_words, result.golden_words)
+    want = run_onnxruntime(path, x)
+    differing = np.any(result.outputs != want, axis=1)
+    print(f"fixed-point requantization: {differing.sum()} of {len(x)} frames differ from onnxruntime")
+    assert 0 < differing.sum() < len(x) // 2
+    scale = load_model(path).layers[-1].scale
+    assert np.max(np.abs(result.outputs - want)) <= np.float32(scale) * 1.0001
+    assert np.array_equal(result.outputs.argmax(1), want.argmax(1))
+
+
+def test_power_of_two_rescales_build_a_shift_unit_equal_to_onnxruntime(tmp_path, rng):
+    from hdlgen.flow import BuildDir, build, simulate
+    from qonnx_graphs import inputs, qdq_dense
+
+    path = qdq_dense(rng, x_scale=1.0, w_scale=[0.5, 0.5, 0.25, 0.25, 0.125, 0.125], y_scale=1.0,
+                     x_zp=128, y_zp=128, w_max=1).save(tmp_path / "ties.onnx")
+    report = build(path, tmp_path / "out")
+    assert report["layers"][0]["threshold_unit"] == "shift" and report["layers"][0]["threshold_memory_bits"] == 0
+    x = inputs(rng, 300, 1.0, 128)
+    result = simulate(BuildDir.open(tmp_path / "out"), x)
+    assert np.array_equal(result.hw_words, result.golden_words)
+    assert np.array_equal(result.outputs, run_onnxruntime(path, x))

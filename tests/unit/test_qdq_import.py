@@ -10,29 +10,7 @@ from hdlgen.golden import predict
 from hdlgen.golden.reference import run_reference
 from hdlgen.ir.model import Dense, Requantize
 from hdlgen.transforms import streamline
-from qonnx_graphs import Graph, run_onnxruntime
-
-IN, OUT = 16, 6
-
-
-def qdq_dense(rng, *, x_scale, w_scale, y_scale, x_zp=7, y_zp=131, relu=False, y_dtype=np.uint8, w_max=127):
-    """A one-layer QDQ model as onnxruntime's quantizer writes it: quantized input, int8 weights per
-    channel, an int32 bias, a quantized output. Returns the graph and the input's integer range."""
-    g = Graph((IN,), batch=None).qdq(x_scale, x_zp)
-    w = rng.integers(-w_max, w_max + 1, size=(OUT, IN))
-    w_scale = np.broadcast_to(np.asarray(w_scale, np.float32), (OUT,))
-    bias_scale = (np.float32(x_scale) * w_scale).astype(np.float32)
-    bias = g.dequantized(rng.integers(-3000, 3000, size=OUT), bias_scale, dtype=np.int32)
-    g.gemm(g.dequantized(w, w_scale), bias, transB=1)
-    if relu:
-        g.op("Relu")
-    return g.qdq(y_scale, y_zp, y_dtype)
-
-
-def inputs(rng, frames: int, x_scale: float, x_zp: int) -> np.ndarray:
-    """Real inputs on the quantization grid, so every stored integer 0..255 occurs."""
-    return ((rng.integers(0, 256, size=(frames, IN)) - x_zp) * np.float32(x_scale)).astype(np.float32)
-
+from qonnx_graphs import IN, OUT, Graph, inputs, qdq_dense, run_onnxruntime
 
 def agree(path, x) -> tuple[np.ndarray, np.ndarray]:
     model = load_model(path)
@@ -48,6 +26,11 @@ def test_power_of_two_rescales_round_ties_to_even_as_onnxruntime(tmp_path, rng):
                      x_zp=128, y_zp=128, w_max=1).save(tmp_path / "ties.onnx")
     x = inputs(rng, 4000, 1.0, 128)
     model, want = agree(path, x)
+    layer = streamline(model).mvus[0]
+    unit = layer.requant                                 # the rescale is a shift: no table, no multiplier
+    varying = np.any((layer.thresholds > 0) & (layer.thresholds <= layer.row_p_max[:, None]), axis=1)
+    assert unit.kind == "shift" and unit.half_even and varying.sum() >= 3
+    assert np.array_equal(unit.shift[varying], np.array([1, 1, 2, 2, 3, 3])[varying])
     requant = model.layers[-1]
     acc = x.astype(np.int64) @ model.layers[0].weight.T + requant.bias
     exact = acc * (requant.multiplier.astype(np.float64))

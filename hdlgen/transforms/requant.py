@@ -1,0 +1,112 @@
+"""Which requantization unit follows each matrix-vector layer (docs/int8.md).
+
+Streamlining always finds the exact thresholds: per row and output level, the smallest accumulator
+that reaches the level. A unit replaces the table only where its own thresholds, worked out in
+closed form or by bisection on its golden function, are the same numbers over the row's whole
+range:
+
+- ``shift``: ``(P + offset) >> shift`` with round half to even or floor. Recognised from the
+  thresholds themselves, so it serves any source whose rescale is a power of two (ONNX QDQ or
+  QONNX). Chosen automatically when exact: an adder and a shifter instead of a table.
+- ``fixed``: gemmlowp's fixed-point multiplier with a rounding shift, for layers imported from
+  ONNX QDQ (multiplier below 1). onnxruntime rescales in float32 and rounds half to even, so this
+  unit can differ from it where a sum lands within float32 rounding of a tie; ``differing``
+  counts those places. Used only when asked for (``build --requant fixed``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..errors import HdlgenError
+from ..golden.requant import fixed_point_codes, fixed_point_multiplier
+from ..ir.lowered import MatrixVectorLayer, RequantUnit
+from ..ir.model import Requantize
+
+__all__ = ["MODES", "choose_unit", "fit_shift", "fixed_unit"]
+
+MODES = ("auto", "thresholds", "fixed")
+MAX_SHIFT = 40
+
+
+def _clamped(candidate: np.ndarray, p_max: int) -> np.ndarray:
+    return np.clip(candidate, 0, p_max + 1)
+
+
+def _shift_thresholds(k: np.ndarray, shift: int, offset: int, half_even: bool) -> np.ndarray:
+    """Thresholds of the shift unit: code >= k from ``P = k * 2^shift - offset`` (plus 1 at odd k for
+    round half to even, where that point is a tie that goes down)."""
+    t = (k << shift) - offset
+    return t + (k & 1) if half_even and shift > 0 else t
+
+
+def _fit_row(t: np.ndarray, p_max: int, half_even: bool) -> tuple[int, int] | None:
+    k = np.arange(1, len(t) + 1, dtype=np.int64)
+    inside = np.flatnonzero((t > 0) & (t <= p_max))
+    if len(inside) == 0:             # a constant row: its code is 0 or levels - 1 everywhere
+        offset = len(t) + 1 if t[0] == 0 else -(p_max + 1)
+        return offset, 0
+    j = inside[0]
+    for shift in range(MAX_SHIFT):
+        offset = int(_shift_thresholds(k[j:j + 1], shift, 0, half_even)[0] - t[j])
+        if np.array_equal(_clamped(_shift_thresholds(k, shift, offset, half_even), p_max), t):
+            return offset, shift
+    return None
+
+
+def fit_shift(layer: MatrixVectorLayer) -> RequantUnit | None:
+    """The shift unit that gives exactly the layer's thresholds on every row, if there is one."""
+    if layer.thresholds is None:
+        return None
+    p_max = layer.row_p_max
+    thresholds = np.clip(layer.thresholds, 0, p_max[:, None] + 1)
+    for half_even in (True, False):
+        rows = [_fit_row(t, int(p), half_even) for t, p in zip(thresholds, p_max)]
+        if all(r is not None for r in rows):
+            offset, shift = zip(*rows)
+            return RequantUnit("shift", np.array(offset), np.array(shift), half_even=half_even)
+    return None
+
+
+def _unit_thresholds(layer: MatrixVectorLayer, codes) -> np.ndarray:
+    """Thresholds of a monotone code function of ``P``, by bisection over each row's range."""
+    levels = np.arange(1, layer.out_type.levels)[:, None]
+    lo = np.zeros((len(levels), layer.mh), dtype=np.int64)
+    hi = np.broadcast_to(layer.row_p_max + 1, lo.shape).copy()
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        reached = codes(mid) >= levels
+        hi = np.where((lo < hi) & reached, mid, hi)
+        lo = np.where((lo < hi) & ~reached, mid + 1, lo)
+    return lo.T
+
+
+def fixed_unit(layer: MatrixVectorLayer, source: Requantize) -> RequantUnit:
+    """gemmlowp's unit for a layer imported from ONNX QDQ, and how often it differs from onnxruntime."""
+    multiplier = np.broadcast_to(source.multiplier, (layer.mh,))
+    if np.any(multiplier >= 1):
+        raise HdlgenError(f"layer {layer.name!r}: its rescale factor reaches {multiplier.max():g}; the fixed-point "
+                          f"unit takes factors below 1 (use --requant auto)")
+    m0, shift = fixed_point_multiplier(multiplier)
+    offset = layer.acc_offset + np.broadcast_to(source.bias, (layer.mh,))
+    quant = layer.out_type
+    unit = RequantUnit("fixed", offset, shift, m0=m0, lo=quant.lo, hi=quant.hi)
+    own = _unit_thresholds(layer, lambda p: fixed_point_codes(p, layer.acc_gain, offset, m0, shift, quant.lo, quant.hi))
+    exact = np.clip(layer.thresholds, 0, layer.row_p_max[:, None] + 1)
+    return dataclasses.replace(unit, differing=int(np.abs(own - exact).sum()))
+
+
+def choose_unit(layer: MatrixVectorLayer, source, mode: str = "auto") -> MatrixVectorLayer:
+    """``layer`` with the requantization unit ``mode`` asks for (see the module docstring)."""
+    if mode not in MODES:
+        raise HdlgenError(f"requantization {mode!r} is not one of {', '.join(MODES)}")
+    if layer.thresholds is None or mode == "thresholds":
+        return layer
+    if mode == "fixed":
+        if not isinstance(source, Requantize):
+            return layer            # fixed-point units exist for onnxruntime's rescale; the rest keep thresholds
+        return dataclasses.replace(layer, requant=fixed_unit(layer, source))
+    unit = fit_shift(layer)
+    return layer if unit is None else dataclasses.replace(layer, requant=unit)
