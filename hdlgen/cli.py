@@ -70,6 +70,13 @@ def _print_build(report: dict, outdir: Path) -> None:
         print(f"note: scales that are not powers of two in {layers}: a float32 executor rounds these layers' dot "
               f"products and hdlgen computes them exactly, so outputs can differ from execute_onnx "
               f"(report.json, docs/qonnx.md)")
+    bn = report.get("batchnorm")
+    if bn:
+        line = f"batch norm: {bn['converted']} layer(s) made shift-based (multipliers rounded to powers of two)"
+        if "frames" in bn:
+            line += (f"; accuracy {bn['accuracy_before']:.4f} -> {bn['accuracy_after']:.4f} on {bn['frames']} frames "
+                     f"(golden models)")
+        print(line)
     if report["output"]["host_op"]:
         print(f"note: the model's final {report['output']['host_op']} runs on the host: the hardware emits the logits "
               f"and sim applies it, as onnxruntime does")
@@ -93,10 +100,22 @@ def cmd_build(args) -> int:
     from .flow import Progress, build
     from .size_guard import SizeGuard
 
+    from .golden.reference import check_inputs
+    from .readers import read_npy
+
+    if (args.check_inputs is None) != (args.check_labels is None):
+        raise HdlgenError("--check-inputs and --check-labels go together")
+    if args.check_inputs is not None and args.bn != "shift":
+        raise HdlgenError("--check-inputs and --check-labels measure what --bn shift changes; add --bn shift")
+    check = None
+    if args.check_inputs is not None:
+        x = read_npy(Path(args.check_inputs), "inputs")
+        labels = read_npy(Path(args.check_labels), "labels")
+        check = (x, _check_labels(labels, x.reshape(len(x), -1) if x.ndim else x, args.check_labels))
     report = build(Path(args.model), Path(args.outdir), fold=args.fold, target_fps=args.target_fps,
                    clock_mhz=args.clock_mhz, target=args.target, progress=Progress(4, enabled=not args.quiet),
                    guard=SizeGuard(max_weight_bits=args.max_weight_bits, max_lanes=args.max_lanes),
-                   input_type=args.input_type, requant=args.requant)
+                   input_type=args.input_type, requant=args.requant, bn=args.bn, bn_check=check)
     _print_build(report, Path(args.outdir))
     return 0
 
@@ -297,6 +316,11 @@ def parser() -> argparse.ArgumentParser:
                    help="unit after each accumulator: auto (a shift where the rescale is a power of two, else "
                         "the exact thresholds), thresholds, or fixed (gemmlowp's fixed-point multiplier for ONNX QDQ "
                         "layers; may differ from onnxruntime by one step, counted in report.json)")
+    b.add_argument("--bn", choices=("exact", "shift"), default="exact",
+                   help="batch norm as trained (exact, the default), or shift-based: multipliers rounded to powers "
+                        "of two, as the BNN paper's Alg. 3")
+    b.add_argument("--check-inputs", metavar="X.npy", help="with --bn shift: inputs to measure the accuracy change on")
+    b.add_argument("--check-labels", metavar="y.npy", help="with --bn shift: their integer labels")
     b.add_argument("--target", choices=target_names(), default=DEFAULT_TARGET,
                    help=f"FPGA family to generate for: its LUT size and multiplier primitive (default {DEFAULT_TARGET})")
     guard = SizeGuard()

@@ -83,8 +83,7 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
                 "weight_memory_bits": words * width,
                 "weight_memory_shape": [words, width],
                 "threshold_memory_bits": thr_bits,
-                "threshold_unit": None if stage.out_type is None else
-                stage.requant.kind if stage.requant is not None else
+                "threshold_unit": stage.requant.kind if stage.requant is not None else None if stage.out_type is None else
                 "search" if stage.out_type.bits >= SEARCH_FROM_BITS else "parallel",
                 "requant_differing": None if stage.requant is None else stage.requant.differing,
             })
@@ -111,9 +110,31 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
         "output": {"features": model.out_features, "shape": list(model.out_shape),
                    "values_per_beat": last.out_count, "bits_per_value": last.out_bits,
                    "beats_per_frame": cycles.output_beats, "last_bit": last.out_count * last.out_bits,
-                   "words": "accumulators" if isinstance(last.stage, MatrixVectorLayer) and last.stage.out_type is None
-                   else "codes"},
+                   "words": _output_words(last.stage)},
     }
+
+
+def shift_batchnorm_model(model, check):
+    """``model`` with every batch norm shift-based (AP2), and a report: how many were converted and,
+    given ``check`` (inputs, labels), the accuracy of the source model's arithmetic before and after."""
+    from .golden.reference import run_reference
+    from .ir.model import BatchNorm, Model, ShiftBatchNorm
+
+    layers = tuple(ShiftBatchNorm.from_batchnorm(l) if isinstance(l, BatchNorm) else l for l in model.layers)
+    converted = Model(model.name, model.input, layers, model.arithmetic, model.host)
+    report = {"kind": "shift", "converted": sum(isinstance(l, BatchNorm) for l in model.layers)}
+    if check is not None:
+        x, labels = check
+        before, after = (float(np.mean(run_reference(m, x).argmax(-1) == labels)) for m in (model, converted))
+        report.update(frames=len(x), accuracy_before=before, accuracy_after=after)
+    return converted, report
+
+
+def _output_words(stage) -> str:
+    """What the output stream carries: codes, accumulators, or the model's outputs in fixed point."""
+    if isinstance(stage, MatrixVectorLayer) and stage.requant is not None and stage.requant.kind == "scores":
+        return f"fixed point, signed, {stage.requant.fraction} fraction bits"
+    return "accumulators" if isinstance(stage, MatrixVectorLayer) and stage.out_type is None else "codes"
 
 
 def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: float | None, clock_mhz: float,
@@ -139,10 +160,13 @@ def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: fl
 
 def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: float | None = None,
           clock_mhz: float = 100.0, target: str = DEFAULT_TARGET, progress: Progress | None = None,
-          guard: SizeGuard = SizeGuard(), input_type: str | None = None, requant: str = "auto") -> dict:
+          guard: SizeGuard = SizeGuard(), input_type: str | None = None, requant: str = "auto",
+          bn: str = "exact", bn_check: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Build ``model_path`` into ``outdir`` for ``target`` (see ``hdlgen.targets``).
 
-    ``requant`` chooses the unit after each layer's accumulator (``transforms.requant``).
+    ``requant`` chooses the unit after each layer's accumulator (``transforms.requant``). ``bn="shift"``
+    rounds every batch norm's multipliers to powers of two (``ShiftBatchNorm.from_batchnorm``);
+    ``bn_check`` (inputs, labels) then measures the accuracy before and after, on the golden models.
     ``guard`` stops a model or folding too large to generate before any Verilog is generated;
     ``input_type`` (a QONNX DataType name) declares an ONNX model's input format.
     """
@@ -154,6 +178,9 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
     with progress(f"reading {model_path}"):
         model = load_model(model_path, input_type)
         guard.check_model(model)
+        bn_report = None
+        if bn == "shift":
+            model, bn_report = shift_batchnorm_model(model, bn_check)
     with progress("streamlining to integer thresholds"):
         lowered = streamline(model, requant)
         if fold == "auto":
@@ -174,6 +201,7 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
         report["lut_inputs"] = top.target.lut_inputs
         report["frames_per_second_at_clock"] = clock_mhz * 1e6 / report["pipeline"]["initiation_interval_cycles"]
         report["exactness_notes"] = exactness_notes(model)
+        report["batchnorm"] = bn_report
         report["output"]["host_op"] = None if model.host is None else model.host.op
     with progress(f"writing {outdir}"):
         def write(staging: Path) -> None:

@@ -81,10 +81,15 @@ class Output:
         return (dlogits * scale) @ wb, grads
 
 
-def train(x, y, *, epochs=120, batch=64, lr=3e-3, seed=0):
+def bnn_layers(rng, n_in):
+    sizes = (n_in,) + HIDDEN
+    return [Hidden(rng, a, b) for a, b in zip(sizes[:-1], sizes[1:])] + [Output(rng, sizes[-1], 10)]
+
+
+def train(x, y, *, epochs=120, batch=64, lr=3e-3, seed=0, make_layers=bnn_layers):
+    """Adam on the softmax cross-entropy; ``make_layers(rng, n_in)`` gives the network."""
     rng = np.random.default_rng(seed)
-    sizes = (x.shape[1],) + HIDDEN
-    layers = [Hidden(rng, a, b) for a, b in zip(sizes[:-1], sizes[1:])] + [Output(rng, sizes[-1], 10)]
+    layers = make_layers(rng, x.shape[1])
     moments = {}
     step = 0
     for epoch in range(epochs):
@@ -133,10 +138,14 @@ def export(layers) -> Model:
     return Model("digits_bnn", INPUT, model_layers)
 
 
-def main():
+def load_split():
+    """scikit-learn's digits, pixels 0..16, split 3:1 (the test split is test_x.npy, test_y.npy)."""
     digits = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(digits.data, digits.target, test_size=0.25, random_state=0,
-                                                        stratify=digits.target)
+    return train_test_split(digits.data, digits.target, test_size=0.25, random_state=0, stratify=digits.target)
+
+
+def main():
+    x_train, x_test, y_train, y_test = load_split()
     # the network trains on the values the hardware sees: the input quantizer's output
     def prepare(x):
         return quantize(x, INPUT.quant, INPUT.scale) * INPUT.scale

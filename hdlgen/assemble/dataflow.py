@@ -44,6 +44,8 @@ class PlannedStage:
 
 def _out_bits(stage) -> int:
     if isinstance(stage, MatrixVectorLayer):
+        if stage.requant is not None and stage.requant.kind == "scores":
+            return stage.requant.width
         return stage.out_type.bits if stage.out_type is not None else stage.acc_max.bit_length()
     return stage.out_type.bits
 

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from .params import counter, positive_int, validating
 
-__all__ = ["ShiftRequant", "FixedPointRequant", "REQUANT_UNITS", "requant_unit"]
+__all__ = ["ShiftRequant", "FixedPointRequant", "ScoresUnit", "REQUANT_UNITS", "requant_unit"]
 
 
 def _row_constants(name: str, values, rows: int, pe: int) -> np.ndarray:
@@ -173,12 +173,55 @@ class FixedPointRequant(_RowUnit):
         return m
 
 
-REQUANT_UNITS = {"shift": ShiftRequant, "fixed": FixedPointRequant}
+class ScoresUnit(_RowUnit):
+    """A model's outputs in fixed point from its last layer's accumulators:
+    ``Y = sign[row] * (P << shift[row]) + offset[row]``, a ``width``-bit two's complement integer
+    (its value is ``Y * 2^-fraction`` in the model's units). A shift, a negation and an add per
+    row: shift-based batch norm (BNN paper, Alg. 3) with the mean subtraction and both AP2 shifts
+    composed exactly. One register stage."""
+
+    latency = 1
+
+    def __init__(self, *, offset, shift, sign, width: int, pe: int, acc_max: int):
+        with validating(self):
+            rows = np.asarray(offset).size
+            self._offset = _row_constants("offset", offset, rows, pe)
+            self._shift = _row_constants("shift", shift, rows, pe)
+            self._sign = _row_constants("sign", sign, rows, pe)
+            if np.any(self._shift < 0) or not np.all(np.isin(self._sign, (-1, 0, 1))):
+                raise ValueError("shifts must not be negative and signs are -1, 0 or +1")
+            positive_int("width", width)
+        self._width = width
+        super().__init__(rows=rows, pe=pe, acc_max=acc_max, out_bits=width)
+
+    def elaborate(self, platform):
+        m = Module()
+        pe, nf = self._pe, self._nf
+        group = Signal(counter(nf))
+        consts = self._table(m, "constants", {"offset": self._offset, "shift": self._shift, "sign": self._sign}, group)
+        take = self.i.valid & self.i.ready
+        m.d.comb += self.i.ready.eq(self.o.ready | ~self.o.valid)
+        with m.If(take):
+            m.d.sync += group.eq(Mux(group == nf - 1, 0, group + 1))
+        for p in range(pe):
+            shifted = Signal(signed(self._width + 1), name=f"shifted{p}")
+            m.d.comb += shifted.eq(self.i.payload[p] << consts.shift[p].as_unsigned())
+            signed_term = Mux(consts.sign[p] < 0, -shifted, Mux(consts.sign[p] == 0, 0, shifted))
+            with m.If(take):
+                m.d.sync += self.o.payload[p].eq(signed_term + consts.offset[p])
+        with m.If(self.i.ready):
+            m.d.sync += self.o.valid.eq(self.i.valid)
+        return m
+
+
+REQUANT_UNITS = {"shift": ShiftRequant, "fixed": FixedPointRequant, "scores": ScoresUnit}
 
 
 def requant_unit(layer, pe: int, acc_max: int):
     """The core for a lowered layer's requantization unit (``layer.requant``)."""
     unit = layer.requant
+    if unit.kind == "scores":
+        return ScoresUnit(offset=unit.offset, shift=unit.shift, sign=unit.sign, width=unit.width, pe=pe, acc_max=acc_max)
     if unit.kind == "shift":
         return ShiftRequant(offset=unit.offset, shift=unit.shift, half_even=unit.half_even,
                             levels=layer.out_type.levels, pe=pe, acc_max=acc_max)

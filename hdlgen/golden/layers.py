@@ -57,6 +57,9 @@ def layer_output(layer: MatrixVectorLayer, codes: np.ndarray) -> np.ndarray:
     if not layer.spatial:
         codes = codes.reshape(len(codes), -1)
     acc = matrix_vector(layer, codes)
+    unit = layer.requant
+    if unit is not None and unit.kind == "scores":     # fixed-point outputs as width-bit two's complement words
+        return (unit.sign * (acc << unit.shift) + unit.offset) & ((1 << unit.width) - 1)
     return acc if layer.thresholds is None else thresholds(layer, acc)
 
 
@@ -123,6 +126,10 @@ def to_model_units(model: LoweredModel, hw_out: np.ndarray) -> np.ndarray:
     hw_out = np.asarray(hw_out, dtype=np.int64).reshape((-1,) + model.out_shape)
     if out.quant is not None:
         real = (out.quant.decode(hw_out) * np.float64(out.scale)).astype(model.dtype)
+    elif last.requant is not None and last.requant.kind == "scores":
+        width = last.requant.width
+        fixed = np.where(hw_out >= 1 << (width - 1), hw_out - (1 << width), hw_out)
+        real = np.ldexp(fixed.astype(np.float64), -last.requant.fraction).astype(model.dtype)
     else:
         acc = last.acc_gain * hw_out + last.acc_offset
         real = dense_affine(acc, out.multiplier, out.bias, model.dtype)

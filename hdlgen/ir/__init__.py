@@ -2,9 +2,9 @@
 
 from .lowered import Folding, LoweredModel, MatrixVectorLayer, OutputStage
 from .model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d, Model, MultiThreshold,
-                    Quantizer, Trunc)
+                    Quantizer, Requantize, ShiftBatchNorm, Trunc)
 from .quant import BIPOLAR, TERNARY, QuantKind, QuantType
 
 __all__ = ["QuantKind", "QuantType", "BIPOLAR", "TERNARY", "InputQuantizer", "Dense", "Conv2d", "BatchNorm",
            "Elementwise", "Flatten", "GlobalAvgPool", "Clip", "Quantizer", "MultiThreshold", "Trunc", "MaxPool2d",
-           "Model", "Folding", "MatrixVectorLayer", "OutputStage", "LoweredModel"]
+           "Requantize", "ShiftBatchNorm", "Model", "Folding", "MatrixVectorLayer", "OutputStage", "LoweredModel"]

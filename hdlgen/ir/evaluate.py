@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import BatchNorm, Clip, Conv2d, Dense, Elementwise, MaxPool2d, MultiThreshold, Quantizer, Requantize, Trunc
-from .semantics import batchnorm, clip, dense_affine, elementwise, multithreshold, quantize, trunc
+from .model import BatchNorm, ShiftBatchNorm, Clip, Conv2d, Dense, Elementwise, MaxPool2d, MultiThreshold, Quantizer, Requantize, Trunc
+from .semantics import batchnorm, shift_batchnorm, clip, dense_affine, elementwise, multithreshold, quantize, trunc
 
 __all__ = ["apply_elementwise", "apply_quantizer", "dense_values", "conv_values", "maxpool", "flatten_chw",
            "real_output", "global_mean", "to_channels_last", "to_channels_first"]
@@ -20,6 +20,8 @@ def apply_elementwise(layer, y: np.ndarray) -> np.ndarray:
     """A batch norm, elementwise or clip layer on real values ``y`` (channels on the last axis)."""
     if isinstance(layer, BatchNorm):
         return batchnorm(y, layer.gamma, layer.beta, layer.mean, layer.var, layer.eps)
+    if isinstance(layer, ShiftBatchNorm):
+        return shift_batchnorm(y, layer.mean, layer.beta, layer.norm_shift, layer.gamma_shift, layer.sign)
     if isinstance(layer, Elementwise):
         return elementwise(y, layer.op, layer.operand)
     if isinstance(layer, Clip):

@@ -10,18 +10,19 @@ import dataclasses
 
 import numpy as np
 
-from .model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, MaxPool2d, MultiThreshold, Quantizer,
+from .model import (BatchNorm, ShiftBatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, MaxPool2d, MultiThreshold, Quantizer,
                     Requantize, Trunc)
 from ..readers import schema_problem
 from .quant import QuantType
 
 __all__ = ["OPS", "encode_layer", "decode_layer"]
 
-OPS = {"dense": Dense, "conv2d": Conv2d, "batchnorm": BatchNorm, "mul": Elementwise, "add": Elementwise,
+OPS = {"dense": Dense, "conv2d": Conv2d, "batchnorm": BatchNorm, "shift_batchnorm": ShiftBatchNorm, "mul": Elementwise, "add": Elementwise,
        "sub": Elementwise, "div": Elementwise, "clip": Clip, "quantizer": Quantizer,
        "multithreshold": MultiThreshold, "trunc": Trunc, "requantize": Requantize, "maxpool2d": MaxPool2d, "flatten": Flatten,
        "global_avg_pool": GlobalAvgPool}
-TENSOR_FIELDS = {"weight", "weight_scale", "bias", "gamma", "beta", "mean", "var", "operand", "thresholds", "multiplier"}
+TENSOR_FIELDS = {"weight", "weight_scale", "bias", "gamma", "beta", "mean", "var", "operand", "thresholds", "multiplier",
+                 "norm_shift", "gamma_shift", "sign"}
 QUANT_FIELDS = {"weight_quant", "quant"}
 BOUND_FIELDS = {"lo", "hi"}        # null in JSON stands for an infinite bound
 

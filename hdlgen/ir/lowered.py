@@ -48,7 +48,12 @@ class RequantUnit:
     thresholds stay as the exact reference. ``kind`` is ``shift`` (``offset``, ``shift`` per row,
     ``half_even``) or ``fixed`` (gemmlowp: ``offset``, ``m0``, ``shift`` per row, output values
     ``lo .. hi``). ``differing`` counts, over all rows, the (accumulator, level) pairs where the
-    unit's code differs from the thresholds': 0 for an exact unit."""
+    unit's code differs from the thresholds': 0 for an exact unit.
+
+    ``scores`` ends a model whose last layer has no quantizer: it emits the model's outputs in fixed
+    point, ``Y = sign * (P << shift) + offset`` per row, a signed ``width``-bit integer worth
+    ``Y * 2^-fraction``, where the output map is exactly that (power-of-two scales, shift-based
+    batch norm)."""
 
     kind: str
     offset: np.ndarray
@@ -58,13 +63,17 @@ class RequantUnit:
     lo: int = 0
     hi: int = 0
     differing: int = 0
+    sign: np.ndarray | None = None
+    fraction: int = 0
+    width: int = 0
 
-    KINDS = ("shift", "fixed")
+    KINDS = ("shift", "fixed", "scores")
 
     def __post_init__(self):
         if self.kind not in self.KINDS:
             raise HdlgenError(f"requantization unit {self.kind!r} is not one of {', '.join(self.KINDS)}")
-        for name in ("offset", "shift") + (("m0",) if self.kind == "fixed" else ()):
+        extra = {"fixed": ("m0",), "scores": ("sign",)}.get(self.kind, ())
+        for name in ("offset", "shift") + extra:
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.int64).reshape(-1))
 
 

@@ -111,8 +111,8 @@ def save_lowered(model: LoweredModel, foldings: dict[str, Folding], directory: P
         unit = layer.requant
         if unit is not None:
             entry["requant"] = {"kind": unit.kind, "half_even": unit.half_even, "lo": unit.lo, "hi": unit.hi,
-                                "differing": unit.differing}
-            for key in ("offset", "shift", "m0"):
+                                "differing": unit.differing, "fraction": unit.fraction, "width": unit.width}
+            for key in ("offset", "shift", "m0", "sign"):
                 if getattr(unit, key) is not None:
                     tensors[f"{layer.name}.requant.{key}"] = getattr(unit, key)
         layers.append(entry)
@@ -159,7 +159,9 @@ def _decode(doc: dict, tensors: dict, json_file: Path) -> tuple[LoweredModel, di
         if unit is not None:
             unit = RequantUnit(unit["kind"], tensors[f"{name}.requant.offset"], tensors[f"{name}.requant.shift"],
                                half_even=bool(unit["half_even"]), m0=tensors.get(f"{name}.requant.m0"),
-                               lo=int(unit["lo"]), hi=int(unit["hi"]), differing=int(unit["differing"]))
+                               lo=int(unit["lo"]), hi=int(unit["hi"]), differing=int(unit["differing"]),
+                               sign=tensors.get(f"{name}.requant.sign"), fraction=int(unit["fraction"]),
+                               width=int(unit["width"]))
         layers.append(MatrixVectorLayer(name, QuantType.from_json(entry["in_type"]), QuantType.from_json(entry["weight_type"]),
                                         tensors[f"{name}.weights"], tensors.get(f"{name}.thresholds"),
                                         _opt(entry["out_type"], QuantType.from_json), tuple(entry["spatial"]), unit))

@@ -16,7 +16,7 @@ from ..errors import HdlgenError
 from .quant import MAX_BITS, MAX_INPUT_BITS, QuantKind, QuantType
 from .semantics import ROUNDING_MODES, requantize
 
-__all__ = ["HostOp", "InputQuantizer", "Dense", "Conv2d", "BatchNorm", "Elementwise", "Clip", "Quantizer", "MultiThreshold",
+__all__ = ["HostOp", "InputQuantizer", "Dense", "Conv2d", "BatchNorm", "ShiftBatchNorm", "Elementwise", "Clip", "Quantizer", "MultiThreshold",
            "Requantize", "Trunc", "MaxPool2d", "GlobalAvgPool", "Flatten", "Layer", "Model", "QUANTIZING", "ELEMENTWISE", "channels"]
 
 
@@ -206,6 +206,47 @@ class BatchNorm:
     @property
     def features(self) -> int:
         return self.gamma.shape[0]
+
+
+@dataclass(frozen=True, eq=False)
+class ShiftBatchNorm:
+    """Shift-based batch norm (Courbariaux et al. 2016, arXiv 1602.02830, Alg. 3):
+    ``y = sign * ((x - mean) * 2^norm_shift) * 2^gamma_shift + beta``, where ``2^norm_shift`` is
+    AP2(1 / sqrt(var + eps)) and ``sign * 2^gamma_shift`` is AP2(gamma), AP2(v) being
+    ``sign(v) * 2^round(log2|v|)``. ``sign`` is -1, 0 (gamma = 0: the channel is ``beta``) or +1.
+    Both multiplications are by powers of two, so hardware shifts instead of multiplying."""
+
+    name: str
+    mean: np.ndarray
+    beta: np.ndarray
+    norm_shift: np.ndarray
+    gamma_shift: np.ndarray
+    sign: np.ndarray
+
+    def __post_init__(self):
+        mean = _finite(self.name, "mean", self.mean)
+        if mean.ndim != 1:
+            raise HdlgenError(f"layer {self.name!r}: mean has shape {mean.shape}, expected (features,)")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "beta", _channel_vector(self.name, "beta", self.beta, mean.shape[0]))
+        for what in ("norm_shift", "gamma_shift", "sign"):
+            value = _channel_vector(self.name, what, getattr(self, what), mean.shape[0])
+            if np.any(value != np.round(value)) or np.any(np.abs(value) > 64):
+                raise HdlgenError(f"layer {self.name!r}: {what} must hold integers (exponents of two up to 64)")
+            object.__setattr__(self, what, value.astype(np.int64))
+        if not np.all(np.isin(self.sign, (-1, 0, 1))):
+            raise HdlgenError(f"layer {self.name!r}: sign must be -1, 0 or +1 in each channel")
+
+    @property
+    def features(self) -> int:
+        return self.mean.shape[0]
+
+    @classmethod
+    def from_batchnorm(cls, bn: BatchNorm) -> ShiftBatchNorm:
+        """An ordinary batch norm with its multipliers rounded to powers of two (AP2)."""
+        inv = 1.0 / np.sqrt(bn.var + bn.eps)
+        gamma = np.where(bn.gamma == 0, 1.0, np.abs(bn.gamma))
+        return cls(bn.name, bn.mean, bn.beta, np.round(np.log2(inv)), np.round(np.log2(gamma)), np.sign(bn.gamma))
 
 
 @dataclass(frozen=True, eq=False)
@@ -436,13 +477,13 @@ class Flatten:
     name: str
 
 
-Layer = (GlobalAvgPool | Flatten | Dense | Conv2d | BatchNorm | Elementwise | Clip | Quantizer | MultiThreshold | Trunc
+Layer = (GlobalAvgPool | Flatten | Dense | Conv2d | BatchNorm | ShiftBatchNorm | Elementwise | Clip | Quantizer | MultiThreshold | Trunc
          | Requantize | MaxPool2d)
 
 #: Layers that produce quantized values (integers times a scale).
 QUANTIZING = (Quantizer, MultiThreshold, Trunc, Requantize)
 #: Layers that map each value on its own, monotonically, in the model's float arithmetic.
-ELEMENTWISE = (BatchNorm, Elementwise, Clip)
+ELEMENTWISE = (BatchNorm, ShiftBatchNorm, Elementwise, Clip)
 ARITHMETIC = ("float64", "float32")
 
 
@@ -535,11 +576,13 @@ class Model:
                     raise HdlgenError(f"layer {layer.name!r}: needs a (channels, height, width) input, not {shape}")
                 shape = layer.out_shape(shape)
                 quantized = quantized and isinstance(layer, MaxPool2d)
-            elif isinstance(layer, (BatchNorm, Elementwise, MultiThreshold)):
+            elif isinstance(layer, (BatchNorm, ShiftBatchNorm, Elementwise, MultiThreshold)):
                 what, size = {BatchNorm: lambda l: ("batch norm", l.features),
+                              ShiftBatchNorm: lambda l: ("batch norm", l.features),
                               Elementwise: lambda l: ("operand", l.operand.size),
                               MultiThreshold: lambda l: ("thresholds", l.thresholds.shape[0])}[type(layer)](layer)
-                if size not in (1, channels(shape)) or (isinstance(layer, BatchNorm) and size != channels(shape)):
+                if size not in (1, channels(shape)) or (isinstance(layer, (BatchNorm, ShiftBatchNorm))
+                                                        and size != channels(shape)):
                     raise HdlgenError(f"layer {layer.name!r}: {what} has {size} channels but its input has "
                                       f"{channels(shape)}")
                 quantized = isinstance(layer, MultiThreshold)

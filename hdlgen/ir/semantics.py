@@ -16,7 +16,7 @@ import numpy as np
 from .quant import QuantType
 
 __all__ = ["ROUNDING_MODES", "FLOAT_TYPES", "dense_affine", "batchnorm", "elementwise", "clip", "quantize",
-           "multithreshold", "trunc", "round_mode", "requantize"]
+           "multithreshold", "trunc", "round_mode", "requantize", "shift_batchnorm"]
 
 FLOAT_TYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -64,6 +64,13 @@ def batchnorm(y: np.ndarray, gamma, beta, mean, var, eps: float) -> np.ndarray:
     one = _like(y, 1.0)
     scale = _like(y, gamma) * (one / np.sqrt(_like(y, var) + _like(y, eps)))
     return y * scale + (_like(y, beta) - _like(y, mean) * scale)
+
+
+def shift_batchnorm(y: np.ndarray, mean, beta, norm_shift, gamma_shift, sign) -> np.ndarray:
+    """Shift-based batch norm: ``sign * ((y - mean) * 2^norm_shift) * 2^gamma_shift + beta``. The
+    scalings by powers of two are exact; the subtraction and the addition round as the float type does."""
+    x_hat = (y - _like(y, mean)) * _like(y, np.ldexp(1.0, np.asarray(norm_shift)))
+    return _like(y, sign) * (x_hat * _like(y, np.ldexp(1.0, np.asarray(gamma_shift)))) + _like(y, beta)
 
 
 def elementwise(y: np.ndarray, op: str, operand) -> np.ndarray:

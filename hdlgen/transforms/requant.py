@@ -7,7 +7,8 @@ range:
 
 - ``shift``: ``(P + offset) >> shift`` with round half to even or floor. Recognised from the
   thresholds themselves, so it serves any source whose rescale is a power of two (ONNX QDQ or
-  QONNX). Chosen automatically when exact: an adder and a shifter instead of a table.
+  QONNX). Chosen automatically when exact and the output has 4 bits or more (below that a few
+  comparators cost less): an adder and a shifter instead of a table.
 - ``fixed``: gemmlowp's fixed-point multiplier with a rounding shift, for layers imported from
   ONNX QDQ (multiplier below 1). onnxruntime rescales in float32 and rounds half to even, so this
   unit can differ from it where a sum lands within float32 rounding of a tie; ``differing``
@@ -21,11 +22,12 @@ import dataclasses
 import numpy as np
 
 from ..errors import HdlgenError
+from ..cores.thresholds import SEARCH_FROM_BITS
 from ..golden.requant import fixed_point_codes, fixed_point_multiplier
 from ..ir.lowered import MatrixVectorLayer, RequantUnit
 from ..ir.model import Requantize
 
-__all__ = ["MODES", "choose_unit", "fit_shift", "fixed_unit"]
+__all__ = ["MODES", "choose_unit", "fit_shift", "fixed_unit", "fit_scores"]
 
 MODES = ("auto", "thresholds", "fixed")
 MAX_SHIFT = 40
@@ -45,9 +47,9 @@ def _shift_thresholds(k: np.ndarray, shift: int, offset: int, half_even: bool) -
 def _fit_row(t: np.ndarray, p_max: int, half_even: bool) -> tuple[int, int] | None:
     k = np.arange(1, len(t) + 1, dtype=np.int64)
     inside = np.flatnonzero((t > 0) & (t <= p_max))
-    if len(inside) == 0:             # a constant row: its code is 0 or levels - 1 everywhere
-        offset = len(t) + 1 if t[0] == 0 else -(p_max + 1)
-        return offset, 0
+    if len(inside) == 0:             # a constant row: the code is the count of thresholds at 0, everywhere
+        shift = (p_max + 2).bit_length()             # P + 1 < 2^shift: no tie, no carry into the code
+        return (int(np.count_nonzero(t == 0)) << shift) + 1, shift
     j = inside[0]
     for shift in range(MAX_SHIFT):
         offset = int(_shift_thresholds(k[j:j + 1], shift, 0, half_even)[0] - t[j])
@@ -108,5 +110,48 @@ def choose_unit(layer: MatrixVectorLayer, source, mode: str = "auto") -> MatrixV
         if not isinstance(source, Requantize):
             return layer            # fixed-point units exist for onnxruntime's rescale; the rest keep thresholds
         return dataclasses.replace(layer, requant=fixed_unit(layer, source))
+    if layer.out_type.bits < SEARCH_FROM_BITS:
+        return layer            # a few comparators are cheaper than an adder and a shifter
     unit = fit_shift(layer)
     return layer if unit is None else dataclasses.replace(layer, requant=unit)
+
+
+MAX_FRACTION = 48
+MAX_CHECKED = 1 << 22          # accumulator values checked one by one; larger layers keep the host rescale
+
+
+def fit_scores(layer: MatrixVectorLayer, outputs) -> RequantUnit | None:
+    """A ``scores`` unit for the last layer, if its output map ``outputs(P)`` (real values, rows on
+    the last axis) is exactly ``sign * 2^k * P + c`` per row with dyadic ``c``, on every ``P`` of
+    every row's range. None otherwise: the host then rescales the accumulators."""
+    p_max = layer.row_p_max
+    if int((p_max + 1).sum()) > MAX_CHECKED:
+        return None
+    y0, y1 = (np.asarray(outputs(np.full(layer.mh, p)), dtype=np.float64) for p in (0, 1))
+    slope = np.abs(y1 - y0)
+    sign = np.sign(y1 - y0).astype(np.int64)
+    with np.errstate(divide="ignore"):
+        k = np.where(slope > 0, np.log2(np.where(slope > 0, slope, 1.0)), 0.0)
+    if np.any(k != np.round(k)) or not np.all(np.isfinite(y0)):
+        return None
+    k = k.astype(np.int64)
+    fraction = int(max(0, -int(k[sign != 0].min()) if np.any(sign != 0) else 0))
+    while fraction <= MAX_FRACTION and np.any(np.ldexp(y0, fraction) != np.round(np.ldexp(y0, fraction))):
+        fraction += 1
+    if fraction > MAX_FRACTION:
+        return None
+    shift = np.where(sign != 0, k + fraction, 0)
+    offset = np.ldexp(y0, fraction)
+    if np.max(np.abs(offset)) >= 2.0 ** 52 or np.any(shift > 62):
+        return None
+    offset = offset.astype(np.int64)
+    for r in range(layer.mh):                # every accumulator value of every row, exactly
+        p = np.arange(int(p_max[r]) + 1)
+        rows = np.zeros((len(p), layer.mh), dtype=np.int64)
+        rows[:, r] = p
+        want = np.ldexp(np.asarray(outputs(rows), dtype=np.float64)[:, r], fraction)
+        if not np.array_equal(want, sign[r] * (p << shift[r]) + offset[r]):
+            return None
+    ends = np.stack([offset, sign * (p_max << shift) + offset])
+    width = int(np.abs(ends).max()).bit_length() + 1
+    return RequantUnit("scores", offset, shift, sign=sign, fraction=fraction, width=width)

@@ -30,6 +30,8 @@ reached.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..errors import HdlgenError
@@ -37,9 +39,10 @@ from ..ir.evaluate import apply_elementwise, apply_quantizer, real_output
 from ..ir.lowered import (GlobalPoolStage, LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage,
                           WindowStage)
 from ..ir.model import (ELEMENTWISE, QUANTIZING, BatchNorm, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool,
-                        MaxPool2d, Model, Requantize)
+                        MaxPool2d, Model, Requantize, ShiftBatchNorm)
 from ..ir.quant import MAX_BITS, TERNARY, QuantKind, QuantType
-from .requant import choose_unit
+from .requant import choose_unit, fit_scores
+from ..ir.semantics import dense_affine
 
 def _describe(layer) -> str:
     return f"layer {layer.name!r}: a {type(layer).__name__.lower()}"
@@ -89,6 +92,8 @@ def _direction(dense: Dense | Conv2d, tail) -> np.ndarray:
     for layer in tail:
         if isinstance(layer, BatchNorm):
             sign = sign * np.sign(layer.gamma)
+        elif isinstance(layer, ShiftBatchNorm):
+            sign = sign * layer.sign
         elif isinstance(layer, Elementwise) and layer.op in ("mul", "div"):
             sign = sign * np.sign(layer.operand)
     return sign
@@ -120,6 +125,14 @@ def _thresholds(layer: MatrixVectorLayer, dense: Dense, tail, quant, in_scale: f
     return lo.T
 
 
+def _output_map(layer: MatrixVectorLayer, output: OutputStage, p: np.ndarray, dtype) -> np.ndarray:
+    """The model's outputs for the last layer's accumulators ``p`` (rows on the last axis)."""
+    real = dense_affine(layer.acc_gain * p + layer.acc_offset, output.multiplier, output.bias, dtype)
+    for t in output.tail:
+        real = apply_elementwise(t, real)
+    return real
+
+
 def hardware_weight_type(dense: Dense | Conv2d) -> QuantType:
     """The layer's weight type as hardware multiplies it, recognised from the values it holds: a
     signed type whose weights are all -1, 0 or +1 is ternary, and one whose non-zero weights are
@@ -140,7 +153,7 @@ def _global_pool_stage(layer: GlobalAvgPool, tail, quant, shape, in_type: QuantT
     """Sum of codes per channel with thresholds that fold the mean, the elementwise chain and the quantizer."""
     sign = np.ones(shape[2])
     for t in tail:
-        sign = sign * (np.sign(t.gamma) if isinstance(t, BatchNorm) else
+        sign = sign * (np.sign(t.gamma) if isinstance(t, BatchNorm) else t.sign if isinstance(t, ShiftBatchNorm) else
                        np.sign(t.operand) if isinstance(t, Elementwise) and t.op in ("mul", "div") else 1)
     if np.any(sign < 0):
         raise HdlgenError(f"layer {layer.name!r}: a falling activation (negative factor or gamma) after global "
@@ -267,8 +280,12 @@ def streamline(model: Model, requant: str = "auto") -> LoweredModel:
         else:
             weight, spatial = _hwc_columns(layer.weight, shape), ()
         if quant is None:
-            stages.append(MatrixVectorLayer(layer.name, in_type, weight_type, weight, None, None, spatial))
+            last = MatrixVectorLayer(layer.name, in_type, weight_type, weight, None, None, spatial)
             output = OutputStage(multiplier=in_scale * layer.weight_scale, bias=layer.bias, tail=tuple(tail))
+            if requant != "thresholds":
+                unit = fit_scores(last, lambda p, last=last, out=output: _output_map(last, out, p, dtype))
+                last = last if unit is None else dataclasses.replace(last, requant=unit)
+            stages.append(last)
             continue
         flip = _direction(layer, tail) < 0
         weights = np.where(flip[:, None], -weight, weight)

@@ -352,3 +352,19 @@ def test_quantize_refuses_a_model_that_is_already_quantized(tmp_path):
     one_error_line(hdlgen("quantize", DEMO_MODEL.parent.parent / "brevitas_digits" / "cnn_w8a8.onnx",
                           "--calibration", FLOAT_CNN / "calibration.npy", "-o", tmp_path / "q.onnx"),
                    "the model is already quantized")
+
+
+def test_build_with_shift_batchnorm_prints_the_accuracy_change(tmp_path):
+    digits = DEMO_MODEL.parent
+    done = hdlgen("build", DEMO_MODEL, "-o", tmp_path / "out", "--bn", "shift", "--check-inputs",
+                  digits / "test_x.npy", "--check-labels", digits / "test_y.npy")
+    assert done.returncode == 0, done.stderr
+    assert "batch norm: 2 layer(s) made shift-based" in done.stdout and "on 450 frames" in done.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--check-inputs", "x.npy"], "--check-inputs and --check-labels go together"),
+    (["--check-inputs", "x.npy", "--check-labels", "y.npy"], "add --bn shift"),
+])
+def test_shift_batchnorm_check_errors(tmp_path, args, message):
+    one_error_line(hdlgen("build", DEMO_MODEL, "-o", tmp_path / "out", *args), message)

@@ -10,7 +10,7 @@ import pytest
 from factories import CocotbDesign
 from hdlgen.backends.packing import pack_beats
 from hdlgen.backends.verilog import emit
-from hdlgen.cores.requant import FixedPointRequant, ShiftRequant
+from hdlgen.cores.requant import FixedPointRequant, ScoresUnit, ShiftRequant
 from hdlgen.golden.requant import fixed_point_codes, fixed_point_multiplier, rounding_divide_by_pot, \
     rounding_doubling_high_mul, shift_codes
 
@@ -118,5 +118,29 @@ def test_fixed_point_unit(fixed_design, rng, stalls):
     assert np.any(exact - np.floor(exact) == 0.5)                     # real ties reach the unit
     built.run(inputs=pack_beats(values, pe, acc_max.bit_length()),
               expected=pack_beats(expected, pe, (hi - lo).bit_length()),
+              beats_per_frame=len(offset) // pe, seed=int(rng.integers(2**31)),
+              idle=stalls[0], backpressure=stalls[1], name=f"run-{stalls[0]}-{stalls[1]}")
+
+
+@pytest.fixture(scope="module")
+def scores_design(sim_root):
+    rng = seeded("scores")
+    rows, pe, acc_max = 6, 3, 200
+    shift, sign = rng.integers(0, 6, rows), np.array([1, -1, 0, 1, -1, 1])
+    offset = rng.integers(-3000, 3000, rows)
+    width = int(max(np.abs(offset).max() + (acc_max << shift.max()), 1)).bit_length() + 1
+    dut = ScoresUnit(offset=offset, shift=shift, sign=sign, width=width, pe=pe, acc_max=acc_max)
+    return CocotbDesign(emit(dut, "scores"), "scores", sim_root / "scores"), (offset, shift, sign, width), pe, acc_max
+
+
+@pytest.mark.parametrize("stalls", STALLS.values(), ids=STALLS.keys())
+def test_scores_unit(scores_design, rng, stalls):
+    built, (offset, shift, sign, width), pe, acc_max = scores_design
+    values = rng.choice(np.array([0, 1, acc_max - 1, acc_max] + list(rng.integers(0, acc_max + 1, 20))),
+                        size=(FRAMES, len(offset)))
+    fixed = sign * (values << shift) + offset
+    assert fixed.min() < 0 < fixed.max()                              # negative and positive scores
+    built.run(inputs=pack_beats(values, pe, acc_max.bit_length()),
+              expected=pack_beats(fixed & ((1 << width) - 1), pe, width),
               beats_per_frame=len(offset) // pe, seed=int(rng.integers(2**31)),
               idle=stalls[0], backpressure=stalls[1], name=f"run-{stalls[0]}-{stalls[1]}")
