@@ -38,16 +38,20 @@ from .qonnx import F32, QConst, _Importer
 
 __all__ = ["load_qdq", "is_qdq", "QDQ_OPS", "SUPPORTED_QDQ_OPS"]
 
-QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm")
 SUPPORTED_QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "Conv", "Gemm", "MatMul", "Relu", "MaxPool", "Flatten",
-                     "Reshape", "Identity", "Dropout", "Softmax (last)", "LogSoftmax (last)", "ArgMax (last)")
+                     "Reshape", "Identity", "Dropout", "QLinearConv", "QLinearMatMul", "QGemm (com.microsoft)",
+                     "Softmax (last)", "LogSoftmax (last)", "ArgMax (last)")
+MICROSOFT = "com.microsoft"
+QGEMM_INPUTS = (6, 9)
 _INT_TYPES = {np.dtype(np.uint8): (False, 8), np.dtype(np.int8): (True, 8),
               np.dtype(np.uint16): (False, 16), np.dtype(np.int16): (True, 16)}
 
 
 def is_qdq(proto) -> bool:
-    """Whether the graph is in ONNX's QDQ form (standard QuantizeLinear / DequantizeLinear nodes)."""
-    return any(node.op_type in QDQ_OPS and node.domain in ("", "ai.onnx") for node in proto.graph.node)
+    """Whether the graph is quantized the ONNX way: QDQ (QuantizeLinear / DequantizeLinear) or the
+    QOperator form (QLinearConv, QLinearMatMul, onnxruntime's QGemm)."""
+    return any(node.op_type in QDQ_OPS and node.domain in ("", "ai.onnx", MICROSOFT) for node in proto.graph.node)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,14 @@ class _Stored:
     scale: np.ndarray
     zero_point: np.ndarray
     dtype: np.dtype
+
+
+class _NodeView:
+    """A QOperator node seen as the float op of its QDQ pattern (same name, other inputs)."""
+
+    def __init__(self, node, inputs: list[str]):
+        self.input, self.output, self.name = inputs, node.output, node.name
+        self.op_type, self.doc_string = node.op_type, node.doc_string
 
 
 @dataclass
@@ -100,15 +112,17 @@ class _QdqImporter(_Importer):
             super().fold_constant(node)
 
     def stored(self, node, a) -> _Stored:
-        x = self.const[node.input[0]]
-        if isinstance(x, (_Stored, QConst)) or not np.issubdtype(np.asarray(x).dtype, np.integer):
+        return self.stored_named(node, *(list(node.input) + [""])[:3], a.get("axis", 1))
+
+    def stored_named(self, node, values: str, scale_name: str, zero_name: str, axis: int) -> _Stored:
+        x = self.const.get(values)
+        if x is None or isinstance(x, (_Stored, QConst)) or not np.issubdtype(np.asarray(x).dtype, np.integer):
             self.node_fail(node, "dequantizes something that is not stored integers")
         x = np.asarray(x)
-        scale = np.asarray(self.constant(node, node.input[1], "scale"), dtype=F32)
-        zero = np.asarray(self.const[node.input[2]]) if len(node.input) > 2 and node.input[2] else np.zeros((), x.dtype)
+        scale = np.asarray(self.constant(node, scale_name, "scale"), dtype=F32)
+        zero = np.asarray(self.const[zero_name]) if zero_name else np.zeros((), x.dtype)
         if np.any(scale <= 0):
             self.node_fail(node, "its scale must be positive")
-        axis = a.get("axis", 1)
         if scale.size > 1:
             if scale.ndim != 1 or not -x.ndim <= axis < x.ndim or x.shape[axis] != scale.size:
                 self.node_fail(node, f"its scale of shape {scale.shape} does not fit axis {axis} of {x.shape}")
@@ -144,11 +158,12 @@ class _QdqImporter(_Importer):
                                  "kernels would add the int32 bias as if it were")
         return np.broadcast_to(b.values.reshape(-1), (channels,)).copy()
 
-    def activation_params(self, node, input_side: bool) -> _Params:
-        scale = np.asarray(self.constant(node, node.input[1], "scale"), dtype=F32)
+    def activation_params(self, node, input_side: bool, names: tuple[str, str] | None = None) -> _Params:
+        scale_name, zero_name = names or (list(node.input) + ["", ""])[1:3]
+        scale = np.asarray(self.constant(node, scale_name, "scale"), dtype=F32)
         if scale.size != 1 or not scale.reshape(()) > 0:
             self.node_fail(node, "activations take one positive scale per tensor")
-        zero = np.asarray(self.const[node.input[2]]) if len(node.input) > 2 and node.input[2] else np.zeros((), np.uint8)
+        zero = np.asarray(self.const[zero_name]) if zero_name else np.zeros((), np.uint8)
         if zero.size != 1:
             self.node_fail(node, "activations take one zero point per tensor")
         signed, bits = _INT_TYPES.get(zero.dtype, (None, None))
@@ -159,6 +174,14 @@ class _QdqImporter(_Importer):
         zp = int(zero.reshape(()))
         quant = QuantType.int(bits, zero_point=zp) if signed else QuantType.uint(bits, zero_point=zp)
         return _Params(float(scale.reshape(())), quant)
+
+    def check_node(self, node):
+        if node.op_type == "QGemm" and node.domain == MICROSOFT:
+            lo, hi = QGEMM_INPUTS
+            if not lo <= len(node.input) <= hi or len(node.output) != 1:
+                self.node_fail(node, f"it has {len(node.input)} inputs; QGemm takes {lo} to {hi} and gives one output")
+            return
+        super().check_node(node)
 
     # -- the chain --------------------------------------------------------------------------------------
     def activation_op(self, node):
@@ -264,6 +287,54 @@ class _QdqImporter(_Importer):
         if w.values.ndim != 2:
             self.node_fail(node, f"weights must be a matrix, not shape {w.values.shape}")
         self.dense_layer(node, QConst(w.values.T, w.scale.T, w.quant, w.real.T), None)
+
+    # -- the QOperator form: one node per quantized layer ---------------------------------------------
+    def qoperator(self, node, w_index: int, w_axis: int, y_index: int, bias_index: int | None, make):
+        """A QLinearConv / QLinearMatMul / QGemm as its QDQ pattern: the input ``(a, a_scale, a_zp)``
+        at inputs 0-2, weights with scale and zero point from ``w_index`` (per channel along
+        ``w_axis``), the int32 bias at ``bias_index``, the output's scale and zero point from
+        ``y_index``. ``make(weights, bias)`` adds the layer from those constants' names."""
+        if self.state != "int":
+            self.node_fail(node, "its input must be quantized integers (a QuantizeLinear or another quantized layer)")
+        given = self.activation_params(node, False, (node.input[1], node.input[2]))
+        if not given.same(self.params):
+            self.node_fail(node, f"its input scale {given.scale:g} ({given.quant}) is not its input's "
+                                 f"{self.params.scale:g} ({self.params.quant})")
+        ins = list(node.input) + [""] * 9
+        weights, bias = f"{node.output[0]}:weights", None
+        self.const[weights] = self.stored_named(node, ins[w_index], ins[w_index + 1], ins[w_index + 2], w_axis)
+        if bias_index is not None and ins[bias_index]:
+            values = np.asarray(self.const.get(ins[bias_index], np.zeros(0)))
+            channels = self.const[weights].values.shape[w_axis]
+            w_scale = np.moveaxis(self.const[weights].scale, w_axis, 0).reshape(channels, -1)[:, 0]
+            bias = f"{node.output[0]}:bias"
+            self.const[bias] = _Stored(np.broadcast_to(values.astype(np.int64).reshape(-1), (channels,)),
+                                       (F32(self.params.scale) * w_scale).astype(F32), np.zeros(channels, np.int64),
+                                       values.dtype)
+        self.state = "real"                  # from here on, exactly the QDQ pattern
+        make(weights, bias)
+        self.requantize(node, self.activation_params(node, False, (ins[y_index], ins[y_index + 1])))
+        self.state, self.params = "int", self.activation_params(node, False, (ins[y_index], ins[y_index + 1]))
+
+    def op_QLinearConv(self, node, a):
+        def make(weights, bias):
+            view = _NodeView(node, [node.input[0], weights] + ([bias] if bias else []))
+            self.op_Conv(view, a)
+        self.qoperator(node, 3, 0, 6, 8, make)
+
+    def op_QLinearMatMul(self, node, a):
+        if node.input[0] != self.act:
+            self.node_fail(node, "the weights must be its second input (a @ b)")
+        self.qoperator(node, 3, 1, 6, None, lambda weights, bias: self.op_MatMul(_NodeView(node, [node.input[0], weights]), a))
+
+    def op_QGemm(self, node, a):
+        if len(node.input) < 8 or not node.input[7]:
+            self.node_fail(node, "its output is float (no y_scale); hdlgen needs it requantized to integers")
+        view_attrs = {"transA": a.get("transA", 0), "transB": a.get("transB", 0), "alpha": a.get("alpha", 1.0)}
+
+        def make(weights, bias):
+            self.op_Gemm(_NodeView(node, [node.input[0], weights] + ([bias] if bias else [])), view_attrs)
+        self.qoperator(node, 3, 0 if a.get("transB", 0) else 1, 7, 6, make)
 
     def op_Relu(self, node, a):
         if self.pending is None or self.pending.relu is not None:

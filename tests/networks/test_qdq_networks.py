@@ -105,3 +105,33 @@ def test_power_of_two_rescales_build_a_shift_unit_equal_to_onnxruntime(tmp_path,
     result = simulate(BuildDir.open(tmp_path / "out"), x)
     assert np.array_equal(result.hw_words, result.golden_words)
     assert np.array_equal(result.outputs, run_onnxruntime(path, x))
+
+
+def test_the_qoperator_form_onnxruntime_writes_imports_into_the_same_layers(tmp_path):
+    """quantize_static with QuantFormat.QOperator writes QLinearConv, QGemm and integer MaxPool and
+    Flatten in place of the QDQ patterns: the same model, bit-exact against onnxruntime."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    calibration = np.load(FLOAT / "calibration.npy")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"x": calibration[i:i + 32]} for i in range(0, len(calibration), 32)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    quant_pre_process(str(FLOAT / "cnn.onnx"), str(tmp_path / "prepared.onnx"))
+    quantize_static(str(tmp_path / "prepared.onnx"), str(tmp_path / "qop.onnx"), Reader(),
+                    quant_format=QuantFormat.QOperator, per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "qop.onnx")).graph.node}
+    assert {"QLinearConv", "QGemm"} <= ops and "DequantizeLinear" in ops
+    x = np.load(FLOAT / "test_x.npy")
+    model = load_model(tmp_path / "qop.onnx")
+    assert [type(layer).__name__ for layer in model.layers] == \
+        ["Conv2d", "Requantize", "MaxPool2d", "Conv2d", "Requantize", "MaxPool2d", "Flatten", "Dense", "Requantize",
+         "Dense", "Requantize"]
+    assert np.array_equal(predict(streamline(model), x), run_onnxruntime(tmp_path / "qop.onnx", x))
