@@ -2,12 +2,16 @@
 quantized by each calibration method (onnxruntime running the QDQ file), and of hdlgen's hardware
 (the golden model; with --rtl, the RTL on Verilator too), frame by frame against onnxruntime.
 
-    python benchmarks/int8_calibration.py [--rtl] [--calibration N]
+    python benchmarks/int8_calibration.py [--rtl] [--calibration N] [--synth]
 
 Models: the bundled float CNN (examples/float_digits/cnn.onnx, trained by its train.py), and the
 same CNN with outliers: four calibration images scaled up 50x, as a stray sensor reading
 would be, which stretch a min/max range and cost the ordinary images their resolution. There a
 saturating calibration (percentile, entropy) keeps the resolution that minmax loses.
+
+``--synth`` also synthesizes the minmax INT8 CNN for xcup (Yosys cell counts) and ecp5-85k (placed
+by nextpnr, Fmax at a 100 MHz constraint), built with the exact threshold tables and, as the
+comparison, with gemmlowp's fixed-point units (``--requant fixed``): what each requantization costs.
 """
 
 from __future__ import annotations
@@ -45,12 +49,31 @@ def hdlgen_outputs(path: Path, x: np.ndarray, rtl: bool, workdir: Path) -> np.nd
     return result.outputs
 
 
+def synthesis_table(path: Path, workdir: Path) -> None:
+    from hdlgen.backends.synth import format_table, synthesize
+    from hdlgen.flow import BuildDir, build
+
+    for target in ("xcup", "ecp5-85k"):
+        results = []
+        for requant in ("auto", "fixed"):
+            out = workdir / f"synth-{target}-{requant}"
+            build(path, out, target=target, requant=requant)
+            build_dir = BuildDir.open(out)
+            print(f"synthesizing the INT8 CNN for {target}, requantization {requant} ...", file=sys.stderr, flush=True)
+            results.append(synthesize(build_dir.verilog, build_dir.report["top"], target, out / "synth",
+                                      stream_bits=build_dir.stream_bits))
+            units = sorted({layer["threshold_unit"] for layer in build_dir.report["layers"]})
+            print(f"{target}, requantization {requant} (units: {', '.join(units)})")
+        print(format_table(results))
+
+
 def main() -> int:
     from hdlgen.transforms.quantize import METHODS, quantize_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rtl", action="store_true", help="run the RTL on Verilator (about 30 s per model)")
     parser.add_argument("--calibration", type=int, default=256, help="calibration images (default 256)")
+    parser.add_argument("--synth", action="store_true", help="synthesize the minmax INT8 CNN for xcup and ecp5-85k")
     args = parser.parse_args()
 
     x, labels = np.load(EXAMPLE / "test_x.npy"), np.load(EXAMPLE / "test_y.npy")
@@ -78,7 +101,9 @@ def main() -> int:
                 if differing:
                     print(f"MISMATCH: hdlgen differs from onnxruntime on {differing} frames", file=sys.stderr)
                     return 1
-    print(f"baseline: the float model, {float_accuracy:.4f}")
+        print(f"baseline: the float model, {float_accuracy:.4f}")
+        if args.synth:
+            synthesis_table(work / f"minmax-{len(clean)}-clean.onnx", work)
     return 0
 
 

@@ -48,8 +48,20 @@ def test_calibration_methods_choose_different_ranges(quantized):
     import onnx
 
     ranges = {m: [r.hi for r in quantized_ranges(onnx.load(str(quantized[m])))] for m in METHODS}
-    assert ranges["percentile"] != ranges["minmax"]
-    assert all(p <= m for p, m in zip(ranges["percentile"], ranges["minmax"]))   # a percentile clips
+    assert ranges["entropy"] != ranges["minmax"] != ranges["percentile"]
+    assert all(p <= m for p, m in zip(ranges["percentile"], ranges["minmax"]))    # a percentile clips the tails
+
+
+def test_entropy_calibration_saturates_outliers_that_stretch_minmax(tmp_path):
+    """Four calibration images scaled up 50x: minmax takes their range, TensorRT-style entropy
+    calibration (2048-bin histograms) clips it."""
+    from hdlgen.transforms.quantize import quantize_model
+
+    calibration = np.load(FLOAT / "calibration.npy")
+    calibration[:4] *= 50
+    hi = {m: {r.tensor: r.hi for r in quantize_model(FLOAT / "cnn.onnx", calibration, tmp_path / f"{m}.onnx", method=m)}
+          for m in ("minmax", "entropy")}
+    assert hi["minmax"]["x"] == pytest.approx(50) and hi["entropy"]["x"] < 10
 
 
 def check_rtl(tmp_path, path, target):
