@@ -121,3 +121,12 @@ def test_the_native_description_keeps_a_requantized_model(tmp_path, rng):
     save_model(load_model(path), tmp_path / "m.json")
     x = inputs(rng, 500, 0.0137, 7)
     assert np.array_equal(run_reference(load_model(tmp_path / "m.json"), x), run_onnxruntime(path, x))
+
+
+def test_matmul_with_weights_per_output_column(tmp_path, rng):
+    """x @ W with W (in, out) quantized per output column (axis 1), as onnxruntime writes MatMul."""
+    g = Graph((IN,), batch=None).qdq(0.0137, 7)
+    w_scale = rng.uniform(0.001, 0.01, OUT).astype(np.float32)
+    g.matmul(g.dequantized(rng.integers(-127, 128, size=(IN, OUT)), w_scale, axis=1))
+    path = g.qdq(0.01, 131).save(tmp_path / "matmul.onnx")
+    agree(path, inputs(rng, 2000, 0.0137, 7))
