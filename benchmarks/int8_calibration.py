@@ -91,7 +91,7 @@ def main() -> int:
         for data_name, data in (("clean", clean), ("with 4 outliers", outliers)):
             for method in METHODS:
                 start = time.monotonic()
-                path = work / f"{method}-{len(data)}-{data_name[:5]}.onnx"
+                path = work / f"{method}-{len(data)}-{data_name.split()[0]}.onnx"
                 quantize_model(float_model, data, path, method=method)
                 want = onnxruntime_outputs(path, x)
                 got = hdlgen_outputs(path, x, args.rtl, work / f"build-{path.stem}")

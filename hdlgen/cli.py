@@ -100,7 +100,6 @@ def cmd_build(args) -> int:
     from .flow import Progress, build
     from .size_guard import SizeGuard
 
-    from .golden.reference import check_inputs
     from .readers import read_npy
 
     if (args.check_inputs is None) != (args.check_labels is None):
@@ -110,8 +109,10 @@ def cmd_build(args) -> int:
     check = None
     if args.check_inputs is not None:
         x = read_npy(Path(args.check_inputs), "inputs")
+        if x.ndim == 0 or x.size == 0:
+            raise HdlgenError(f"{args.check_inputs}: holds no frames (shape {x.shape}); give at least one input row")
         labels = read_npy(Path(args.check_labels), "labels")
-        check = (x, _check_labels(labels, x.reshape(len(x), -1) if x.ndim else x, args.check_labels))
+        check = (x, _check_labels(labels, x, args.check_labels))
     report = build(Path(args.model), Path(args.outdir), fold=args.fold, target_fps=args.target_fps,
                    clock_mhz=args.clock_mhz, target=args.target, progress=Progress(4, enabled=not args.quiet),
                    guard=SizeGuard(max_weight_bits=args.max_weight_bits, max_lanes=args.max_lanes),

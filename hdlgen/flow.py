@@ -27,6 +27,7 @@ from .backends.verilog import emit, top_name
 from .builddir import REPORT, BuildDir, check_output_dir, write_build
 from .targets import DEFAULT_TARGET, get_target
 from .cores.products import ProductKind, choose_product, packing
+from .cores.requant import requant_memory_bits
 from .cores.thresholds import SEARCH_FROM_BITS, threshold_entries
 from .cores.weights import word_width
 from .errors import HdlgenError
@@ -71,7 +72,7 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
             plan = choose_product(stage.in_type, stage.weight_type, target, pe=fold.pe)
             pack = packing(stage.in_type, stage.weight_type, target) if plan.kind is ProductKind.PACKED else None
             words, width = stage.mh // fold.pe * (stage.mw // fold.simd), word_width(stage, fold, pack)
-            thr_bits = 0 if stage.thresholds is None or stage.requant is not None else \
+            thr_bits = requant_memory_bits(stage) if stage.requant is not None else 0 if stage.thresholds is None else \
                 stage.mh * threshold_entries(stage.out_type) * (stage.acc_max + 1).bit_length()
             layers.append({
                 "name": stage.name, "kind": "convolution" if stage.spatial else "matrix_vector",
@@ -117,7 +118,7 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
 def shift_batchnorm_model(model, check):
     """``model`` with every batch norm shift-based (AP2), and a report: how many were converted and,
     given ``check`` (inputs, labels), the accuracy of the source model's arithmetic before and after."""
-    from .golden.reference import run_reference
+    from .golden.reference import check_inputs, run_reference
     from .ir.model import BatchNorm, Model, ShiftBatchNorm
 
     layers = tuple(ShiftBatchNorm.from_batchnorm(l) if isinstance(l, BatchNorm) else l for l in model.layers)
@@ -125,7 +126,10 @@ def shift_batchnorm_model(model, check):
     report = {"kind": "shift", "converted": sum(isinstance(l, BatchNorm) for l in model.layers)}
     if check is not None:
         x, labels = check
-        before, after = (float(np.mean(run_reference(m, x).argmax(-1) == labels)) for m in (model, converted))
+        x = check_inputs(model.input, x, "--check-inputs")
+        if len(x) != len(labels):
+            raise HdlgenError(f"--check-labels: {len(labels)} labels for {len(x)} input frames")
+        before, after = (accuracy(run_reference(m, x), labels) for m in (model, converted))
         report.update(frames=len(x), accuracy_before=before, accuracy_after=after)
     return converted, report
 
@@ -138,7 +142,8 @@ def _output_words(stage) -> str:
 
 
 def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: float | None, clock_mhz: float,
-                    target: str, guard: SizeGuard, input_type: str | None = None) -> list[str]:
+                    target: str, guard: SizeGuard, input_type: str | None = None, requant: str = "auto",
+                    bn: str = "exact") -> list[str]:
     """The command line that makes this build again (kept in the build's marker)."""
     command = ["hdlgen", "build", str(Path(model_path).absolute()), "-o", str(Path(outdir).absolute())]
     if input_type is not None:
@@ -149,6 +154,10 @@ def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: fl
         command += ["--target-fps", repr(target_fps)]
     if target != DEFAULT_TARGET:
         command += ["--target", target]
+    if requant != "auto":
+        command += ["--requant", requant]
+    if bn != "exact":
+        command += ["--bn", bn]
     defaults = SizeGuard()
     for flag, value, default in (("--clock-mhz", clock_mhz, 100.0),
                                  ("--max-weight-bits", guard.max_weight_bits, defaults.max_weight_bits),
@@ -210,7 +219,7 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
             (staging / REPORT).write_text(json.dumps(report, indent=2) + "\n")
 
         command = rebuild_command(model_path, outdir, fold=fold, target_fps=target_fps, clock_mhz=clock_mhz,
-                                  target=target, guard=guard, input_type=input_type)
+                                  target=target, guard=guard, input_type=input_type, requant=requant, bn=bn)
         write_build(outdir, write, command=command, inputs=inputs)
     return report
 

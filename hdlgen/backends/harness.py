@@ -6,6 +6,7 @@ import json
 import secrets
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,15 +58,22 @@ class NativeHarness:
         build_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = build_dir.with_name(f".{build_dir.name}.staging-{secrets.token_hex(4)}")
         defines = f"-O3 -DIN_WORDS={_words_per(in_bits)} -DOUT_WORDS={_words_per(out_bits)} -DLAST_BIT={out_bits - 1}"
+        # Verilator's makefiles cannot take paths with spaces: the sources are copied in and named relatively
         cmd = [verilator_executable(), "--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-               "-Wno-fatal", "-Wno-lint", "--top-module", toplevel, "--prefix", "Vtop", "-Mdir", str(staging),
-               "-CFLAGS", defines, "-j", str(jobs), "-o", "Vsim",
-               str(Path(verilog_file).resolve()), str(RTL_TEMPLATES / "stream_harness.cpp")]
+               "-Wno-fatal", "-Wno-lint", "--top-module", toplevel, "--prefix", "Vtop", "-Mdir", ".",
+               "-CFLAGS", defines, "-j", str(jobs), "-o", "Vsim", "design.v", "stream_harness.cpp"]
+        # GNU Make refuses directories whose path holds a space: compile elsewhere, keep the result here
+        work = Path(tempfile.mkdtemp(prefix="hdlgen-verilator-")) if " " in str(staging) else staging
         try:
             staging.mkdir()
-            log = staging / "build.log"
-            with open(log, "w") as f:
-                done = run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=staging)
+            shutil.copyfile(Path(verilog_file).resolve(), work / "design.v")
+            shutil.copyfile(RTL_TEMPLATES / "stream_harness.cpp", work / "stream_harness.cpp")
+            with open(work / "build.log", "w") as f:
+                done = run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=work)
+            if work != staging:
+                for name in ("Vsim", "build.log"):
+                    if (work / name).exists():
+                        shutil.copy2(work / name, staging / name)
             if done.returncode != 0:
                 shutil.rmtree(build_dir, ignore_errors=True)
                 staging.rename(build_dir)
@@ -77,6 +85,8 @@ class NativeHarness:
             staging.rename(build_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            if work != staging:
+                shutil.rmtree(work, ignore_errors=True)
         return cls(build_dir, in_bits=in_bits, out_bits=out_bits)
 
     def run(self, in_words: list[int], out_beats: int, *, max_cycles: int) -> HarnessRun:

@@ -14,7 +14,7 @@ from amaranth.lib.wiring import In, Out
 
 from .params import counter, positive_int, validating
 
-__all__ = ["ShiftRequant", "FixedPointRequant", "ScoresUnit", "REQUANT_UNITS", "requant_unit"]
+__all__ = ["ShiftRequant", "FixedPointRequant", "ScoresUnit", "REQUANT_UNITS", "requant_unit", "requant_memory_bits"]
 
 
 def _row_constants(name: str, values, rows: int, pe: int) -> np.ndarray:
@@ -137,7 +137,8 @@ class FixedPointRequant(_RowUnit):
             m.d.sync += group.eq(Mux(group == nf - 1, 0, group + 1))
         consts = self._table(m, "constants", {"offset": self._offset, "m0": self._m0, "shift": self._shift},
                              group)
-        x_width = max((self._gain * self._acc_max + 1).bit_length(), _signed_width(self._offset)) + 1
+        x_width = _signed_width([self._gain * self._acc_max + max(int(self._offset.max()), 0),
+                                 min(int(self._offset.min()), 0)])
         valid = [Signal(name=f"valid{s}") for s in range(3)]
         with m.If(advance):
             m.d.sync += [valid[0].eq(self.i.valid), valid[1].eq(valid[0]), valid[2].eq(valid[1])]
@@ -227,3 +228,11 @@ def requant_unit(layer, pe: int, acc_max: int):
                             levels=layer.out_type.levels, pe=pe, acc_max=acc_max)
     return FixedPointRequant(gain=layer.acc_gain, offset=unit.offset, m0=unit.m0, shift=unit.shift, lo=unit.lo,
                              hi=unit.hi, pe=pe, acc_max=acc_max)
+
+
+def requant_memory_bits(layer) -> int:
+    """Bits of per-row constants a layer's requantization unit holds (its memory, as the cores size it)."""
+    unit = layer.requant
+    fields = {"shift": (unit.offset, unit.shift), "fixed": (unit.offset, unit.m0, unit.shift),
+              "scores": (unit.offset, unit.shift, unit.sign)}[unit.kind]
+    return layer.mh * sum(_signed_width(values) for values in fields)

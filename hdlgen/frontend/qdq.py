@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import HdlgenError
 from ..ir.model import Conv2d, Dense, InputQuantizer, Model, Requantize
-from ..ir.quant import MAX_BITS, MAX_INPUT_BITS, QuantType
+from ..ir.quant import MAX_BITS, QuantType
 from .qonnx import F32, QConst, _Importer
 
 __all__ = ["load_qdq", "is_qdq", "QDQ_OPS", "SUPPORTED_QDQ_OPS"]
@@ -123,6 +123,8 @@ class _QdqImporter(_Importer):
         zero = np.asarray(self.const[zero_name]) if zero_name else np.zeros((), x.dtype)
         if np.any(scale <= 0):
             self.node_fail(node, "its scale must be positive")
+        if zero.size not in (1, scale.size) or (zero.size > 1 and scale.size == 1):
+            self.node_fail(node, f"its zero point has {zero.size} values for {scale.size} scales")
         if scale.size > 1:
             if scale.ndim != 1 or not -x.ndim <= axis < x.ndim or x.shape[axis] != scale.size:
                 self.node_fail(node, f"its scale of shape {scale.shape} does not fit axis {axis} of {x.shape}")
@@ -167,10 +169,9 @@ class _QdqImporter(_Importer):
         if zero.size != 1:
             self.node_fail(node, "activations take one zero point per tensor")
         signed, bits = _INT_TYPES.get(zero.dtype, (None, None))
-        limit = MAX_INPUT_BITS if input_side else MAX_BITS
-        if signed is None or bits > limit:
-            self.node_fail(node, f"{zero.dtype} activations are not supported here; use uint8 or int8"
-                                 + (" (the input may take 16 bits)" if not input_side else ""))
+        if signed is None or bits > MAX_BITS:
+            self.node_fail(node, f"{zero.dtype} activations are not supported; use uint8 or int8 (onnxruntime runs "
+                                 f"16-bit QDQ layers in float, not as integer kernels)")
         zp = int(zero.reshape(()))
         quant = QuantType.int(bits, zero_point=zp) if signed else QuantType.uint(bits, zero_point=zp)
         return _Params(float(scale.reshape(())), quant)
@@ -304,8 +305,10 @@ class _QdqImporter(_Importer):
         weights, bias = f"{node.output[0]}:weights", None
         self.const[weights] = self.stored_named(node, ins[w_index], ins[w_index + 1], ins[w_index + 2], w_axis)
         if bias_index is not None and ins[bias_index]:
-            values = np.asarray(self.const.get(ins[bias_index], np.zeros(0)))
+            values = self.const.get(ins[bias_index])
             channels = self.const[weights].values.shape[w_axis]
+            if not isinstance(values, np.ndarray) or values.dtype != np.int32 or values.size not in (1, channels):
+                self.node_fail(node, f"its bias must be an int32 constant with 1 or {channels} values")
             w_scale = np.moveaxis(self.const[weights].scale, w_axis, 0).reshape(channels, -1)[:, 0]
             bias = f"{node.output[0]}:bias"
             self.const[bias] = _Stored(np.broadcast_to(values.astype(np.int64).reshape(-1), (channels,)),
@@ -348,6 +351,9 @@ class _QdqImporter(_Importer):
 
     def run(self) -> Model:
         model = super().run()
+        if self.pending is not None:
+            self.node_fail(self.pending.node, "its output is not requantized (no QuantizeLinear after it); hdlgen "
+                                              "needs every Conv, Gemm and MatMul requantized, the last one too")
         if self.state != "real":
             self.fail(f"the output {self.graph.output[0].name!r} is {'quantized integers' if self.state == 'int' else 'not quantized'}; "
                       f"a QDQ model ends with a DequantizeLinear (optionally then Softmax or ArgMax)")

@@ -16,7 +16,7 @@ so ``value = code + lo`` for every kind but BIPOLAR, where ``value = 2 * code - 
 
 An INT or UINT type may have a ``zero_point`` (ONNX QuantizeLinear's, for activations): its values
 are the stored integers minus the zero point, ``uint8_zp128`` holds -128 .. 127, and the code is the
-stored integer itself. Hardware then handles the zero point exactly: ``value = code + lo`` with
+stored integer (plus 2^(k-1) for int). Hardware then handles the zero point exactly: ``value = code + lo`` with
 ``lo = -zero_point`` folds into each row's accumulator offset like any signed type's.
 
 POW2 is a weight type only: a signed k-bit weight set whose non-zero values are powers of two (the

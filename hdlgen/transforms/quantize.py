@@ -137,6 +137,7 @@ def quantize_model(model: Path, calibration: np.ndarray, output: Path, *, method
 
     from ..builddir import write_file
     from ..frontend.qdq import load_qdq
+    from .streamline import streamline
     from ..frontend.qonnx import read_onnx
 
     if method not in METHODS:
@@ -176,7 +177,7 @@ def quantize_model(model: Path, calibration: np.ndarray, output: Path, *, method
             raise HdlgenError(f"{model}: onnxruntime's quantizer failed ({type(e).__name__}: {str(e).strip()[:300]})") from None
         result = onnx.load(str(quantized))
         try:
-            load_qdq(output, result)          # it must build: refuse to write what hdlgen cannot read
+            streamline(load_qdq(output, result))     # it must build: refuse to write what hdlgen cannot lower
         except HdlgenError as e:
             raise HdlgenError(f"the quantized model is not one hdlgen builds, so {output} was not written: "
                               f"{str(e).removeprefix(str(output) + ': ')}") from None

@@ -93,6 +93,10 @@ def fixed_unit(layer: MatrixVectorLayer, source: Requantize) -> RequantUnit:
                           f"unit takes factors below 1 (use --requant auto)")
     m0, shift = fixed_point_multiplier(multiplier)
     offset = layer.acc_offset + np.broadcast_to(source.bias, (layer.mh,))
+    reach = np.maximum(np.abs(offset), np.abs(layer.acc_gain * layer.row_p_max + offset))
+    if np.any(reach >= 2 ** 31):
+        raise HdlgenError(f"layer {layer.name!r}: its sums reach {int(reach.max()):,}, past int32, which the "
+                          f"fixed-point unit (as gemmlowp) takes; use --requant auto")
     quant = layer.out_type
     unit = RequantUnit("fixed", offset, shift, m0=m0, lo=quant.lo, hi=quant.hi)
     own = _unit_thresholds(layer, lambda p: fixed_point_codes(p, layer.acc_gain, offset, m0, shift, quant.lo, quant.hi))
@@ -145,13 +149,11 @@ def fit_scores(layer: MatrixVectorLayer, outputs) -> RequantUnit | None:
     if np.max(np.abs(offset)) >= 2.0 ** 52 or np.any(shift > 62):
         return None
     offset = offset.astype(np.int64)
-    for r in range(layer.mh):                # every accumulator value of every row, exactly
-        p = np.arange(int(p_max[r]) + 1)
-        rows = np.zeros((len(p), layer.mh), dtype=np.int64)
-        rows[:, r] = p
-        want = np.ldexp(np.asarray(outputs(rows), dtype=np.float64)[:, r], fraction)
-        if not np.array_equal(want, sign[r] * (p << shift[r]) + offset[r]):
-            return None
+    p = np.arange(int(p_max.max()) + 1)[:, None]           # every accumulator value of every row, exactly
+    rows = np.minimum(p, p_max[None, :])
+    want = np.ldexp(np.asarray(outputs(rows), dtype=np.float64), fraction)
+    if not np.array_equal(want, sign * (rows << shift) + offset):
+        return None
     ends = np.stack([offset, sign * (p_max << shift) + offset])
     width = int(np.abs(ends).max()).bit_length() + 1
     return RequantUnit("scores", offset, shift, sign=sign, fraction=fraction, width=width)

@@ -77,17 +77,20 @@ def test_shift_unit(shift_design, rng, stalls):
               idle=stalls[0], backpressure=stalls[1], name=f"run-{stalls[0]}-{stalls[1]}")
 
 
-FIXED_CASES = {"uint8-zp131_pe2-nf2": (4, 2, (1 << 20) - 1, -131, 124, 1), "int8_pe1-nf3": (3, 1, 300000, -128, 127, 2)}
+# rows, pe, acc_max, lo, hi, gain, offsets (low, high)
+FIXED_CASES = {"uint8-zp131_pe2-nf2": (4, 2, (1 << 20) - 1, -131, 124, 1, (-(1 << 19), 0)),
+               "int8_pe1-nf3": (3, 1, 300000, -128, 127, 2, (-300000, 0)),
+               "positive-offsets_pe2-nf1": (2, 2, 32640, -128, 127, 1, (300, 500))}     # sums past acc_max
 
 
 @pytest.fixture(scope="module", params=FIXED_CASES, ids=FIXED_CASES)
 def fixed_design(request, sim_root):
-    rows, pe, acc_max, lo, hi, gain = FIXED_CASES[request.param]
+    rows, pe, acc_max, lo, hi, gain, offsets = FIXED_CASES[request.param]
     rng = seeded(request.param)
-    multiplier = rng.uniform(4e-4, 2e-3, rows).astype(np.float32)
+    multiplier = (rng.uniform(4e-4, 2e-3, rows) * ((1 << 20) / acc_max)).astype(np.float32)   # both limits reached
     multiplier[0] = 2.0 ** -12                         # x / 2: SRDHM ties on every odd sum, RDBPOT ties too
     m0, shift = fixed_point_multiplier(multiplier)
-    offset = rng.integers(-gain * acc_max // 2, 0, rows)
+    offset = rng.integers(*offsets, rows)
     dut = FixedPointRequant(gain=gain, offset=offset, m0=m0, shift=shift, lo=lo, hi=hi, pe=pe, acc_max=acc_max)
     built = CocotbDesign(emit(dut, "fixed_requant"), "fixed_requant", sim_root / f"fixed-{request.param}")
     return built, (gain, offset, m0, shift, lo, hi), pe, acc_max
@@ -99,7 +102,8 @@ def fixed_values(rng, gain, offset, m0, shift, acc_max):
     for r in range(rows):
         # sums whose rescaled value sits on a half: x * m0 / 2^(31 + shift) = k + 1/2
         step = 2.0 ** (31 + shift[r]) / m0[r]
-        k = rng.integers(-200, 200, 64)
+        reach = np.array([offset[r], gain * acc_max + offset[r]]) / step      # the rescaled values the row reaches
+        k = rng.integers(int(np.floor(reach.min())) - 1, int(np.ceil(reach.max())) + 1, 64)
         x = np.round((k + 0.5) * step).astype(np.int64)
         near = np.concatenate([(x - offset[r]) // gain + d for d in (-1, 0, 1)] + [[0, acc_max],
                               rng.integers(0, acc_max + 1, 32)])
@@ -112,7 +116,8 @@ def test_fixed_point_unit(fixed_design, rng, stalls):
     built, (gain, offset, m0, shift, lo, hi), pe, acc_max = fixed_design
     values = fixed_values(rng, gain, offset, m0, shift, acc_max)
     expected = fixed_point_codes(values, gain, offset, m0, shift, lo, hi)
-    assert {0, hi - lo} <= set(expected.ravel().tolist())
+    reached = set(expected.ravel().tolist())
+    assert hi - lo in reached and (0 in reached or offset.min() >= 0)       # the limits the sums can reach
     x = gain * values + offset
     exact = x * (m0 * 2.0 ** (-31 - shift))
     assert np.any(exact - np.floor(exact) == 0.5)                     # real ties reach the unit

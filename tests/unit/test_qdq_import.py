@@ -130,3 +130,26 @@ def test_matmul_with_weights_per_output_column(tmp_path, rng):
     g.matmul(g.dequantized(rng.integers(-127, 128, size=(IN, OUT)), w_scale, axis=1))
     path = g.qdq(0.01, 131).save(tmp_path / "matmul.onnx")
     agree(path, inputs(rng, 2000, 0.0137, 7))
+
+
+def test_a_last_layer_left_in_float_is_refused(tmp_path, rng):
+    g = Graph((IN,), batch=None).qdq(0.02)
+    g.gemm(g.dequantized(rng.integers(-5, 5, size=(OUT, IN)), 0.01), transB=1)
+    assert "its output is not requantized (no QuantizeLinear after it)" in error_of(tmp_path, g)
+
+
+def test_16_bit_activations_are_refused(tmp_path, rng):
+    g = Graph((IN,), batch=None).qdq(0.02, 0, np.uint16)
+    g.gemm(g.dequantized(rng.integers(-5, 5, size=(OUT, IN)), 0.01), transB=1)
+    assert "uint16 activations are not supported; use uint8 or int8" in error_of(tmp_path, g.qdq(0.3))
+
+
+def test_a_zero_point_that_does_not_fit_the_scales_is_refused(tmp_path, rng):
+    g = Graph((IN,), batch=None).qdq(0.02)
+    out = g.fresh("dq")
+    from onnx import helper
+    g.nodes.append(helper.make_node("DequantizeLinear", [g.stored(rng.integers(-5, 5, size=(OUT, IN)), np.int8),
+                                                         g.const(np.float32(0.01)), g.stored(np.zeros(OUT), np.int8)],
+                                    [out], name="bad_dq"))
+    g.gemm(out, transB=1)
+    assert "its zero point has 6 values for 1 scales" in error_of(tmp_path, g.qdq(0.3))
