@@ -112,7 +112,8 @@ def test_power_of_two_rescales_build_a_shift_unit_equal_to_onnxruntime(tmp_path,
     path = qdq_dense(rng, x_scale=1.0, w_scale=[0.5, 0.5, 0.25, 0.25, 0.125, 0.125], y_scale=1.0,
                      x_zp=128, y_zp=128, w_max=1).save(tmp_path / "ties.onnx")
     report = build(path, tmp_path / "out")
-    assert report["layers"][0]["threshold_unit"] == "shift" and report["layers"][0]["threshold_memory_bits"] == 0
+    layer = report["layers"][0]
+    assert layer["threshold_unit"] == "shift" and layer["threshold_memory_bits"] < 6 * 255     # constants, no table
     x = inputs(rng, 300, 1.0, 128)
     result = simulate(BuildDir.open(tmp_path / "out"), x)
     assert np.array_equal(result.hw_words, result.golden_words)
