@@ -64,36 +64,9 @@ FRAMES_PER_SECOND = _number(1e-6, 1e15)
 
 
 def _print_build(report: dict, outdir: Path) -> None:
-    print(f"wrote {outdir}/{report['top']}.v, report.json, lowered.json/.npz")
-    if report["exactness_notes"]:
-        layers = ", ".join(note.split(":")[0] for note in report["exactness_notes"])
-        print(f"note: scales that are not powers of two in {layers}: a float32 executor rounds these layers' dot "
-              f"products and hdlgen computes them exactly, so outputs can differ from execute_onnx "
-              f"(report.json, docs/qonnx.md)")
-    bn = report.get("batchnorm")
-    if bn:
-        line = f"batch norm: {bn['converted']} layer(s) made shift-based (multipliers rounded to powers of two)"
-        if "frames" in bn:
-            line += (f"; accuracy {bn['accuracy_before']:.4f} -> {bn['accuracy_after']:.4f} on {bn['frames']} frames "
-                     f"(golden models)")
-        print(line)
-    if report["output"]["host_op"]:
-        print(f"note: the model's final {report['output']['host_op']} runs on the host: the hardware emits the logits "
-              f"and sim applies it, as onnxruntime does")
-    width = max([len("layer")] + [len(layer["name"]) for layer in report["layers"]]) + 2
-    print(f"{'layer':<{width}}{'MW x MH':>13}{'PE':>5}{'SIMD':>6}{'cycles':>9}{'weight bits':>13}  {'products':<10}"
-          f"requantization")
-    for layer in report["layers"]:
-        size = f"{layer['mw']} x {layer['mh']}"
-        unit = layer["threshold_unit"] or "-"
-        if layer.get("requant_differing"):
-            unit += f" ({layer['requant_differing']} steps differ from the exact thresholds)"
-        print(f"{layer['name']:<{width}}{size:>13}{layer['pe']:>5}{layer['simd']:>6}"
-              f"{layer['cycles_per_frame']:>9}{layer['weight_memory_bits']:>13}  {layer['product']:<10}{unit}")
-    pipe = report["pipeline"]
-    print(f"pipeline: {pipe['initiation_interval_cycles']} cycles per frame "
-          f"({report['frames_per_second_at_clock']:,.0f} frames/s at {report['clock_mhz_for_fps']:g} MHz), "
-          f"bottleneck {pipe['bottleneck']}")
+    from .api import report_text
+
+    print(report_text(report, outdir))
 
 
 def cmd_build(args) -> int:

@@ -1,0 +1,151 @@
+"""The Python API, in the style of hls4ml's: build a design, predict with its golden model, simulate
+its RTL, synthesize it. The command line is a layer over the same functions.
+
+    import hdlgen
+    design = hdlgen.build("examples/digits/model.json", target="ecp5-85k")
+    print(design.report_text())
+    y = design.predict(x)             # the golden model, in the model's units
+    sim = design.simulate(x)          # the RTL on Verilator: sim.outputs equals y, frame by frame
+    res = design.synthesize()         # Yosys (+ nextpnr): LUT, FF, BRAM, DSP, Fmax
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import HdlgenError
+from .targets import DEFAULT_TARGET
+
+__all__ = ["Design", "build", "open_design", "report_text"]
+
+
+class Design:
+    """A build directory: its Verilog, report and lowered model (``hdlgen build`` wrote it)."""
+
+    def __init__(self, path: str | Path):
+        from .flow import BuildDir
+
+        self.path = Path(path)
+        self._build = BuildDir.open(self.path)
+
+    @property
+    def report(self) -> dict:
+        """``report.json`` as a dict: per layer folding, cycles, memory, products, requantization."""
+        return copy.deepcopy(self._build.report)
+
+    @property
+    def verilog(self) -> Path:
+        return self._build.verilog
+
+    def report_text(self) -> str:
+        """The per-layer table ``hdlgen build`` prints."""
+        return report_text(self._build.report, self.path)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The golden model's outputs for inputs ``x`` (model units, batch first), as the RTL gives them."""
+        from .golden import predict
+        from .golden.reference import check_inputs
+
+        return predict(self._build.model, check_inputs(self._build.model.input, x))
+
+    def simulate(self, x: np.ndarray, *, progress: bool = False):
+        """Run ``x`` through the RTL on Verilator. Returns a ``SimResult``: ``outputs`` (model units),
+        ``hw_words`` beside ``golden_words``, measured and modelled cycles per frame."""
+        from .flow import Progress, simulate
+        from .golden.reference import check_inputs
+
+        return simulate(self._build, check_inputs(self._build.model.input, x), progress=Progress(2, enabled=progress))
+
+    def synthesize(self, target: str | None = None, *, clock_mhz: float = 100.0, workdir: str | Path | None = None):
+        """Synthesize for ``target`` (default: the build's own) with Yosys, placed and routed by nextpnr
+        where the target has it. Returns a ``SynthResult`` (``lut``, ``ff``, ``bram``, ``dsp``, ``fmax_mhz``)."""
+        from .backends.synth import synthesize
+        from .targets import get_target
+
+        target = target or self._build.report["target"]
+        get_target(target)
+        workdir = Path(workdir) if workdir is not None else self._build.record("synth") / target
+        try:
+            return synthesize(self._build.verilog, self._build.report["top"], target, workdir, clock_mhz=clock_mhz,
+                              stream_bits=self._build.stream_bits)
+        finally:
+            if workdir.is_dir() and self.path.resolve() in workdir.resolve().parents:
+                self._build.seal(workdir)
+
+    def __repr__(self) -> str:
+        report = self._build.report
+        return (f"Design({str(self.path)!r}, target={report['target']!r}, "
+                f"{report['pipeline']['initiation_interval_cycles']} cycles per frame)")
+
+
+def build(model: str | Path, outdir: str | Path | None = None, *, target: str = DEFAULT_TARGET, fold="auto",
+          target_fps: float | None = None, clock_mhz: float = 100.0, requant: str = "auto", bn: str = "exact",
+          bn_check: tuple[np.ndarray, np.ndarray] | None = None, input_type: str | None = None,
+          progress: bool = False) -> Design:
+    """Build the model file ``model`` (QONNX, ONNX QDQ or a native ``.json``) into ``outdir`` and open it.
+
+    ``outdir`` defaults to a new temporary directory, which is kept for the design's simulations.
+    ``fold`` is ``"auto"``, a folding file, or a dict ``{layer: {"pe": N, "simd": N}}``. The other
+    options are those of ``hdlgen build``."""
+    import json
+
+    from .flow import Progress
+    from .flow import build as flow_build
+
+    outdir = Path(tempfile.mkdtemp(prefix="hdlgen-design-")) / "build" if outdir is None else Path(outdir)
+    fold_file = fold
+    if isinstance(fold, dict):
+        fold_file = Path(tempfile.mkdtemp(prefix="hdlgen-fold-")) / "fold.json"
+        fold_file.write_text(json.dumps(fold))
+    elif fold != "auto":
+        fold_file = str(fold)
+    flow_build(Path(model), outdir, fold=str(fold_file), target_fps=target_fps, clock_mhz=clock_mhz, target=target,
+               progress=Progress(4, enabled=progress), requant=requant, bn=bn, bn_check=bn_check,
+               input_type=input_type)
+    return Design(outdir)
+
+
+def open_design(path: str | Path) -> Design:
+    """An existing build directory as a design."""
+    if not Path(path).is_dir():
+        raise HdlgenError(f"{path}: no such build directory")
+    return Design(path)
+
+
+def report_text(report: dict, outdir: Path) -> str:
+    """A build's report as ``hdlgen build`` prints it."""
+    lines = [f"wrote {outdir}/{report['top']}.v, report.json, lowered.json/.npz"]
+    if report["exactness_notes"]:
+        layers = ", ".join(note.split(":")[0] for note in report["exactness_notes"])
+        lines.append(f"note: scales that are not powers of two in {layers}: a float32 executor rounds these layers' "
+                     f"dot products and hdlgen computes them exactly, so outputs can differ from execute_onnx "
+                     f"(report.json, docs/qonnx.md)")
+    bn = report.get("batchnorm")
+    if bn:
+        line = f"batch norm: {bn['converted']} layer(s) made shift-based (multipliers rounded to powers of two)"
+        if "frames" in bn:
+            line += (f"; accuracy {bn['accuracy_before']:.4f} -> {bn['accuracy_after']:.4f} on {bn['frames']} frames "
+                     f"(golden models)")
+        lines.append(line)
+    if report["output"]["host_op"]:
+        lines.append(f"note: the model's final {report['output']['host_op']} runs on the host: the hardware emits the "
+                     f"logits and sim applies it, as onnxruntime does")
+    width = max([len("layer")] + [len(layer["name"]) for layer in report["layers"]]) + 2
+    lines.append(f"{'layer':<{width}}{'MW x MH':>13}{'PE':>5}{'SIMD':>6}{'cycles':>9}{'weight bits':>13}  "
+                 f"{'products':<10}requantization")
+    for layer in report["layers"]:
+        size = f"{layer['mw']} x {layer['mh']}"
+        unit = layer["threshold_unit"] or "-"
+        if layer.get("requant_differing"):
+            unit += f" ({layer['requant_differing']} steps differ from the exact thresholds)"
+        lines.append(f"{layer['name']:<{width}}{size:>13}{layer['pe']:>5}{layer['simd']:>6}"
+                     f"{layer['cycles_per_frame']:>9}{layer['weight_memory_bits']:>13}  {layer['product']:<10}{unit}")
+    pipe = report["pipeline"]
+    lines.append(f"pipeline: {pipe['initiation_interval_cycles']} cycles per frame "
+                 f"({report['frames_per_second_at_clock']:,.0f} frames/s at {report['clock_mhz_for_fps']:g} MHz), "
+                 f"bottleneck {pipe['bottleneck']}")
+    return "\n".join(lines)
