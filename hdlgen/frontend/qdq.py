@@ -160,7 +160,7 @@ class _QdqImporter(_Importer):
                                  "kernels would add the int32 bias as if it were")
         return np.broadcast_to(b.values.reshape(-1), (channels,)).copy()
 
-    def activation_params(self, node, input_side: bool, names: tuple[str, str] | None = None) -> _Params:
+    def activation_params(self, node, names: tuple[str, str] | None = None) -> _Params:
         scale_name, zero_name = names or (list(node.input) + ["", ""])[1:3]
         scale = np.asarray(self.constant(node, scale_name, "scale"), dtype=F32)
         if scale.size != 1 or not scale.reshape(()) > 0:
@@ -197,7 +197,7 @@ class _QdqImporter(_Importer):
         super().activation_op(node)
 
     def op_QuantizeLinear(self, node, a):
-        params = self.activation_params(node, input_side=self.state == "float")
+        params = self.activation_params(node)
         if self.state == "float":
             shape = self.shape if len(self.shape) == 3 else None
             try:
@@ -235,7 +235,7 @@ class _QdqImporter(_Importer):
     def op_DequantizeLinear(self, node, a):
         if self.state != "int":
             self.node_fail(node, "dequantizes a tensor that is not quantized")
-        params = self.activation_params(node, input_side=not self.layers)
+        params = self.activation_params(node)
         if not params.same(self.params):
             self.node_fail(node, f"dequantizes with scale {params.scale:g} ({params.quant}), but its input was "
                                  f"quantized with {self.params.scale:g} ({self.params.quant})")
@@ -272,13 +272,9 @@ class _QdqImporter(_Importer):
         self.shape = (w.values.shape[0],)
 
     def op_Gemm(self, node, a):
-        if a.get("transA", 0) or F32(a.get("alpha", 1.0)) != 1 or F32(a.get("beta", 1.0)) != 1:
-            self.node_fail(node, "transA, alpha and beta must keep their defaults (0, 1, 1)")
-        w = self.weights(node, node.input[1], "weights")
-        if w.values.ndim != 2:
-            self.node_fail(node, f"weights must be a matrix, not shape {w.values.shape}")
-        if not a.get("transB", 0):
-            w = QConst(w.values.T, w.scale.T, w.quant, w.real.T)
+        if F32(a.get("alpha", 1.0)) != 1 or F32(a.get("beta", 1.0)) != 1:
+            self.node_fail(node, "alpha and beta must keep their defaults (1, 1)")
+        w = self.gemm_weights(node, a)
         self.dense_layer(node, w, node.input[2] if len(node.input) > 2 and node.input[2] else None)
 
     def op_MatMul(self, node, a):
@@ -297,7 +293,7 @@ class _QdqImporter(_Importer):
         ``y_index``. ``make(weights, bias)`` adds the layer from those constants' names."""
         if self.state != "int":
             self.node_fail(node, "its input must be quantized integers (a QuantizeLinear or another quantized layer)")
-        given = self.activation_params(node, False, (node.input[1], node.input[2]))
+        given = self.activation_params(node, (node.input[1], node.input[2]))
         if not given.same(self.params):
             self.node_fail(node, f"its input scale {given.scale:g} ({given.quant}) is not its input's "
                                  f"{self.params.scale:g} ({self.params.quant})")
@@ -316,8 +312,9 @@ class _QdqImporter(_Importer):
                                        values.dtype)
         self.state = "real"                  # from here on, exactly the QDQ pattern
         make(weights, bias)
-        self.requantize(node, self.activation_params(node, False, (ins[y_index], ins[y_index + 1])))
-        self.state, self.params = "int", self.activation_params(node, False, (ins[y_index], ins[y_index + 1]))
+        params = self.activation_params(node, (ins[y_index], ins[y_index + 1]))
+        self.requantize(node, params)
+        self.state, self.params = "int", params
 
     def op_QLinearConv(self, node, a):
         def make(weights, bias):

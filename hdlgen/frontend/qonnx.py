@@ -573,14 +573,17 @@ class _Importer:
             w = QConst(w.values.T, w.scale.T, w.quant, w.real.T)
         self.dense(node, w.values, w, self.out_channel_scale(node, w), None)
 
-    def op_Gemm(self, node, a):
+    def gemm_weights(self, node, a) -> QConst:
+        """A Gemm's checked weights as (out, in), whatever transB says."""
         if a.get("transA", 0):
             self.node_fail(node, "transA=1 is not supported")
         w = self.weights(node, node.input[1], "weights")
         if w.values.ndim != 2:
             self.node_fail(node, f"weights must be a matrix, not shape {w.values.shape}")
-        if not a.get("transB", 0):
-            w = QConst(w.values.T, w.scale.T, w.quant, w.real.T)
+        return w if a.get("transB", 0) else QConst(w.values.T, w.scale.T, w.quant, w.real.T)
+
+    def op_Gemm(self, node, a):
+        w = self.gemm_weights(node, a)
         alpha, beta = F32(a.get("alpha", 1.0)), F32(a.get("beta", 1.0))
         if alpha <= 0:
             self.node_fail(node, f"alpha={alpha} must be positive")

@@ -120,6 +120,15 @@ def quantize_input_codes(model: LoweredModel, x: np.ndarray) -> np.ndarray:
     return model.input.quant.encode(values)
 
 
+def accumulator_outputs(layer: MatrixVectorLayer, output, p: np.ndarray, dtype) -> np.ndarray:
+    """The model's outputs for the last layer's accumulators ``p`` (rows on the last axis), when the
+    host rescales them: ``tail(dense_affine(acc_gain * P + acc_offset, multiplier, bias))``."""
+    real = dense_affine(layer.acc_gain * p + layer.acc_offset, output.multiplier, output.bias, dtype)
+    for t in output.tail:
+        real = apply_elementwise(t, real)
+    return real
+
+
 def to_model_units(model: LoweredModel, hw_out: np.ndarray) -> np.ndarray:
     """The hardware's output words (batch, out_features) in the source model's units and ONNX's layout."""
     out, last = model.output, model.layers[-1]
@@ -131,10 +140,7 @@ def to_model_units(model: LoweredModel, hw_out: np.ndarray) -> np.ndarray:
         fixed = np.where(hw_out >= 1 << (width - 1), hw_out - (1 << width), hw_out)
         real = np.ldexp(fixed.astype(np.float64), -last.requant.fraction).astype(model.dtype)
     else:
-        acc = last.acc_gain * hw_out + last.acc_offset
-        real = dense_affine(acc, out.multiplier, out.bias, model.dtype)
-        for layer in out.tail:
-            real = apply_elementwise(layer, real)
+        real = accumulator_outputs(last, out, hw_out, model.dtype)
     return apply_host_op(model.host, real.transpose(0, 3, 1, 2) if real.ndim == 4 else real)
 
 

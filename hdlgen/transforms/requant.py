@@ -26,6 +26,7 @@ from ..cores.thresholds import SEARCH_FROM_BITS
 from ..golden.requant import fixed_point_codes, fixed_point_multiplier
 from ..ir.lowered import MatrixVectorLayer, RequantUnit
 from ..ir.model import Requantize
+from .bisect import smallest_reaching
 
 __all__ = ["MODES", "choose_unit", "fit_shift", "fixed_unit", "fit_scores"]
 
@@ -72,19 +73,6 @@ def fit_shift(layer: MatrixVectorLayer) -> RequantUnit | None:
     return None
 
 
-def _unit_thresholds(layer: MatrixVectorLayer, codes) -> np.ndarray:
-    """Thresholds of a monotone code function of ``P``, by bisection over each row's range."""
-    levels = np.arange(1, layer.out_type.levels)[:, None]
-    lo = np.zeros((len(levels), layer.mh), dtype=np.int64)
-    hi = np.broadcast_to(layer.row_p_max + 1, lo.shape).copy()
-    while np.any(lo < hi):
-        mid = (lo + hi) // 2
-        reached = codes(mid) >= levels
-        hi = np.where((lo < hi) & reached, mid, hi)
-        lo = np.where((lo < hi) & ~reached, mid + 1, lo)
-    return lo.T
-
-
 def fixed_unit(layer: MatrixVectorLayer, source: Requantize) -> RequantUnit:
     """gemmlowp's unit for a layer imported from ONNX QDQ, and how often it differs from onnxruntime."""
     multiplier = np.broadcast_to(source.multiplier, (layer.mh,))
@@ -99,7 +87,8 @@ def fixed_unit(layer: MatrixVectorLayer, source: Requantize) -> RequantUnit:
                           f"fixed-point unit (as gemmlowp) takes; use --requant auto")
     quant = layer.out_type
     unit = RequantUnit("fixed", offset, shift, m0=m0, lo=quant.lo, hi=quant.hi)
-    own = _unit_thresholds(layer, lambda p: fixed_point_codes(p, layer.acc_gain, offset, m0, shift, quant.lo, quant.hi))
+    own = smallest_reaching(lambda p: fixed_point_codes(p, layer.acc_gain, offset, m0, shift, quant.lo, quant.hi),
+                            quant.levels, layer.row_p_max)
     exact = np.clip(layer.thresholds, 0, layer.row_p_max[:, None] + 1)
     return dataclasses.replace(unit, differing=int(np.abs(own - exact).sum()))
 

@@ -41,8 +41,9 @@ from ..ir.lowered import (GlobalPoolStage, LoweredModel, MatrixVectorLayer, Outp
 from ..ir.model import (ELEMENTWISE, QUANTIZING, BatchNorm, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool,
                         MaxPool2d, Model, Requantize, ShiftBatchNorm)
 from ..ir.quant import MAX_BITS, TERNARY, QuantKind, QuantType
+from .bisect import smallest_reaching
 from .requant import choose_unit, fit_scores
-from ..ir.semantics import dense_affine
+from ..golden.layers import accumulator_outputs
 
 def _describe(layer) -> str:
     return f"layer {layer.name!r}: a {type(layer).__name__.lower()}"
@@ -112,25 +113,10 @@ def _codes(dense: Dense, tail, quant, in_scale: float, dtype, acc: np.ndarray) -
 def _thresholds(layer: MatrixVectorLayer, dense: Dense, tail, quant, in_scale: float, dtype,
                 flip: np.ndarray) -> np.ndarray:
     """Smallest P per (row, level) whose activation reaches that level, by bisection."""
-    levels = np.arange(1, quant.quant.levels)[:, None]
     gain, offset = layer.acc_gain, layer.acc_offset
     sign = np.where(flip, -1, 1)
-    lo = np.zeros((len(levels), layer.mh), dtype=np.int64)
-    hi = np.broadcast_to(layer.row_p_max + 1, lo.shape).copy()
-    while np.any(lo < hi):
-        mid = (lo + hi) // 2
-        reached = _codes(dense, tail, quant, in_scale, dtype, sign * (gain * mid + offset)) >= levels
-        hi = np.where((lo < hi) & reached, mid, hi)
-        lo = np.where((lo < hi) & ~reached, mid + 1, lo)
-    return lo.T
-
-
-def _output_map(layer: MatrixVectorLayer, output: OutputStage, p: np.ndarray, dtype) -> np.ndarray:
-    """The model's outputs for the last layer's accumulators ``p`` (rows on the last axis)."""
-    real = dense_affine(layer.acc_gain * p + layer.acc_offset, output.multiplier, output.bias, dtype)
-    for t in output.tail:
-        real = apply_elementwise(t, real)
-    return real
+    return smallest_reaching(lambda p: _codes(dense, tail, quant, in_scale, dtype, sign * (gain * p + offset)),
+                             quant.quant.levels, layer.row_p_max)
 
 
 def hardware_weight_type(dense: Dense | Conv2d) -> QuantType:
@@ -167,15 +153,8 @@ def _global_pool_stage(layer: GlobalAvgPool, tail, quant, shape, in_type: QuantT
             real = apply_elementwise(t, real)
         return quant.quant.encode(apply_quantizer(quant, real))
 
-    levels = np.arange(1, quant.quant.levels)[:, None]
-    lo = np.zeros((len(levels), shape[2]), dtype=np.int64)
-    hi = np.full(lo.shape, probe.acc_max + 1)
-    while np.any(lo < hi):
-        mid = (lo + hi) // 2
-        reached = codes(mid) >= levels
-        hi = np.where((lo < hi) & reached, mid, hi)
-        lo = np.where((lo < hi) & ~reached, mid + 1, lo)
-    return GlobalPoolStage(layer.name, shape, in_type, lo.T, quant.quant)
+    thresholds = smallest_reaching(codes, quant.quant.levels, np.full(shape[2], probe.acc_max))
+    return GlobalPoolStage(layer.name, shape, in_type, thresholds, quant.quant)
 
 
 def _window_stages(conv: Conv2d, shape: tuple[int, int, int], in_type: QuantType):
@@ -283,7 +262,7 @@ def streamline(model: Model, requant: str = "auto") -> LoweredModel:
             last = MatrixVectorLayer(layer.name, in_type, weight_type, weight, None, None, spatial)
             output = OutputStage(multiplier=in_scale * layer.weight_scale, bias=layer.bias, tail=tuple(tail))
             if requant != "thresholds":
-                unit = fit_scores(last, lambda p, last=last, out=output: _output_map(last, out, p, dtype))
+                unit = fit_scores(last, lambda p, last=last, out=output: accumulator_outputs(last, out, p, dtype))
                 last = last if unit is None else dataclasses.replace(last, requant=unit)
             stages.append(last)
             continue
