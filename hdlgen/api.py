@@ -85,7 +85,7 @@ class Design:
 def build(model: str | Path, outdir: str | Path | None = None, *, target: str = DEFAULT_TARGET, fold="auto",
           target_fps: float | None = None, clock_mhz: float = 100.0, requant: str = "auto", bn: str = "exact",
           bn_check: tuple[np.ndarray, np.ndarray] | None = None, input_type: str | None = None,
-          progress: bool = False) -> Design:
+          output: str = "scores", progress: bool = False) -> Design:
     """Build the model file ``model`` (QONNX, ONNX QDQ or a native ``.json``) into ``outdir`` and open it.
 
     ``outdir`` defaults to a new temporary directory, which is kept for the design's simulations.
@@ -105,7 +105,7 @@ def build(model: str | Path, outdir: str | Path | None = None, *, target: str = 
         fold_file = str(fold)
     flow_build(Path(model), outdir, fold=str(fold_file), target_fps=target_fps, clock_mhz=clock_mhz, target=target,
                progress=Progress(4, enabled=progress), requant=requant, bn=bn, bn_check=bn_check,
-               input_type=input_type)
+               input_type=input_type, output=output)
     return Design(outdir)
 
 
@@ -131,7 +131,13 @@ def report_text(report: dict, outdir: Path) -> str:
             line += (f"; accuracy {bn['accuracy_before']:.4f} -> {bn['accuracy_after']:.4f} on {bn['frames']} frames "
                      f"(golden models)")
         lines.append(line)
-    if report["output"]["host_op"]:
+    classes = report["output"].get("classes")
+    if classes:
+        how = "the words themselves" if classes["key"] == "direct" else \
+            f"a table of the outputs' ranks ({classes['table_bits']:,} bits)"
+        lines.append(f"output: the class index, an argmax over {classes['features']} outputs in hardware, compared by "
+                     f"{how}; first index on ties, as numpy")
+    elif report["output"]["host_op"]:
         lines.append(f"note: the model's final {report['output']['host_op']} runs on the host: the hardware emits the "
                      f"logits and sim applies it, as onnxruntime does")
     width = max([len("layer")] + [len(layer["name"]) for layer in report["layers"]]) + 2

@@ -89,7 +89,8 @@ def cmd_build(args) -> int:
     report = build(Path(args.model), Path(args.outdir), fold=args.fold, target_fps=args.target_fps,
                    clock_mhz=args.clock_mhz, target=args.target, progress=Progress(4, enabled=not args.quiet),
                    guard=SizeGuard(max_weight_bits=args.max_weight_bits, max_lanes=args.max_lanes),
-                   input_type=args.input_type, requant=args.requant, bn=args.bn, bn_check=check)
+                   input_type=args.input_type, requant=args.requant, bn=args.bn, bn_check=check,
+                   output=args.output)
     _print_build(report, Path(args.outdir))
     return 0
 
@@ -293,6 +294,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--bn", choices=("exact", "shift"), default="exact",
                    help="batch norm as trained (exact, the default), or shift-based: multipliers rounded to powers "
                         "of two, as the BNN paper's Alg. 3")
+    b.add_argument("--output", choices=("scores", "class"), default="scores",
+                   help="what the hardware emits a frame: every output (scores, the default), or the class index, "
+                        "an argmax in hardware whose comparisons order exactly as the model's outputs (class)")
     b.add_argument("--check-inputs", metavar="X.npy", help="with --bn shift: inputs to measure the accuracy change on")
     b.add_argument("--check-labels", metavar="y.npy", help="with --bn shift: their integer labels")
     b.add_argument("--target", choices=target_names(), default=DEFAULT_TARGET,

@@ -38,6 +38,9 @@ from .golden import quantize_input_codes, run_lowered, to_model_units
 from .ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
 from .ir.lowered_io import save_lowered
 from .transforms import auto_folding, check_foldings, load_folding, streamline
+from .transforms.classes import with_class_output
+
+OUTPUTS = ("scores", "class")          # what the output stream carries (build --output)
 
 class Progress:
     """One line per step with its duration, on stderr (quiet when ``enabled`` is false)."""
@@ -98,6 +101,16 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
             stages.append(entry)
     plan = stream_plan(model, foldings)
     first, last = plan[0], plan[-1]
+    output = {"features": model.out_features, "shape": list(model.out_shape),
+              "values_per_beat": last.out_count, "bits_per_value": last.out_bits,
+              "beats_per_frame": cycles.output_beats, "last_bit": last.out_count * last.out_bits,
+              "words": _output_words(last.stage), "classes": None}
+    if model.classes is not None:
+        classes = model.classes
+        output.update(features=1, shape=[1], values_per_beat=1, bits_per_value=classes.index_bits,
+                      last_bit=classes.index_bits, words=f"class index: argmax of {classes.features} outputs",
+                      classes={"of": output["words"], "features": classes.features, "key": classes.key,
+                               "key_bits": classes.key_bits, "table_bits": classes.table_bits})
     return {
         "top": top_name(model),
         "layers": layers,
@@ -108,10 +121,7 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
         "input": {"features": int(np.prod(model.in_shape)), "shape": list(model.in_shape),
                   "values_per_beat": first.in_count, "bits_per_value": first.stage.in_type.bits,
                   "beats_per_frame": cycles.input_beats, "code": str(first.stage.in_type)},
-        "output": {"features": model.out_features, "shape": list(model.out_shape),
-                   "values_per_beat": last.out_count, "bits_per_value": last.out_bits,
-                   "beats_per_frame": cycles.output_beats, "last_bit": last.out_count * last.out_bits,
-                   "words": _output_words(last.stage)},
+        "output": output,
     }
 
 
@@ -143,7 +153,7 @@ def _output_words(stage) -> str:
 
 def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: float | None, clock_mhz: float,
                     target: str, guard: SizeGuard, input_type: str | None = None, requant: str = "auto",
-                    bn: str = "exact") -> list[str]:
+                    bn: str = "exact", output: str = "scores") -> list[str]:
     """The command line that makes this build again (kept in the build's marker)."""
     command = ["hdlgen", "build", str(Path(model_path).absolute()), "-o", str(Path(outdir).absolute())]
     if input_type is not None:
@@ -158,6 +168,8 @@ def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: fl
         command += ["--requant", requant]
     if bn != "exact":
         command += ["--bn", bn]
+    if output != "scores":
+        command += ["--output", output]
     defaults = SizeGuard()
     for flag, value, default in (("--clock-mhz", clock_mhz, 100.0),
                                  ("--max-weight-bits", guard.max_weight_bits, defaults.max_weight_bits),
@@ -170,17 +182,20 @@ def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: fl
 def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: float | None = None,
           clock_mhz: float = 100.0, target: str = DEFAULT_TARGET, progress: Progress | None = None,
           guard: SizeGuard = SizeGuard(), input_type: str | None = None, requant: str = "auto",
-          bn: str = "exact", bn_check: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+          bn: str = "exact", bn_check: tuple[np.ndarray, np.ndarray] | None = None, output: str = "scores") -> dict:
     """Build ``model_path`` into ``outdir`` for ``target`` (see ``hdlgen.targets``).
 
     ``requant`` chooses the unit after each layer's accumulator (``transforms.requant``). ``bn="shift"``
     rounds every batch norm's multipliers to powers of two (``ShiftBatchNorm.from_batchnorm``);
     ``bn_check`` (inputs, labels) then measures the accuracy before and after, on the golden models.
     ``guard`` stops a model or folding too large to generate before any Verilog is generated;
-    ``input_type`` (a QONNX DataType name) declares an ONNX model's input format.
+    ``input_type`` (a QONNX DataType name) declares an ONNX model's input format. ``output="class"``
+    ends the pipeline in an argmax (``transforms.classes``): one class index a frame.
     """
     progress = progress or Progress(4, enabled=False)
     get_target(target)
+    if output not in OUTPUTS:
+        raise HdlgenError(f"output {output!r}: choose one of {', '.join(OUTPUTS)}")
     outdir = Path(outdir)
     inputs = [model_path] + ([Path(fold)] if fold != "auto" else [])
     check_output_dir(outdir, inputs)
@@ -192,6 +207,8 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
             model, bn_report = shift_batchnorm_model(model, bn_check)
     with progress("streamlining to integer thresholds"):
         lowered = streamline(model, requant)
+        if output == "class":
+            lowered = with_class_output(lowered)
         if fold == "auto":
             foldings = auto_folding(lowered, target_fps=target_fps, clock_mhz=clock_mhz, target=target)
         else:
@@ -219,7 +236,8 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
             (staging / REPORT).write_text(json.dumps(report, indent=2) + "\n")
 
         command = rebuild_command(model_path, outdir, fold=fold, target_fps=target_fps, clock_mhz=clock_mhz,
-                                  target=target, guard=guard, input_type=input_type, requant=requant, bn=bn)
+                                  target=target, guard=guard, input_type=input_type, requant=requant, bn=bn,
+                                  output=output)
         write_build(outdir, write, command=command, inputs=inputs)
     return report
 

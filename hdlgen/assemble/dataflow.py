@@ -6,7 +6,8 @@ Stream contract (see ``docs/streams.md``):
   ``j * bits ..``); a frame is ``features / k`` beats, in stream order (images: raster order,
   channels innermost).
 * ``o``: one beat carries the last stage's output words in ``data`` and a ``last`` bit that marks
-  the final beat of a frame.
+  the final beat of a frame; with a class output (``LoweredModel.classes``), one beat a frame
+  carries the class index.
 
 Each stage takes a fixed number of values a beat: a matrix-vector unit ``simd`` in and ``pe`` out,
 padding and sliding window the ``simd`` of the convolution they feed, max pooling what its
@@ -24,12 +25,14 @@ from amaranth.lib.wiring import In, Out
 from ..cores.products import ProductKind, choose_product, packing
 from ..targets import DEFAULT_TARGET, Target, get_target
 from ..cores.requant import REQUANT_UNITS, requant_unit
-from ..cores import GlobalSum, MatrixVectorUnit, MaxPool, Padding, SlidingWindow, WidthConverter, threshold_latency, threshold_unit
+from ..cores import ArgmaxUnit, GlobalSum, MatrixVectorUnit, MaxPool, Padding, SlidingWindow, WidthConverter, threshold_latency, threshold_unit
 from ..cores.params import counter, validating
 from ..ir.lowered import Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
 from ..transforms.folding import check_foldings
 
-__all__ = ["DataflowTop", "CycleModel", "PlannedStage", "stream_plan"]
+__all__ = ["DataflowTop", "CycleModel", "PlannedStage", "stream_plan", "CLASS_STAGE"]
+
+CLASS_STAGE = "class_argmax"        # the argmax after the last stage (``--output class``)
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class DataflowTop(wiring.Component):
 
     @staticmethod
     def output_word(model: LoweredModel, foldings: dict[str, Folding]):
+        if model.classes is not None:
+            return data.ArrayLayout(model.classes.index_bits, 1)
         last = stream_plan(model, foldings)[-1]
         return data.ArrayLayout(last.out_bits, last.out_count)
 
@@ -162,7 +167,12 @@ class DataflowTop(wiring.Component):
                 latency += threshold_latency(stage.out_type)
             previous = planned
         first, last = self._plan[0], self._plan[-1]
-        return CycleModel(cycles, max(cycles.values()), latency, first.in_beats, last.out_beats)
+        output_beats = last.out_beats
+        if self._model.classes is not None:
+            cycles[CLASS_STAGE] = ArgmaxUnit.cycles_per_frame(self._model.classes, last.out_count)
+            latency += cycles[CLASS_STAGE] + ArgmaxUnit.latency + 2
+            output_beats = 1
+        return CycleModel(cycles, max(cycles.values()), latency, first.in_beats, output_beats)
 
     def elaborate(self, platform):
         m = Module()
@@ -187,6 +197,10 @@ class DataflowTop(wiring.Component):
             previous = planned
 
         beats = previous.out_beats
+        if self._model.classes is not None:
+            m.submodules[CLASS_STAGE] = argmax = ArgmaxUnit(classes=self._model.classes, count=previous.out_count)
+            wiring.connect(m, source, argmax.i)
+            source, beats = argmax.o, 1
         beat = Signal(counter(beats))
         m.d.comb += [
             self.o.valid.eq(source.valid),

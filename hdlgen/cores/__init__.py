@@ -1,6 +1,7 @@
 """Amaranth hardware generators."""
 
 from .adder_tree import AdderTree
+from .argmax import ArgmaxUnit
 from .dot_array import DotProductArray
 from .global_pool import GlobalSum
 from .mvu import MatrixVectorUnit
@@ -11,6 +12,6 @@ from .threshold_search import ThresholdSearch
 from .thresholds import Thresholding, threshold_latency, threshold_unit
 from .width_converter import WidthConverter
 
-__all__ = ["AdderTree", "DotProductArray", "GlobalSum", "MatrixVectorUnit", "Padding", "MaxPool", "SlidingWindow", "Thresholding",
+__all__ = ["AdderTree", "ArgmaxUnit", "DotProductArray", "GlobalSum", "MatrixVectorUnit", "Padding", "MaxPool", "SlidingWindow", "Thresholding",
            "ThresholdSearch", "threshold_latency", "threshold_unit",
            "WidthConverter"]

@@ -11,6 +11,7 @@ import numpy as np
 
 from .requant import fixed_point_codes, shift_codes
 
+from .classes import class_indices
 from .host_ops import apply_host_op
 
 from ..ir.evaluate import apply_elementwise
@@ -108,7 +109,8 @@ def run_lowered(model: LoweredModel, codes: np.ndarray) -> np.ndarray:
     codes = np.asarray(codes).reshape((-1,) + model.in_shape)
     for stage in model.layers:
         codes = stage_output(stage, codes)
-    return codes.reshape(len(codes), -1)
+    codes = codes.reshape(len(codes), -1)
+    return codes if model.classes is None else class_indices(model.classes, codes)
 
 
 def quantize_input_codes(model: LoweredModel, x: np.ndarray) -> np.ndarray:
@@ -129,18 +131,29 @@ def accumulator_outputs(layer: MatrixVectorLayer, output, p: np.ndarray, dtype) 
     return real
 
 
-def to_model_units(model: LoweredModel, hw_out: np.ndarray) -> np.ndarray:
-    """The hardware's output words (batch, out_features) in the source model's units and ONNX's layout."""
+def model_outputs(model: LoweredModel, hw_out: np.ndarray) -> np.ndarray:
+    """The last stage's output words (batch, out_features) as the model's outputs before a host op,
+    in the stream's layout."""
     out, last = model.output, model.layers[-1]
     hw_out = np.asarray(hw_out, dtype=np.int64).reshape((-1,) + model.out_shape)
     if out.quant is not None:
-        real = (out.quant.decode(hw_out) * np.float64(out.scale)).astype(model.dtype)
-    elif last.requant is not None and last.requant.kind == "scores":
+        return (out.quant.decode(hw_out) * np.float64(out.scale)).astype(model.dtype)
+    if last.requant is not None and last.requant.kind == "scores":
         width = last.requant.width
         fixed = np.where(hw_out >= 1 << (width - 1), hw_out - (1 << width), hw_out)
-        real = np.ldexp(fixed.astype(np.float64), -last.requant.fraction).astype(model.dtype)
-    else:
-        real = accumulator_outputs(last, out, hw_out, model.dtype)
+        return np.ldexp(fixed.astype(np.float64), -last.requant.fraction).astype(model.dtype)
+    return accumulator_outputs(last, out, hw_out, model.dtype)
+
+
+def to_model_units(model: LoweredModel, hw_out: np.ndarray) -> np.ndarray:
+    """The hardware's output words (batch, out_features) in the source model's units and ONNX's layout;
+    with a class output, the class indices (batch, 1), or (batch,) for an ArgMax with keepdims=0."""
+    if model.classes is not None:
+        classes = np.asarray(hw_out, dtype=np.int64).reshape(-1, 1)
+        host = model.host
+        keep = host is None or host.op != "ArgMax" or dict(host.attributes).get("keepdims", 1)
+        return classes if keep else classes[:, 0]
+    real = model_outputs(model, hw_out)
     return apply_host_op(model.host, real.transpose(0, 3, 1, 2) if real.ndim == 4 else real)
 
 

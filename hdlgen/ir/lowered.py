@@ -25,7 +25,8 @@ from ..errors import HdlgenError
 from .model import HostOp, InputQuantizer
 from .quant import QuantType
 
-__all__ = ["Folding", "RequantUnit", "MatrixVectorLayer", "PadStage", "WindowStage", "PoolStage", "GlobalPoolStage", "Stage", "OutputStage", "LoweredModel"]
+__all__ = ["Folding", "RequantUnit", "MatrixVectorLayer", "PadStage", "WindowStage", "PoolStage", "GlobalPoolStage", "Stage", "OutputStage", "ClassOutput",
+           "LoweredModel"]
 
 
 @dataclass(frozen=True)
@@ -318,6 +319,38 @@ class OutputStage:
 
 
 @dataclass(frozen=True, eq=False)
+class ClassOutput:
+    """An argmax after the last stage: the hardware emits one class index per frame.
+
+    Each output word ``w`` of feature ``f`` gets an unsigned key that orders exactly as the model's
+    output ``y_f(w)`` does, ties included, and the class is the first feature with the largest key
+    (numpy's argmax). ``key`` says how:
+
+    * ``direct``: the word itself, when every feature maps words to outputs by one strictly monotone
+      function. ``signed`` words (fixed-point scores) have their sign bit flipped, ``invert`` words
+      (a falling function) all their bits, so that unsigned comparison orders them.
+    * ``rank``: ``table[f, w]``, the rank of ``y_f(w)`` among every output value the features can
+      reach (equal values, equal ranks).
+    """
+
+    features: int
+    word_bits: int
+    key: str                       # direct or rank
+    key_bits: int
+    signed: bool = False
+    invert: bool = False
+    table: np.ndarray | None = None    # (features, 2 ** word_bits) ranks, for key == "rank"
+
+    @property
+    def index_bits(self) -> int:
+        return max(1, (self.features - 1).bit_length())
+
+    @property
+    def table_bits(self) -> int:
+        return 0 if self.table is None else int(self.table.size) * self.key_bits
+
+
+@dataclass(frozen=True, eq=False)
 class LoweredModel:
     """The pipeline's stages in order (``layers``), the input quantizer and the output stage.
 
@@ -332,6 +365,7 @@ class LoweredModel:
     output: OutputStage
     arithmetic: str = "float64"
     host: HostOp | None = None          # the source model's final Softmax/LogSoftmax/ArgMax, run on the host
+    classes: ClassOutput | None = None  # an argmax in hardware after the last stage
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HdlgenError
-from .lowered import (Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage,
+from .lowered import (ClassOutput, Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage,
                       RequantUnit,
                       WindowStage)
 from .layer_io import decode_layer, encode_layer
@@ -125,6 +125,12 @@ def save_lowered(model: LoweredModel, foldings: dict[str, Folding], directory: P
            "layers": layers,
            "output": {"quant": _opt(out.quant, QuantType.to_json), "scale": out.scale,
                       "tail": [encode_layer(layer, tensors, "output.") for layer in out.tail]}}
+    classes = model.classes
+    if classes is not None:
+        doc["classes"] = {"features": classes.features, "word_bits": classes.word_bits, "key": classes.key,
+                          "key_bits": classes.key_bits, "signed": classes.signed, "invert": classes.invert}
+        if classes.table is not None:
+            tensors["classes.table"] = classes.table
     (directory / "lowered.json").write_text(json.dumps(doc, indent=2) + "\n")
     np.savez(directory / "lowered.npz", **tensors)
 
@@ -174,5 +180,15 @@ def _decode(doc: dict, tensors: dict, json_file: Path) -> tuple[LoweredModel, di
     tail = tuple(decode_layer(entry, tensors, f"output.tail[{i}]", fail) for i, entry in enumerate(out["tail"]))
     output = OutputStage(quant=_opt(out["quant"], QuantType.from_json), scale=out["scale"],
                          multiplier=tensors.get("output.multiplier"), bias=tensors.get("output.bias"), tail=tail)
+    classes = doc.get("classes")
+    if classes is not None:
+        classes = ClassOutput(int(classes["features"]), int(classes["word_bits"]), classes["key"],
+                              int(classes["key_bits"]), bool(classes["signed"]), bool(classes["invert"]),
+                              tensors.get("classes.table"))
+        shape = (classes.features, 1 << classes.word_bits)
+        if classes.key not in ("direct", "rank") or (classes.key == "rank") != (classes.table is not None) or \
+                (classes.table is not None and classes.table.shape != shape):
+            fail("classes", f"a {classes.key!r} key with a table of shape "
+                            f"{None if classes.table is None else classes.table.shape}, not {shape}")
     return LoweredModel(doc["name"], input_quantizer(doc["input"]), tuple(layers), output, doc["arithmetic"],
-                        host_op(doc.get("host"))), foldings
+                        host_op(doc.get("host")), classes), foldings
