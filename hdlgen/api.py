@@ -7,6 +7,8 @@ its RTL, synthesize it. The command line is a layer over the same functions.
     y = design.predict(x)             # the golden model, in the model's units
     sim = design.simulate(x)          # the RTL on Verilator: sim.outputs equals y, frame by frame
     res = design.synthesize()         # Yosys (+ nextpnr): LUT, FF, BRAM, DSP, Fmax
+    bit = design.bitstream("icebreaker")          # the board shell with its UART link, as a bitstream
+    run = design.run_on_board(x, port="sim")      # the UART link to the shell on Verilator (or "/dev/ttyUSB0")
 """
 
 from __future__ import annotations
@@ -75,6 +77,30 @@ class Design:
         finally:
             if workdir.is_dir() and self.path.resolve() in workdir.resolve().parents:
                 self._build.seal(workdir)
+
+    def bitstream(self, board: str, *, clock_mhz: float | None = None, baud: int | None = None,
+                  allow_timing_fail: bool = False, progress: bool = False):
+        """The design in ``board``'s shell (UART link) as a bitstream, in ``OUT/board/BOARD``. Returns a
+        ``BitstreamResult``: the file, placed LUT/FF/BRAM/DSP against the device's, Fmax, clock and baud."""
+        from .backends.bitstream import make_bitstream
+        from .flow import Progress
+
+        return make_bitstream(self._build, board, clock_mhz=clock_mhz, baud=baud, allow_timing_fail=allow_timing_fail,
+                              progress=Progress(5, enabled=progress), bars=progress)
+
+    def run_on_board(self, x: np.ndarray, *, port: str = "sim", board: str | None = None, baud: int | None = None,
+                     timeout: float | None = None, retries: int = 8, faults: dict | None = None,
+                     progress: bool = False):
+        """Send ``x`` frame by frame over the UART link to a board on serial ``port``, or to the board
+        shell on Verilator (``port="sim"``). Returns a ``BoardRun``: ``outputs`` (model units), the
+        words beside the golden model's, and link statistics (frames/s, retries)."""
+        from .flow import Progress
+        from .golden.reference import check_inputs
+        from .host.run import run_on_board
+
+        return run_on_board(self._build, check_inputs(self._build.model.input, x), port=port, board=board, baud=baud,
+                            timeout=timeout, retries=retries, faults=faults, progress=Progress(1, enabled=progress),
+                            bars=progress)
 
     def __repr__(self) -> str:
         report = self._build.report

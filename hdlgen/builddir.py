@@ -42,7 +42,7 @@ __all__ = ["MARKER", "BuildDir", "check_output_dir", "write_build", "write_file"
 MARKER = "hdlgen-build.json"
 FORMAT = "hdlgen-build"
 REPORT = "report.json"
-DERIVED = re.compile(r"^(sim|synth|synth-[a-z0-9][a-z0-9-]*\.json)$")    # what sim and synth add later
+DERIVED = re.compile(r"^(sim|synth|board|synth-[a-z0-9][a-z0-9-]*\.json)$")   # what sim, synth, run and bitstream add
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 CORE_FILES = ("report.json", "lowered.json", "lowered.npz")
@@ -144,6 +144,7 @@ def _read_marker(path: Path) -> dict:
 def _foreign(path: Path, marker: dict) -> list[str]:
     """Entries of a build directory that hdlgen did not write: not in the marker, or not of the
     shape hdlgen gives the ``sim`` and ``synth`` folders it adds."""
+    from .boards import board_names
     from .targets import target_names
 
     known = set(marker["files"]) | set(marker["derived"]) | {MARKER}
@@ -152,11 +153,12 @@ def _foreign(path: Path, marker: dict) -> list[str]:
         entry = path / name
         if not os.path.lexists(entry):
             continue
-        if entry.is_symlink() or entry.is_dir() != (name in ("sim", "synth")):
+        if entry.is_symlink() or entry.is_dir() != (name in ("sim", "synth", "board")):
             foreign.append(name)
-        elif name in ("sim", "synth"):
+        elif name in ("sim", "synth", "board"):
             for n in os.listdir(entry):
-                fits = SIM_ENTRY.match(n) if name == "sim" else n in target_names()
+                fits = SIM_ENTRY.match(n) if name == "sim" else n in target_names() if name == "synth" else \
+                    n == "sim" or n in board_names()
                 staging = name == "sim" and "staging" in n         # an interrupted Verilator build of hdlgen's
                 if not fits or (entry / n).is_symlink() or not (entry / n).is_dir():
                     foreign.append(f"{name}/{n}")

@@ -22,6 +22,7 @@ from .errors import HdlgenError
 from .paths import EXAMPLES
 
 DEMO_MODEL = EXAMPLES / "digits" / "model.json"
+DEMO_DIR = "build/demo"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -254,7 +255,96 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def cmd_boards(args) -> int:
+    from .boards import boards
+
+    rows = [("board", "target", "clock", "UART", "flow", "description")]
+    for name, board in sorted(boards().items()):
+        uart = f"{board.baud} baud" + (" (header pins)" if "connector" in board.uart else "")
+        clock = f"{board.clock_mhz:g} MHz (PLL)" if board.clock_mhz else "oscillator"
+        rows.append((name, board.target, clock, uart, "bitstream" if board.flow == "yowasp" else "files for Vivado",
+                     board.description))
+    widths = [max(len(row[k]) for row in rows) for k in range(5)]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:5], widths)) + "  " + row[5])
+    return 0
+
+
+def _print_bitstream(result) -> None:
+    if result.bitstream is None:
+        print(f"wrote the {result.board} shell's Verilog, constraints and vendor script to {result.folder} "
+              f"(no open bitstream flow for this family on PyPI)")
+        return
+    print(f"wrote {result.bitstream}")
+    timing = "met" if result.timing_met else "NOT met"
+    fmax = f"{result.fmax_mhz:.1f}" if result.fmax_mhz else "n/a"
+    cap = result.capacity
+    print(f"{result.board}: {result.lut:,}/{cap['lut']:,} LUT, {result.ff:,} FF, {result.bram:g}/{cap['bram']} BRAM, "
+          f"{result.dsp}/{cap['dsp']} DSP; Fmax {fmax} MHz at a {result.clock_mhz:g} MHz clock"
+          f"{' from a PLL' if result.pll else ''} (timing {timing}); UART {result.baud} baud")
+
+
+def cmd_bitstream(args) -> int:
+    from .api import open_design
+
+    result = open_design(args.outdir).bitstream(args.board, clock_mhz=args.clock_mhz, baud=args.baud,
+                                                allow_timing_fail=args.allow_timing_fail, progress=not args.quiet)
+    _print_bitstream(result)
+    return 0
+
+
+def _print_run(result, labels, build_dir) -> None:
+    from .flow import accuracy
+
+    frames = len(result.hw_words)
+    same = np.all(result.hw_words == result.golden_words, axis=1)
+    where = "simulated board" if result.port == "sim" else f"board on {result.port}"
+    print(f"{where} == golden model on {int(same.sum())}/{frames} frames")
+    if labels is not None:
+        print(f"accuracy: board {accuracy(result.outputs, labels):.4f}, golden model "
+              f"{accuracy(result.golden_outputs, labels):.4f}")
+    stats = result.stats
+    reasons = ", ".join(f"{n} {why}" for why, n in stats.reasons.items())
+    print(f"{stats.frames_per_second:,.1f} frames/s over the link ({stats.frames} frames in {stats.seconds:.2f} s); "
+          f"{stats.retries} retries{f' ({reasons})' if reasons else ''}")
+    if result.port == "sim":
+        from .host.protocol import link_frames_per_second, reply_length, request_length
+        from .shell.core import LinkFormat
+
+        link = LinkFormat.from_report(build_dir.report)
+        print(f"(simulated time: the UART runs at 8 clock cycles a bit. On a board at 115200 baud the link carries "
+              f"{request_length(link)} + {reply_length(link)} bytes a frame, at most "
+              f"{link_frames_per_second(link, 115200):,.0f} frames/s)")
+
+
+def cmd_run(args) -> int:
+    from .api import open_design
+    from .builddir import write_file
+    from .golden.reference import check_inputs
+    from .readers import read_npy
+
+    given = [args.inputs] + ([args.labels] if args.labels else [])
+    out = _output_file(args.out, Path(args.outdir), given) if args.out else None
+    design = open_design(args.outdir)
+    x = read_npy(Path(args.inputs), "inputs")
+    if x.ndim == 0 or x.size == 0:
+        raise HdlgenError(f"{args.inputs}: holds no frames (shape {x.shape}); give at least one input row")
+    x = check_inputs(design._build.model.input, x, f"{args.inputs}: inputs")
+    labels = None if args.labels is None else _check_labels(read_npy(Path(args.labels), "labels"), x, args.labels)
+    result = design.run_on_board(x, port=args.port, board=args.board, baud=args.baud, timeout=args.timeout,
+                                 retries=args.retries, progress=not args.quiet)
+    if out is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, result.outputs)
+        write_file(out, buffer.getvalue())
+        print(f"wrote {out} ({' x '.join(map(str, result.outputs.shape))}, model units)")
+    _print_run(result, labels, design)
+    return 0 if np.array_equal(result.hw_words, result.golden_words) else 1
+
+
 def cmd_demo(args) -> int:
+    if args.board is not None:
+        return _board_demo(args)
     from .flow import BuildDir, Progress, build
 
     outdir = Path(args.outdir)
@@ -268,7 +358,31 @@ def cmd_demo(args) -> int:
     return 0 if np.array_equal(result.hw_words, result.golden_words) else 1
 
 
+def _board_demo(args) -> int:
+    """The board's demo model into a bitstream, after its test split ran through the simulated board."""
+    from .api import build
+    from .boards import get_board
+    from .paths import EXAMPLES
+
+    board = get_board(args.board)
+    demo = board.demo
+    model = EXAMPLES / demo["model"]
+    outdir = Path(args.outdir if args.outdir != DEMO_DIR else f"build/demo-{board.name}")
+    clock = board.clock_mhz or board.oscillator_mhz
+    design = build(model, outdir, target=board.target, output="class", clock_mhz=clock,
+                   target_fps=demo.get("fps"), progress=not args.quiet)
+    print(design.report_text())
+    x, labels = np.load(model.parent / "test_x.npy"), np.load(model.parent / "test_y.npy")
+    result = design.run_on_board(x, port="sim", progress=not args.quiet)
+    _print_run(result, labels, design)
+    if not np.array_equal(result.hw_words, result.golden_words):
+        return 1
+    _print_bitstream(design.bitstream(board.name, progress=not args.quiet))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
+    from .boards import board_names
     from .size_guard import SizeGuard
     from .targets import DEFAULT_TARGET, target_names
     from .transforms.requant import MODES as REQUANT_MODES
@@ -343,8 +457,37 @@ def parser() -> argparse.ArgumentParser:
     i.set_defaults(run=cmd_inspect)
 
     d = sub.add_parser("demo", help="build the bundled digits model, simulate its test split, compare with the golden model")
-    d.add_argument("-o", "--outdir", default="build/demo", help="build directory (default build/demo)")
+    d.add_argument("-o", "--outdir", default=DEMO_DIR, help=f"build directory (default {DEMO_DIR}, or build/demo-BOARD)")
+    d.add_argument("--board", choices=board_names(),
+                   help="build the board's demo model for it with class output, run the test split through the "
+                        "simulated board, and make the bitstream")
     d.set_defaults(run=cmd_demo)
+
+    bl = sub.add_parser("boards", help="list the boards 'bitstream' and 'demo --board' build for")
+    bl.set_defaults(run=cmd_boards)
+
+    bs = sub.add_parser("bitstream", help="wrap a build in its board shell (UART link) and make the bitstream")
+    bs.add_argument("outdir", help="a build directory, built for the board's target")
+    bs.add_argument("--board", required=True, choices=board_names(), help="the board (hdlgen boards lists them)")
+    bs.add_argument("--clock-mhz", type=CLOCK_MHZ, help="the shell's clock; other than the board's oscillator, a PLL "
+                                                       "makes it (default: the board's, see hdlgen boards)")
+    bs.add_argument("--baud", type=_positive_int, help="UART baud rate (default: the board's, see hdlgen boards)")
+    bs.add_argument("--allow-timing-fail", action="store_true",
+                    help="keep the bitstream when the placed design is slower than the clock")
+    bs.set_defaults(run=cmd_bitstream)
+
+    r = sub.add_parser("run", help="send inputs to a board (or the simulated board) and compare with the golden model")
+    r.add_argument("outdir", help="a build directory")
+    r.add_argument("--port", required=True, help="serial port of the board (/dev/ttyUSB0), or 'sim' for the board shell "
+                                                 "on Verilator")
+    r.add_argument("--inputs", required=True, help=".npy of inputs in the model's units, batch first")
+    r.add_argument("--labels", help=".npy of integer labels, to print accuracy")
+    r.add_argument("--out", help=".npy to write the outputs to, in the model's units")
+    r.add_argument("--board", help="the board whose bitstream runs (default: the only one built in OUT)")
+    r.add_argument("--baud", type=_positive_int, help="baud rate (default: the bitstream's)")
+    r.add_argument("--timeout", type=_number(0.001, 3600.0), help="seconds to wait for a reply before asking again")
+    r.add_argument("--retries", type=_positive_int, default=8, help="requests sent again before giving up (default 8)")
+    r.set_defaults(run=cmd_run)
     return p
 
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sys
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,30 +36,9 @@ from .ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
 from .ir.lowered_io import save_lowered
 from .transforms import auto_folding, check_foldings, load_folding, streamline
 from .transforms.classes import with_class_output
+from .progress import Progress
 
 OUTPUTS = ("scores", "class")          # what the output stream carries (build --output)
-
-class Progress:
-    """One line per step with its duration, on stderr (quiet when ``enabled`` is false)."""
-
-    def __init__(self, total: int, enabled: bool = True):
-        self.total, self.step, self.enabled = total, 0, enabled
-
-    @contextmanager
-    def __call__(self, what: str):
-        self.step += 1
-        start = time.monotonic()
-        if self.enabled:
-            print(f"[{self.step}/{self.total}] {what} ...", end="", file=sys.stderr, flush=True)
-        try:
-            yield
-        except BaseException:
-            if self.enabled:
-                print(" failed", file=sys.stderr, flush=True)
-            raise
-        if self.enabled:
-            print(f" {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
-
 
 def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: DataflowTop) -> dict:
     target = top.target

@@ -33,6 +33,48 @@ def _words_per(bits: int) -> int:
     return max(1, -(-bits // 32))
 
 
+def compile_simulation(sources: dict[str, str], harness: str, toplevel: str, build_dir: Path, *, defines: str = "",
+                       jobs: int = 2) -> Path:
+    """Compile Verilog ``sources`` (file name -> text) with the C++ ``harness`` from ``rtl_templates``
+    into ``build_dir/Vsim``, staged beside it and moved into place when it works (with its log when
+    it fails)."""
+    verilator_env()
+    build_dir = Path(build_dir).resolve()
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = build_dir.with_name(f".{build_dir.name}.staging-{secrets.token_hex(4)}")
+    # Verilator's makefiles cannot take paths with spaces: the sources are copied in and named relatively
+    cmd = [verilator_executable(), "--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
+           "-Wno-fatal", "-Wno-lint", "--top-module", toplevel, "--prefix", "Vtop", "-Mdir", ".",
+           "-CFLAGS", defines or "-O3", "-j", str(jobs), "-o", "Vsim", *sources, harness]
+    # GNU Make refuses directories whose path holds a space: compile elsewhere, keep the result here
+    work = Path(tempfile.mkdtemp(prefix="hdlgen-verilator-")) if " " in str(staging) else staging
+    try:
+        staging.mkdir()
+        for name, text in sources.items():
+            (work / name).write_text(text)
+        shutil.copyfile(RTL_TEMPLATES / harness, work / harness)
+        with open(work / "build.log", "w") as f:
+            done = run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=work)
+        if work != staging:
+            for name in ("Vsim", "build.log"):
+                if (work / name).exists():
+                    shutil.copy2(work / name, staging / name)
+        if done.returncode != 0:
+            shutil.rmtree(build_dir, ignore_errors=True)
+            staging.rename(build_dir)
+            log = build_dir / "build.log"
+            lines = log.read_text(errors="replace").strip().splitlines()
+            cause = ([line for line in lines if "not found" in line or "No such file" in line] +
+                     [line for line in lines if "error" in line.lower() and "exited with" not in line])[:2] or lines[-2:]
+            raise HdlgenError(f"Verilator could not build the simulation (see {log}): {' | '.join(cause)[:400]}")
+        staging.rename(build_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if work != staging:
+            shutil.rmtree(work, ignore_errors=True)
+    return build_dir / "Vsim"
+
+
 class NativeHarness:
     """A compiled simulator of a stream top with the harness around it (``NativeHarness.build`` makes one)."""
 
@@ -53,40 +95,9 @@ class NativeHarness:
     def build(cls, verilog_file: Path, toplevel: str, build_dir: Path, *, in_bits: int, out_bits: int,
               jobs: int = 2) -> "NativeHarness":
         """Compile the harness into ``build_dir``, staged beside it and moved into place when it works."""
-        verilator_env()
-        build_dir = Path(build_dir).resolve()
-        build_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = build_dir.with_name(f".{build_dir.name}.staging-{secrets.token_hex(4)}")
         defines = f"-O3 -DIN_WORDS={_words_per(in_bits)} -DOUT_WORDS={_words_per(out_bits)} -DLAST_BIT={out_bits - 1}"
-        # Verilator's makefiles cannot take paths with spaces: the sources are copied in and named relatively
-        cmd = [verilator_executable(), "--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast",
-               "-Wno-fatal", "-Wno-lint", "--top-module", toplevel, "--prefix", "Vtop", "-Mdir", ".",
-               "-CFLAGS", defines, "-j", str(jobs), "-o", "Vsim", "design.v", "stream_harness.cpp"]
-        # GNU Make refuses directories whose path holds a space: compile elsewhere, keep the result here
-        work = Path(tempfile.mkdtemp(prefix="hdlgen-verilator-")) if " " in str(staging) else staging
-        try:
-            staging.mkdir()
-            shutil.copyfile(Path(verilog_file).resolve(), work / "design.v")
-            shutil.copyfile(RTL_TEMPLATES / "stream_harness.cpp", work / "stream_harness.cpp")
-            with open(work / "build.log", "w") as f:
-                done = run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=work)
-            if work != staging:
-                for name in ("Vsim", "build.log"):
-                    if (work / name).exists():
-                        shutil.copy2(work / name, staging / name)
-            if done.returncode != 0:
-                shutil.rmtree(build_dir, ignore_errors=True)
-                staging.rename(build_dir)
-                log = build_dir / "build.log"
-                lines = log.read_text(errors="replace").strip().splitlines()
-                cause = ([line for line in lines if "not found" in line or "No such file" in line] +
-                         [line for line in lines if "error" in line.lower() and "exited with" not in line])[:2] or lines[-2:]
-                raise HdlgenError(f"Verilator could not build the simulation (see {log}): {' | '.join(cause)[:400]}")
-            staging.rename(build_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            if work != staging:
-                shutil.rmtree(work, ignore_errors=True)
+        compile_simulation({"design.v": Path(verilog_file).read_text()}, "stream_harness.cpp", toplevel, build_dir,
+                           defines=defines, jobs=jobs)
         return cls(build_dir, in_bits=in_bits, out_bits=out_bits)
 
     def run(self, in_words: list[int], out_beats: int, *, max_cycles: int) -> HarnessRun:

@@ -35,13 +35,20 @@ def _stop_group(process: subprocess.Popen) -> None:
         return
 
 
-def run(cmd: list[str], *, capture_output: bool = False, text: bool = False, **popen) -> subprocess.CompletedProcess:
-    """``subprocess.run`` for a tool: its own process group, stopped whole if hdlgen is interrupted."""
+def run(cmd: list[str], *, capture_output: bool = False, text: bool = False, tick=None,
+        **popen) -> subprocess.CompletedProcess:
+    """``subprocess.run`` for a tool: its own process group, stopped whole if hdlgen is interrupted.
+    ``tick()``, if given, is called every half second while the tool runs (progress)."""
     if capture_output:
         popen.update(stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     process = subprocess.Popen(cmd, start_new_session=True, text=text, stdin=subprocess.DEVNULL, **popen)
     try:
-        stdout, stderr = process.communicate()
+        while True:
+            try:
+                stdout, stderr = process.communicate(timeout=None if tick is None else 0.5)
+                break
+            except subprocess.TimeoutExpired:
+                tick()
     except BaseException:
         _stop_group(process)
         raise

@@ -1,0 +1,1 @@
+"""The host side of the board link: the frame protocol, the serial-port driver, the simulated board."""

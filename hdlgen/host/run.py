@@ -1,0 +1,103 @@
+"""Running inputs through a board, real or simulated: ``hdlgen run`` and ``Design.run_on_board``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HdlgenError
+from ..progress import ProgressBar
+from ..shell.core import LinkFormat
+from ..shell.link import payload_bytes
+from .driver import BoardLink, LinkStats
+
+__all__ = ["BoardRun", "run_on_board", "SIM_PORT"]
+
+SIM_PORT = "sim"
+SIM_TIMEOUT_S = 1.0
+
+
+@dataclass
+class BoardRun:
+    outputs: np.ndarray           # the board's outputs in model units
+    golden_outputs: np.ndarray
+    hw_words: np.ndarray
+    golden_words: np.ndarray
+    stats: LinkStats
+    port: str
+    baud: int | None
+
+
+def _board_baud(build, board: str | None) -> tuple[str, int]:
+    """The board a bitstream was made for in this build, and its baud rate."""
+    folder = build.path / "board"
+    built = sorted(p.parent.name for p in folder.glob("*/bitstream.json")) if folder.is_dir() else []
+    if board is None:
+        if len(built) != 1:
+            raise HdlgenError(f"{build.path} holds bitstreams for {', '.join(built) or 'no board'}; name the board "
+                              f"with --board (or give --baud), after 'hdlgen bitstream {build.path} --board NAME'")
+        board = built[0]
+    elif board not in built:
+        raise HdlgenError(f"{build.path} holds no bitstream for {board}; run 'hdlgen bitstream {build.path} --board {board}'")
+    return board, int(json.loads((folder / board / "bitstream.json").read_text())["baud"])
+
+
+def _reply_timeout(link: LinkFormat, baud: int) -> float:
+    """Seconds to wait for a reply: twice the request and reply on the wire, plus USB latency."""
+    wire = 2 + 2 + link.in_beats * payload_bytes(link.in_bits) + 4 + link.out_beats * payload_bytes(link.out_bits)
+    return 2 * wire * 10 / baud + 0.25
+
+
+def run_on_board(build, x: np.ndarray, *, port: str = SIM_PORT, board: str | None = None, baud: int | None = None,
+                 timeout: float | None = None, retries: int = 8, faults: dict | None = None, progress=None,
+                 bars: bool = False) -> BoardRun:
+    """Send every frame of ``x`` (model units) to the board on serial ``port`` (``sim``: the simulated
+    board on Verilator) and collect the replies; the golden model's words come alongside."""
+    from ..backends.packing import pack_beats, unpack_beats
+    from ..golden import quantize_input_codes, run_lowered, to_model_units
+
+    model, report = build.model, build.report
+    link = LinkFormat.from_report(report)
+    codes = quantize_input_codes(model, x)
+    i, o = report["input"], report["output"]
+    beats = pack_beats(codes, i["values_per_beat"], i["bits_per_value"])
+    per = i["beats_per_frame"]
+    frames = [beats[k * per:(k + 1) * per] for k in range(len(codes))]
+    bar = ProgressBar(len(frames), "frames", enabled=bars)
+
+    def ran(port_name: str, rate: int, wait: float) -> tuple[list, LinkStats]:
+        try:
+            import serial
+        except ImportError:
+            raise HdlgenError("hdlgen run needs pyserial; install hdlgen with its dependencies: pip install -e .") from None
+        try:
+            serial_port = serial.Serial(port_name, baudrate=rate, timeout=wait)
+        except (serial.SerialException, OSError) as e:
+            raise HdlgenError(f"--port {port_name}: cannot open it ({e})") from None
+        with serial_port:
+            serial_port.reset_input_buffer()
+            driver = BoardLink(serial_port, link, timeout=wait, retries=retries)
+            out = driver.run(frames, progress=lambda done, total: bar.update(done))
+            bar.close(f"{driver.stats.frames} frames, {driver.stats.retries} retries")
+            return out, driver.stats
+
+    if port == SIM_PORT:
+        from .simboard import SimulatedBoard
+
+        with SimulatedBoard(build, faults=faults, progress=progress) as name:
+            out, stats = ran(name, 115200, timeout or SIM_TIMEOUT_S)
+        rate = None
+    else:
+        if faults:
+            raise ValueError("faults are injected only into the simulated board")
+        if baud is None:
+            board, baud = _board_baud(build, board)
+        out, stats = ran(port, baud, timeout or _reply_timeout(link, baud))
+        rate = baud
+    words = [beat for frame in out for beat in frame]
+    hw = unpack_beats(words, o["values_per_beat"], o["bits_per_value"], o["features"])
+    golden = run_lowered(model, codes)
+    return BoardRun(to_model_units(model, hw), to_model_units(model, golden), hw, golden, stats, port, rate)
