@@ -86,7 +86,7 @@ class Design:
         from .flow import Progress
 
         return make_bitstream(self._build, board, clock_mhz=clock_mhz, baud=baud, allow_timing_fail=allow_timing_fail,
-                              progress=Progress(5, enabled=progress), bars=progress)
+                              progress=Progress(1, enabled=progress), bars=progress)
 
     def run_on_board(self, x: np.ndarray, *, port: str = "sim", board: str | None = None, baud: int | None = None,
                      timeout: float | None = None, retries: int = 8, faults: dict | None = None,

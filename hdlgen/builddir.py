@@ -163,7 +163,9 @@ def _foreign(path: Path, marker: dict) -> list[str]:
                 if not fits or (entry / n).is_symlink() or not (entry / n).is_dir():
                     foreign.append(f"{name}/{n}")
                 elif not staging:
-                    foreign += [f"{name}/{n}/{f}" for f in _unsealed(entry / n)]
+                    # the simulated board compiles in board/sim/.DIGEST.staging-*: an interrupted one stays
+                    foreign += [f"{name}/{n}/{f}" for f in _unsealed(entry / n)
+                                if not (name == "board" and SIM_ENTRY.match(f.split("/")[0]) and "staging" in f)]
     return foreign
 
 

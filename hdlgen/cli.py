@@ -273,7 +273,8 @@ def cmd_boards(args) -> int:
 def _print_bitstream(result) -> None:
     if result.bitstream is None:
         print(f"wrote the {result.board} shell's Verilog, constraints and vendor script to {result.folder} "
-              f"(no open bitstream flow for this family on PyPI)")
+              f"(no open bitstream flow for this family on PyPI): with the vendor's tools on PATH, run "
+              f"build_hdlgen_board.sh there")
         return
     print(f"wrote {result.bitstream}")
     timing = "met" if result.timing_met else "NOT met"
@@ -307,14 +308,19 @@ def _print_run(result, labels, build_dir) -> None:
     reasons = ", ".join(f"{n} {why}" for why, n in stats.reasons.items())
     print(f"{stats.frames_per_second:,.1f} frames/s over the link ({stats.frames} frames in {stats.seconds:.2f} s); "
           f"{stats.retries} retries{f' ({reasons})' if reasons else ''}")
-    if result.port == "sim":
-        from .host.protocol import link_frames_per_second, reply_length, request_length
-        from .shell.core import LinkFormat
+    from .host.protocol import link_frames_per_second, reply_length, request_length
+    from .shell.core import LinkFormat
 
-        link = LinkFormat.from_report(build_dir.report)
-        print(f"(simulated time: the UART runs at 8 clock cycles a bit. On a board at 115200 baud the link carries "
+    report = build_dir.report
+    link = LinkFormat.from_report(report)
+    baud = result.baud or 115200
+    network = f"the network alone: {report['frames_per_second_at_clock']:,.0f} frames/s at {report['clock_mhz_for_fps']:g} MHz"
+    if result.port == "sim":
+        print(f"(simulated time: the UART runs at 8 clock cycles a bit. On a board at {baud} baud the link carries "
               f"{request_length(link)} + {reply_length(link)} bytes a frame, at most "
-              f"{link_frames_per_second(link, 115200):,.0f} frames/s)")
+              f"{link_frames_per_second(link, baud):,.0f} frames/s; {network})")
+    else:
+        print(f"(the UART at {baud} baud carries at most {link_frames_per_second(link, baud):,.0f} frames/s; {network})")
 
 
 def cmd_run(args) -> int:

@@ -36,7 +36,7 @@ from .ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
 from .ir.lowered_io import save_lowered
 from .transforms import auto_folding, check_foldings, load_folding, streamline
 from .transforms.classes import with_class_output
-from .progress import Progress
+from .progress import Progress, ProgressBar
 
 OUTPUTS = ("scores", "class")          # what the output stream carries (build --output)
 
@@ -258,8 +258,13 @@ def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = 
     with progress(f"simulating {len(codes)} frames"):
         beats_out = len(codes) * o["beats_per_frame"]
         ii = report["pipeline"]["initiation_interval_cycles"]
+        bar = ProgressBar(len(codes), "frames", enabled=progress.enabled)
         run = harness.run(pack_beats(codes, i["values_per_beat"], i["bits_per_value"]), beats_out,
-                          max_cycles=report["pipeline"]["latency_bound_cycles"] * 4 + ii * 4 * len(codes) + 1000)
+                          max_cycles=report["pipeline"]["latency_bound_cycles"] * 4 + ii * 4 * len(codes) + 1000,
+                          progress=bar.update if progress.enabled else None)
+        if bar.started:
+            bar.update(run.frames)
+            bar.close()
     hw = unpack_beats(run.words, o["values_per_beat"], o["bits_per_value"], o["features"])
     golden = run_lowered(model, codes)
     return SimResult(to_model_units(model, hw), to_model_units(model, golden), hw, golden, run.cycles,

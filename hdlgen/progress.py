@@ -40,12 +40,15 @@ class ProgressBar:
         self.total, self.label, self.enabled = max(1, total), label, enabled
         self.stream = stream or sys.stderr
         self.tty = self.enabled and getattr(self.stream, "isatty", lambda: False)()
-        self.done, self._quarter, self._start = 0, -1, time.monotonic()
+        self.done, self._quarter, self._started = 0, -1, False
 
     def update(self, done: int, note: str = "") -> None:
         self.done = min(done, self.total)
         if not self.enabled:
             return
+        if not self._started:
+            print(file=self.stream, flush=True)          # below the step's line
+            self._started = True
         share = self.done / self.total
         filled = int(share * self.WIDTH)
         line = f"  {self.label} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {self.done}/{self.total}"
@@ -57,8 +60,13 @@ class ProgressBar:
             self._quarter = int(share * 4)
             print(line, file=self.stream, flush=True)
 
+    @property
+    def started(self) -> bool:
+        return self._started
+
     def close(self, note: str = "") -> None:
-        if self.enabled and self.tty:
+        """End the bar's line (an error printed next starts on a line of its own), and say ``note``."""
+        if self.enabled and self.tty and self._started:
             print(file=self.stream, flush=True)
-        elif self.enabled and note:
+        if self.enabled and note:
             print(f"  {self.label}: {note}", file=self.stream, flush=True)

@@ -4,7 +4,8 @@
 // Build-time defines: IN_WORDS, OUT_WORDS (32-bit words per beat), LAST_BIT (bit index of the
 // output's frame-end flag). Files are little-endian uint32 words, IN_WORDS or OUT_WORDS per beat.
 //
-// usage: Vsim INPUT.bin OUTPUT.bin IN_BEATS OUT_BEATS MAX_CYCLES
+// usage: Vsim INPUT.bin OUTPUT.bin IN_BEATS OUT_BEATS MAX_CYCLES [PROGRESS_FILE]
+// With PROGRESS_FILE, the number of frames out so far is written there every 65,536 cycles.
 // prints one JSON line: cycles, beats in/out, and the cycle of every frame's last beat (summarised).
 #include "Vtop.h"
 #include "verilated.h"
@@ -51,10 +52,11 @@ static std::vector<uint32_t> read_words(const char *path, size_t count) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        std::fprintf(stderr, "usage: %s INPUT.bin OUTPUT.bin IN_BEATS OUT_BEATS MAX_CYCLES\n", argv[0]);
+    if (argc != 6 && argc != 7) {
+        std::fprintf(stderr, "usage: %s INPUT.bin OUTPUT.bin IN_BEATS OUT_BEATS MAX_CYCLES [PROGRESS_FILE]\n", argv[0]);
         return 2;
     }
+    FILE *progress = argc == 7 ? std::fopen(argv[6], "w") : nullptr;
     const size_t in_beats = std::strtoull(argv[3], nullptr, 10);
     const size_t out_beats = std::strtoull(argv[4], nullptr, 10);
     const uint64_t max_cycles = std::strtoull(argv[5], nullptr, 10);
@@ -101,8 +103,14 @@ int main(int argc, char **argv) {
         top.eval();
         if (in_fire) sent++;
         cycle++;
+        if (progress && (cycle & 0xFFFF) == 0) {
+            std::rewind(progress);
+            std::fprintf(progress, "%zu\n", frame_ends.size());
+            std::fflush(progress);
+        }
     }
     top.final();
+    if (progress) std::fclose(progress);
 
     FILE *f = std::fopen(argv[2], "wb");
     if (!f || std::fwrite(out.data(), 4, received * OUT_WORDS, f) != received * OUT_WORDS) {

@@ -4,9 +4,10 @@
 //
 // Bytes the host writes to the terminal are sent on rx as 8N1 frames of DIVISOR clock cycles per
 // bit; tx is sampled in the middle of each bit and every byte with a good stop bit is written back.
-// While the line is quiet (no byte to send, none arriving, SETTLE cycles since the last activity)
-// the clock stops and the bridge waits for the host, so simulated time passes only when it matters;
-// SETTLE must exceed the shell's request timeout, so that an unfinished request times out first.
+// While the shell is idle (its busy output low: no request, no frame in the network, no reply going
+// out), no byte is left to send and SETTLE cycles have passed since the last activity, the clock
+// stops and the bridge waits for the host, so simulated time passes only when it matters. The
+// receiver is busy inside an unfinished request, so it always runs into its own timeout first.
 //
 // Faults for tests, each at a byte index of the host-to-board stream: --drop N leaves byte N out,
 // --corrupt N flips one of its bits, --extra N sends one more byte after it; --drop-reply N and
@@ -50,11 +51,16 @@ int main(int argc, char **argv) {
     const int divisor = std::atoi(argv[2]);
     const uint64_t settle = std::strtoull(argv[3], nullptr, 10);
     std::set<uint64_t> drop, corrupt, extra, drop_reply, corrupt_reply;
-    for (int k = 4; k + 1 < argc; k += 2) {
+    for (int k = 4; k < argc; k += 2) {
         std::string flag = argv[k];
-        uint64_t at = std::strtoull(argv[k + 1], nullptr, 10);
-        (flag == "--drop" ? drop : flag == "--corrupt" ? corrupt : flag == "--extra" ? extra :
-         flag == "--drop-reply" ? drop_reply : corrupt_reply).insert(at);
+        std::set<uint64_t> *faults = flag == "--drop" ? &drop : flag == "--corrupt" ? &corrupt :
+            flag == "--extra" ? &extra : flag == "--drop-reply" ? &drop_reply :
+            flag == "--corrupt-reply" ? &corrupt_reply : nullptr;
+        if (!faults || k + 1 >= argc || argv[k + 1][0] < '0' || argv[k + 1][0] > '9') {
+            std::fprintf(stderr, "uart bridge: bad fault argument %s\n", argv[k]);
+            return 2;
+        }
+        faults->insert(std::strtoull(argv[k + 1], nullptr, 10));
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 
@@ -78,7 +84,7 @@ int main(int argc, char **argv) {
 
     for (;;) {
         if (rx_left == 0 && pending.empty()) {
-            const bool quiet = tx_state == 0 && cycle - last_activity > settle;
+            const bool quiet = tx_state == 0 && !top->busy && cycle - last_activity > settle;
             if (quiet || cycle % 256 == 0) {
                 struct pollfd p = {fd, POLLIN, 0};
                 int r = poll(&p, 1, quiet ? 100 : 0);

@@ -129,7 +129,7 @@ def _keep_logs(build, board: Board, work: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     try:
-        for name in (f"{NAME}.rpt", f"{NAME}.tim"):
+        for name in (f"{NAME}.rpt", f"{NAME}.tim", "nextpnr-report.json"):
             if (work / name).is_file():
                 shutil.copy2(work / name, folder / name)
     finally:
@@ -159,7 +159,6 @@ def make_bitstream(build, board_name: str, *, clock_mhz: float | None = None, ba
     ``OUT/board/NAME`` with the logs, constraints and ``bitstream.json``."""
     from ..flow import Progress
 
-    progress = progress or Progress(5, enabled=False)
     board = get_board(board_name)
     _check_target(build, board)
     platform = board.platform_class()()
@@ -168,10 +167,15 @@ def make_bitstream(build, board_name: str, *, clock_mhz: float | None = None, ba
     wanted = clock_mhz if clock_mhz is not None else board.clock_mhz if board.clock_mhz is not None else oscillator
     baud = baud or board.baud
     link = LinkFormat.from_report(build.report)
+    pll = abs(wanted - oscillator) > 1e-9
+    if progress is None or not progress.enabled:
+        progress = Progress(1, enabled=False)
+    else:
+        progress = Progress((1 if board.flow == "export" else 4) + int(pll))
     work = Path(tempfile.mkdtemp(prefix="hdlgen-board-"))
     try:
         pll_hz = None
-        if abs(wanted - oscillator) > 1e-9:
+        if pll:
             with progress(f"PLL for {wanted:g} MHz from the {oscillator:g} MHz oscillator"):
                 achieved, pll_verilog = _pll(board, family, oscillator, wanted, work)
             platform.add_file("pll.v", pll_verilog)
@@ -231,9 +235,11 @@ def make_bitstream(build, board_name: str, *, clock_mhz: float | None = None, ba
         fmax = min((c["achieved"] for c in report.get("fmax", {}).values()), default=None)
         result.update(fmax_mhz=fmax, timing_met=fmax is not None and fmax >= clock_hz / 1e6)
         if not result["timing_met"] and not allow_timing_fail:
+            _keep_logs(build, board, work)
             raise HdlgenError(f"timing not met on {board.name}: the placed design reaches {fmax or 0:.1f} MHz and the shell "
                               f"runs at {clock_hz / 1e6:g} MHz; choose --clock-mhz {int(fmax or 0)} or lower (or "
-                              f"--allow-timing-fail to keep the bitstream anyway)")
+                              f"--allow-timing-fail to keep the bitstream anyway); nextpnr's log: "
+                              f"{folder_of(build, board) / (NAME + '.tim')}")
         with progress(f"packing the bitstream ({pack[0]})"):
             done = run([*yowasp(pack[0]), *pack[1:]], cwd=work, capture_output=True, text=True)
             out = work / pack[-1] if pack[0] == "icepack" else work / f"{NAME}.bit"
@@ -253,10 +259,11 @@ def _finish(build, board: Board, work: Path, files: list[str], result: dict) -> 
         for name in files:
             if (work / name).is_file():
                 shutil.copy2(work / name, folder / name)
-        result["folder"] = str(folder)
-        if result["bitstream"] is not None:
-            result["bitstream"] = str(folder / result["bitstream"])
+        result["folder"] = "."                         # in bitstream.json, files are named relative to it
         (folder / "bitstream.json").write_text(json.dumps(result, indent=2) + "\n")
     finally:
         build.seal(folder)
+    result["folder"] = str(folder)
+    if result["bitstream"] is not None:
+        result["bitstream"] = str(folder / result["bitstream"])
     return BitstreamResult(**result)

@@ -78,7 +78,7 @@ def compile_simulation(sources: dict[str, str], harness: str, toplevel: str, bui
 class NativeHarness:
     """A compiled simulator of a stream top with the harness around it (``NativeHarness.build`` makes one)."""
 
-    RUN_FILES = ("inputs.bin", "outputs.bin")       # what each run writes beside the simulator
+    RUN_FILES = ("inputs.bin", "outputs.bin", "progress.txt")      # what each run writes beside the simulator
 
     def __init__(self, build_dir: Path, *, in_bits: int, out_bits: int):
         self.build_dir = Path(build_dir).resolve()
@@ -100,15 +100,23 @@ class NativeHarness:
                            defines=defines, jobs=jobs)
         return cls(build_dir, in_bits=in_bits, out_bits=out_bits)
 
-    def run(self, in_words: list[int], out_beats: int, *, max_cycles: int) -> HarnessRun:
+    def run(self, in_words: list[int], out_beats: int, *, max_cycles: int, progress=None) -> HarnessRun:
+        """Stream ``in_words`` through; ``progress(frames_out)`` is called every half second."""
         def to_u32(words: list[int], per: int) -> np.ndarray:
             flat = [(w >> (32 * k)) & 0xFFFFFFFF for w in words for k in range(per)]
             return np.array(flat, dtype="<u4")
 
-        in_file, out_file = (self.build_dir / name for name in self.RUN_FILES)
+        in_file, out_file, progress_file = (self.build_dir / name for name in self.RUN_FILES)
         to_u32(in_words, self.in_words).tofile(in_file)
+        tick = None
+        if progress is not None:
+            def tick():
+                try:
+                    progress(int(progress_file.read_text().strip() or 0))
+                except (OSError, ValueError):
+                    pass
         done = run([str(self.binary), str(in_file), str(out_file), str(len(in_words)), str(out_beats),
-                    str(max_cycles)], capture_output=True, text=True)
+                    str(max_cycles), str(progress_file)], capture_output=True, text=True, tick=tick)
         if done.returncode not in (0, 1) or not done.stdout.strip():
             raise HdlgenError(f"the simulation failed: {done.stderr.strip() or done.stdout.strip()}")
         stats = json.loads(done.stdout.strip().splitlines()[-1])

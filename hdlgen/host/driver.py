@@ -1,12 +1,13 @@
 """Running frames on a board over a serial port (pyserial), or on the simulated board: the same code.
 
-Stop and wait: one request, then its reply. A reply that does not come within the timeout, has a
-wrong CRC or another sequence number is asked for again, up to ``retries`` times; the link never
-waits forever.
+Stop and wait: one request, then its reply. Bytes that are not a reply with a right CRC and the
+request's sequence number are skipped; when no such reply comes within the timeout, the request is
+sent again, up to ``retries`` times. The link never waits forever.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from dataclasses import dataclass, field
 
@@ -36,17 +37,19 @@ class BoardLink:
     def __init__(self, port, link: LinkFormat, *, timeout: float, retries: int = 8):
         self.port, self.link, self.timeout, self.retries = port, link, timeout, retries
         self.stats = LinkStats()
-        self._seq = 0
+        self._seq = secrets.randbelow(256)     # a reply left over from an earlier session will not match
 
     def _read_reply(self, seq: int) -> tuple[list[int] | None, str]:
-        """The beats of the reply to ``seq``, or None and why not, by the deadline."""
+        """The beats of the reply to ``seq``, or None and why not, by the deadline. Bytes before a
+        sync byte, replies with a wrong CRC and replies to other requests are skipped."""
         deadline = time.monotonic() + self.timeout
         length = reply_length(self.link)
         buffer = bytearray()
+        why = "timeout"
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                return None, "timeout"
+                return None, why
             self.port.timeout = left
             if not buffer:
                 byte = self.port.read(1)
@@ -58,16 +61,16 @@ class BoardLink:
                 continue
             parsed = parse_reply(self.link, bytes(buffer))
             if parsed is None:
-                # not a reply after all: look for the next sync byte inside what was read
+                # not a whole reply: look for the next sync byte inside what was read
+                why = "crc"
                 rest = buffer[1:]
                 start = rest.find(bytes([REPLY_SYNC]))
                 buffer = bytearray(rest[start:]) if start >= 0 else bytearray()
-                if buffer:
-                    continue
-                return None, "crc"
+                continue
             got, beats = parsed
             if got == seq:
                 return beats, ""
+            why = "sequence"
             buffer = bytearray()                 # a late reply to an earlier request: skip it
 
     def run_frame(self, beats: list[int]) -> list[int]:

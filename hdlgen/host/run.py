@@ -17,7 +17,6 @@ from .driver import BoardLink, LinkStats
 __all__ = ["BoardRun", "run_on_board", "SIM_PORT"]
 
 SIM_PORT = "sim"
-SIM_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -31,8 +30,8 @@ class BoardRun:
     baud: int | None
 
 
-def _board_baud(build, board: str | None) -> tuple[str, int]:
-    """The board a bitstream was made for in this build, and its baud rate."""
+def _bitstream(build, board: str | None) -> dict:
+    """``bitstream.json`` of the board a bitstream was made for in this build."""
     folder = build.path / "board"
     built = sorted(p.parent.name for p in folder.glob("*/bitstream.json")) if folder.is_dir() else []
     if board is None:
@@ -42,13 +41,17 @@ def _board_baud(build, board: str | None) -> tuple[str, int]:
         board = built[0]
     elif board not in built:
         raise HdlgenError(f"{build.path} holds no bitstream for {board}; run 'hdlgen bitstream {build.path} --board {board}'")
-    return board, int(json.loads((folder / board / "bitstream.json").read_text())["baud"])
+    return json.loads((folder / board / "bitstream.json").read_text())
 
 
-def _reply_timeout(link: LinkFormat, baud: int) -> float:
-    """Seconds to wait for a reply: twice the request and reply on the wire, plus USB latency."""
-    wire = 2 + 2 + link.in_beats * payload_bytes(link.in_bits) + 4 + link.out_beats * payload_bytes(link.out_bits)
-    return 2 * wire * 10 / baud + 0.25
+def _reply_timeout(build, link: LinkFormat, baud: int, clock_mhz: float | None) -> float:
+    """Seconds to wait for a reply: twice the request and reply on the wire and the network's
+    latency (at the bitstream's clock, or 1 MHz when unknown), plus USB latency."""
+    from .protocol import reply_length, request_length
+
+    wire = (request_length(link) + reply_length(link)) * 10 / baud
+    latency = build.report["pipeline"]["latency_bound_cycles"] / ((clock_mhz or 1.0) * 1e6)
+    return 2 * (wire + latency) + 0.25
 
 
 def run_on_board(build, x: np.ndarray, *, port: str = SIM_PORT, board: str | None = None, baud: int | None = None,
@@ -80,22 +83,33 @@ def run_on_board(build, x: np.ndarray, *, port: str = SIM_PORT, board: str | Non
         with serial_port:
             serial_port.reset_input_buffer()
             driver = BoardLink(serial_port, link, timeout=wait, retries=retries)
-            out = driver.run(frames, progress=lambda done, total: bar.update(done))
-            bar.close(f"{driver.stats.frames} frames, {driver.stats.retries} retries")
+            try:
+                out = driver.run(frames, progress=lambda done, total: bar.update(done))
+            except (serial.SerialException, OSError) as e:
+                raise HdlgenError(f"--port {port_name}: the serial link failed ({e})") from None
+            finally:
+                bar.close(f"{driver.stats.frames} frames, {driver.stats.retries} retries")
             return out, driver.stats
 
     if port == SIM_PORT:
-        from .simboard import SimulatedBoard
+        from .simboard import SimulatedBoard, sim_reply_timeout
 
-        with SimulatedBoard(build, faults=faults, progress=progress) as name:
-            out, stats = ran(name, 115200, timeout or SIM_TIMEOUT_S)
+        simulated = SimulatedBoard(build, faults=faults, progress=progress)
+        with simulated as name:
+            try:
+                out, stats = ran(name, 115200, timeout or sim_reply_timeout(build))
+            except HdlgenError:
+                simulated.check_alive()          # a stopped simulator says why, not the link
+                raise
         rate = None
     else:
         if faults:
-            raise ValueError("faults are injected only into the simulated board")
+            raise HdlgenError("faults are injected only into the simulated board (--port sim)")
+        clock = None
         if baud is None:
-            board, baud = _board_baud(build, board)
-        out, stats = ran(port, baud, timeout or _reply_timeout(link, baud))
+            settings = _bitstream(build, board)
+            baud, clock = int(settings["baud"]), settings["clock_mhz"]
+        out, stats = ran(port, baud, timeout or _reply_timeout(build, link, baud, clock))
         rate = baud
     words = [beat for frame in out for beat in frame]
     hw = unpack_beats(words, o["values_per_beat"], o["bits_per_value"], o["features"])

@@ -21,9 +21,25 @@ SIM_DIVISOR = 8                  # clock cycles per UART bit in simulation
 FAULTS = ("drop", "corrupt", "extra", "drop-reply", "corrupt-reply")
 
 
+SETTLE_CYCLES = 2000             # cycles the clock runs on after the shell goes idle
+SIM_CYCLES_PER_SECOND = 50_000   # a slow simulation's speed, for the host's reply timeout
+
+
 def sim_timeout(link: LinkFormat) -> int:
     """The shell's request timeout in simulation: a few byte times."""
     return 40 * SIM_DIVISOR * 10
+
+
+def sim_reply_timeout(build) -> float:
+    """Seconds the host waits for a reply from the simulated board: a second, plus the cycles a
+    request, the network's latency and the reply take at a slow simulation's speed."""
+    from .protocol import reply_length, request_length
+
+    link = LinkFormat.from_report(build.report)
+    pipeline = build.report["pipeline"]
+    cycles = (request_length(link) + reply_length(link)) * 10 * SIM_DIVISOR + pipeline["latency_bound_cycles"] + \
+        pipeline["initiation_interval_cycles"]
+    return 1.0 + cycles / SIM_CYCLES_PER_SECOND
 
 
 class SimulatedBoard:
@@ -36,6 +52,11 @@ class SimulatedBoard:
         self.build = build_dir
         self.link = LinkFormat.from_report(build_dir.report)
         self.faults = faults or {}
+        for kind, indices in self.faults.items():
+            if kind not in FAULTS:
+                raise HdlgenError(f"fault {kind!r}: choose one of {', '.join(FAULTS)}")
+            if any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in indices):
+                raise HdlgenError(f"fault {kind!r}: byte indices must be integers from 0, not {list(indices)}")
         self._progress = progress
         self._process = None
         self._slave = None
@@ -64,16 +85,21 @@ class SimulatedBoard:
 
     def __enter__(self) -> str:
         binary = self._binary()
-        master, self._slave = os.openpty()
-        args = [str(binary), str(master), str(SIM_DIVISOR), str(sim_timeout(self.link) * 2 + 2000)]
+        args = [str(binary), "", str(SIM_DIVISOR), str(SETTLE_CYCLES)]
         for kind, indices in self.faults.items():
-            if kind not in FAULTS:
-                raise ValueError(f"fault {kind!r}: choose one of {', '.join(FAULTS)}")
             for index in indices:
                 args += [f"--{kind}", str(int(index))]
-        self._process = subprocess.Popen(args, pass_fds=[master], start_new_session=True,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        os.close(master)
+        master, self._slave = os.openpty()
+        try:
+            args[1] = str(master)
+            self._process = subprocess.Popen(args, pass_fds=[master], start_new_session=True,
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except BaseException:
+            os.close(self._slave)
+            self._slave = None
+            raise
+        finally:
+            os.close(master)
         return os.ttyname(self._slave)
 
     def __exit__(self, *exc) -> None:
@@ -93,6 +119,9 @@ class SimulatedBoard:
             self._slave = None
 
     def check_alive(self) -> None:
-        if self._process is not None and self._process.poll() is not None:
-            err = self._process.stderr.read().decode(errors="replace").strip() if self._process.stderr else ""
-            raise HdlgenError(f"the simulated board stopped (exit {self._process.returncode}): {err[:300]}")
+        """Raise the simulator's own error if it has stopped."""
+        process = self._process
+        if process is not None and process.poll() is not None:
+            err = process.stderr.read().decode(errors="replace").strip() if process.stderr else ""
+            raise HdlgenError(f"the simulated board stopped (exit status {process.returncode})"
+                              f"{': ' + err[:300] if err else ''}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
+from amaranth import ClockDomain, Const, Elaboratable, Instance, Module, Signal
 from amaranth.build import Attrs
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
@@ -37,7 +37,9 @@ def achieved_mhz(family: str, pll_verilog: str) -> float:
 
 class BoardTop(Elaboratable):
     """``family`` picks the PLL's ports when ``pll_hz`` is given (the shell's clock then comes from the
-    ``hdlgen_pll`` module added to the platform); otherwise the platform's default clock runs the shell."""
+    ``hdlgen_pll`` module added to the platform, and reset lasts until it locks); otherwise the
+    board's oscillator runs the shell, with the platform's reset (iCE40: held until block RAM
+    works) or, on ECP5, a power-on reset of its own."""
 
     def __init__(self, *, uart: dict, family: str, toplevel: str, link: LinkFormat, divisor: int, timeout: int,
                  pll_hz: float | None = None):
@@ -65,6 +67,13 @@ class BoardTop(Elaboratable):
             m.submodules.pll = Instance(PLL_NAME, **{f"i_{i}": clk_in.i, f"o_{o}": sync.clk, f"o_{lock}": locked})
             m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
             platform.add_clock_constraint(sync.clk, self._pll_hz)
+        elif self._family == "ecp5":
+            # Amaranth's own ECP5 clock domain is reset-less (GSR resets the fabric); the network's
+            # reset input needs a real one: a power-on reset released two cycles after configuration
+            m.submodules.clk_in = clk_in = io.Buffer("i", platform.request(platform.default_clk, 0, dir="-"))
+            m.domains.sync = sync = ClockDomain("sync")
+            m.d.comb += sync.clk.eq(clk_in.i)
+            m.submodules.reset = ResetSynchronizer(Const(0), domain="sync")
         uart = self._uart_pins(platform)
         m.submodules.rx = rx = io.Buffer("i", uart.rx)
         m.submodules.tx = tx = io.Buffer("o", uart.tx)

@@ -37,11 +37,13 @@ class LinkFormat:
 
 class BoardCore(wiring.Component):
     """``rx`` and ``tx`` pins around the network module ``toplevel`` (a build's Verilog top).
-    ``divisor`` is clock cycles per UART bit; ``timeout`` the cycles of silence that end a request."""
+    ``divisor`` is clock cycles per UART bit; ``timeout`` the cycles of silence that end a request.
+    ``busy`` is high from a request's first byte until its reply's last: the simulated board keeps
+    its clock running while it is (a board leaves it unconnected)."""
 
     def __init__(self, *, toplevel: str, link: LinkFormat, divisor: int, timeout: int):
         self._top, self._link, self._divisor, self._timeout = toplevel, link, divisor, timeout
-        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -64,7 +66,8 @@ class BoardCore(wiring.Component):
             self._top, i_clk=ClockSignal(), i_rst=ResetSignal(),
             i_i__payload=receiver.o.payload, i_i__valid=receiver.o.valid, o_i__ready=receiver.o.ready,
             o_o__payload=payload, o_o__valid=sender.i.valid, i_o__ready=sender.i.ready)
-        m.d.comb += [sender.i.payload.data.eq(payload[:link.out_bits]), sender.i.payload.last.eq(payload[link.out_bits])]
+        m.d.comb += [sender.i.payload.data.eq(payload[:link.out_bits]), sender.i.payload.last.eq(payload[link.out_bits]),
+                     self.busy.eq(receiver.busy | sequence.r_rdy | sender.busy | tx.busy)]
         return m
 
 

@@ -56,7 +56,8 @@ def crc16_byte(crc, byte):
 
 class FrameReceiver(wiring.Component):
     """Requests in (bytes, ``i``), checked frames out as network input beats (``o``); each accepted
-    request's sequence number goes out on ``seq`` before its beats. ``dropped`` counts dropped requests."""
+    request's sequence number goes out on ``seq`` before its beats. ``busy`` is high inside a request
+    and while its beats stream out."""
 
     def __init__(self, *, beat_bits: int, beats: int, timeout: int):
         with validating(self):
@@ -64,7 +65,7 @@ class FrameReceiver(wiring.Component):
                 positive_int(name, value)
         self._bits, self._beats, self._timeout = beat_bits, beats, timeout
         super().__init__({"i": In(stream.Signature(8)), "o": Out(stream.Signature(beat_bits)),
-                          "seq": Out(stream.Signature(8)), "dropped": Out(16)})
+                          "seq": Out(stream.Signature(8)), "busy": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -83,10 +84,10 @@ class FrameReceiver(wiring.Component):
         m.d.comb += [write.addr.eq(beat), write.data.eq(incoming[:bits]), read.addr.eq(issued)]
 
         def drop():
-            m.d.sync += self.dropped.eq(self.dropped + 1)
             m.next = "idle"
 
-        with m.FSM():
+        with m.FSM() as fsm:
+            m.d.comb += self.busy.eq(~fsm.ongoing("idle"))
             with m.State("idle"):
                 with m.If(got & (byte == REQUEST_SYNC)):
                     m.d.sync += [crc.eq(CRC_INIT), idle_for.eq(0)]
@@ -142,14 +143,14 @@ class FrameReceiver(wiring.Component):
 
 class FrameSender(wiring.Component):
     """Network output beats in (``i``: ``data`` and ``last``), replies out as bytes (``o``), each
-    headed by the next sequence number from ``seq``."""
+    headed by the next sequence number from ``seq``. ``busy`` is high while a reply goes out."""
 
     def __init__(self, *, beat_bits: int):
         with validating(self):
             positive_int("beat_bits", beat_bits)
         self._bits = beat_bits
         super().__init__({"i": In(stream.Signature(data.StructLayout({"data": beat_bits, "last": 1}))),
-                          "seq": In(stream.Signature(8)), "o": Out(stream.Signature(8))})
+                          "seq": In(stream.Signature(8)), "o": Out(stream.Signature(8)), "busy": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -159,7 +160,8 @@ class FrameSender(wiring.Component):
         last = Signal()
         index = Signal(counter(per_beat))
         sent = self.o.valid & self.o.ready
-        with m.FSM():
+        with m.FSM() as fsm:
+            m.d.comb += self.busy.eq(~fsm.ongoing("idle"))
             with m.State("idle"):
                 with m.If(self.i.valid & self.seq.valid):
                     m.next = "sync"

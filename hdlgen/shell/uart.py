@@ -76,7 +76,7 @@ class UartTx(wiring.Component):
     def __init__(self, *, divisor: int):
         _check_divisor(self, divisor)
         self._divisor = divisor
-        super().__init__({"i": In(stream.Signature(8)), "tx": Out(1, init=1)})
+        super().__init__({"i": In(stream.Signature(8)), "tx": Out(1, init=1), "busy": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -84,7 +84,7 @@ class UartTx(wiring.Component):
         shift = Signal(10, init=(1 << 10) - 1)
         left = Signal(range(11))                    # bits still to send
         timer = Signal(range(divisor))
-        m.d.comb += self.i.ready.eq(left == 0)
+        m.d.comb += [self.i.ready.eq(left == 0), self.busy.eq(left != 0)]
         m.d.sync += self.tx.eq(shift[0])
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [shift.eq(Cat(Const(0, 1), self.i.payload, Const(1, 1))), left.eq(10), timer.eq(divisor - 1)]

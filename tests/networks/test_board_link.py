@@ -115,3 +115,15 @@ def test_a_rebuild_replaces_the_board_folder_hdlgen_wrote_and_keeps_a_users_file
     with pytest.raises(HdlgenError, match="board/sim/notes.txt"):
         build(DIGITS / "model.json", out, target="ice40-up5k", output="class", clock_mhz=12, target_fps=20000)
     assert (out / "board" / "sim" / "notes.txt").read_text() == "mine"
+
+
+def test_a_xilinx_board_gets_the_shell_verilog_constraints_and_vivado_script(tmp_path):
+    design = hdlgen.build(DIGITS / "model.json", tmp_path / "arty", target="xc7", output="class")
+    result = design.bitstream("arty-a7-35")
+    folder = tmp_path / "arty" / "board" / "arty-a7-35"
+    assert result.bitstream is None and result.flow == "export"
+    xdc = (folder / "hdlgen_board.xdc").read_text()
+    assert "A9" in xdc and "D10" in xdc                    # the Arty's FT2232 UART pins, from amaranth-boards
+    assert "hdlgen_board.core.receiver" in (folder / "hdlgen_board.v").read_text()
+    assert design.report["top"] in (folder / "network.v").read_text()
+    assert (folder / "hdlgen_board.tcl").exists()

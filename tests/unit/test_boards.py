@@ -61,3 +61,29 @@ def test_baud_rates_a_clock_cannot_make_are_refused():
 
 def test_the_link_rate_counts_request_and_reply_bytes():
     assert link_frames_per_second(LINK, 115200) == pytest.approx(11520 / ((4 + 6) + (4 + 1)))
+
+
+@pytest.mark.parametrize("name", board_names())
+def test_every_board_shell_prepares_with_its_uart_pins_and_clock(name):
+    """Amaranth's platform flow prepares each board's shell (no tool runs): the constraints place rx and
+    tx on the pins amaranth-boards names, and a shell clock other than the oscillator comes from the PLL."""
+    from hdlgen.shell.board import BoardTop
+
+    board = get_board(name)
+    platform = board.platform_class()()
+    family = {"ecp5-85k": "ecp5", "ecp5-25k": "ecp5", "ice40-up5k": "ice40"}.get(board.target, "xilinx")
+    pll_hz = board.clock_mhz * 1e6 if board.clock_mhz else None
+    top = BoardTop(uart=board.uart, family=family, toplevel="network", link=LINK, divisor=104, timeout=5000,
+                   pll_hz=pll_hz)
+    plan = platform.prepare(top, name="hdlgen_board")
+    constraints = next(text for file, text in plan.files.items() if file.endswith((".lpf", ".pcf", ".xdc")))
+    if "resource" in board.uart:
+        uart = platform.lookup(board.uart["resource"], 0)
+        pins = {sub.name: sub.ios[0].names[0] for sub in uart.ios if sub.name in ("rx", "tx")}
+    else:
+        conn = platform.connectors[tuple(board.uart["connector"])]
+        pins = {"rx": conn.mapping[board.uart["rx"]], "tx": conn.mapping[board.uart["tx"]]}
+    for pin in pins.values():
+        assert pin in constraints
+    design = next(text for file, text in plan.files.items() if file.endswith((".il", "hdlgen_board.v")))
+    assert ("hdlgen_pll" in design) == (pll_hz is not None)
