@@ -54,13 +54,16 @@ class Design:
 
         return predict(self._build.model, check_inputs(self._build.model.input, x))
 
-    def simulate(self, x: np.ndarray, *, progress: bool = False):
+    def simulate(self, x: np.ndarray, *, progress: bool = False, idle: float = 0.0, backpressure: float = 0.0,
+                 seed: int = 0):
         """Run ``x`` through the RTL on Verilator. Returns a ``SimResult``: ``outputs`` (model units),
-        ``hw_words`` beside ``golden_words``, measured and modelled cycles per frame."""
+        ``hw_words`` beside ``golden_words``, measured and modelled cycles per frame. ``idle`` and
+        ``backpressure`` stall the input and the output in that share of cycles (from ``seed``)."""
         from .flow import Progress, simulate
         from .golden.reference import check_inputs
 
-        return simulate(self._build, check_inputs(self._build.model.input, x), progress=Progress(2, enabled=progress))
+        return simulate(self._build, check_inputs(self._build.model.input, x), progress=Progress(2, enabled=progress),
+                        idle=idle, backpressure=backpressure, seed=seed)
 
     def synthesize(self, target: str | None = None, *, clock_mhz: float = 100.0, workdir: str | Path | None = None):
         """Synthesize for ``target`` (default: the build's own) with Yosys, placed and routed by nextpnr

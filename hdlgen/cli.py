@@ -58,6 +58,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _stall_share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not 0 <= value <= 0.95:
+        raise argparse.ArgumentTypeError(f"must be a share of cycles from 0 to 0.95, not {text}")
+    return value
+
+
 CLOCK_MHZ = _number(0.001, 2000.0)
 INPUT_TYPE_HELP = ("the input's format for an ONNX model whose input no quantizer covers, as a QONNX DataType "
                    "name: INT8, UINT8, BIPOLAR, BINARY, FIXED<8,3> (overrides a finn_datatype annotation)")
@@ -113,7 +123,8 @@ def _print_sim(result, labels) -> None:
 def _simulate(build_dir, x, args):
     from .flow import Progress, simulate
 
-    return simulate(build_dir, x, progress=Progress(2, enabled=not args.quiet))
+    return simulate(build_dir, x, progress=Progress(2, enabled=not args.quiet), idle=getattr(args, "idle", 0.0),
+                    backpressure=getattr(args, "backpressure", 0.0), seed=getattr(args, "seed", 0))
 
 
 def _check_labels(labels, x, path) -> np.ndarray:
@@ -174,7 +185,7 @@ def cmd_sim(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from .backends.synth import format_table, synthesize
+    from .backends.synth import check_primitives, format_table, synthesize
     from .builddir import write_file
     from .flow import BuildDir
 
@@ -183,6 +194,11 @@ def cmd_synth(args) -> int:
     built_for = build_dir.report["target"]
     for target in args.target or [built_for]:
         workdir = build_dir.record("synth") / target
+        try:
+            check_primitives(build_dir.verilog, target)
+        except HdlgenError as e:
+            failures.append(f"{target}: {e}")
+            continue
         if target != built_for:
             print(f"note: this build was made for {built_for}; its products and adder trees were chosen for that "
                   f"target, not {target} (rebuild with --target {target} to compare like with like)",
@@ -433,6 +449,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--inputs", required=True, help=".npy of inputs in the model's units, batch first")
     s.add_argument("--labels", help=".npy of integer labels, to print accuracy")
     s.add_argument("--out", help=".npy to write the outputs to, in the model's units")
+    s.add_argument("--idle", type=_stall_share, default=0.0,
+                   help="share of cycles (0 to 0.95) in which the input withholds its next beat (default 0)")
+    s.add_argument("--backpressure", type=_stall_share, default=0.0,
+                   help="share of cycles (0 to 0.95) in which the output is not ready (default 0)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the --idle and --backpressure patterns (default 0)")
     s.set_defaults(run=cmd_sim)
 
     y = sub.add_parser("synth", help="synthesize with Yosys (and nextpnr) and report LUT, FF, BRAM, DSP, Fmax")

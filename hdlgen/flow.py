@@ -9,6 +9,7 @@ leaves a half-written directory, and files hdlgen did not write are never delete
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import shutil
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .assemble import DataflowTop
-from .assemble.dataflow import stream_plan
+from .assemble.dataflow import frame_cycles, stream_plan
 from .cores import SlidingWindow
 from .backends.packing import pack_beats, unpack_beats
 from .backends.verilog import emit, top_name
@@ -155,6 +156,22 @@ def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: fl
     return command
 
 
+def check_frame_rate(lowered: LoweredModel, foldings: dict[str, Folding], target_fps: float, clock_mhz: float,
+                     target: str) -> None:
+    """Refuse a folding whose pipeline misses ``target_fps``, with the best frame rate there is."""
+    cycles = frame_cycles(lowered, foldings)
+    if clock_mhz * 1e6 / max(cycles.values()) >= target_fps:
+        return
+    fastest = frame_cycles(lowered, auto_folding(lowered, target_fps=clock_mhz * 1e6, clock_mhz=clock_mhz,
+                                                 target=target))
+    stage = max(fastest, key=fastest.get)
+    best = clock_mhz * 1e6 / fastest[stage]
+    raise HdlgenError(f"--target-fps {target_fps:,.0f} cannot be met at {clock_mhz:g} MHz: even fully unrolled, "
+                      f"stage {stage!r} takes {fastest[stage]:,} cycles per frame, so the pipeline makes at most "
+                      f"{best:,.0f} frames/s; ask for at most that (--target-fps {math.floor(best)}) or a faster "
+                      f"--clock-mhz")
+
+
 def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: float | None = None,
           clock_mhz: float = 100.0, target: str = DEFAULT_TARGET, progress: Progress | None = None,
           guard: SizeGuard = SizeGuard(), input_type: str | None = None, requant: str = "auto",
@@ -187,6 +204,8 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
             lowered = with_class_output(lowered)
         if fold == "auto":
             foldings = auto_folding(lowered, target_fps=target_fps, clock_mhz=clock_mhz, target=target)
+            if target_fps is not None:
+                check_frame_rate(lowered, foldings, target_fps, clock_mhz, target)
         else:
             if target_fps is not None:
                 raise HdlgenError("--target-fps chooses a folding; it cannot be combined with a folding file")
@@ -228,10 +247,15 @@ class SimResult:
     interval: float | None
     interval_model: int
     first_frame_cycles: int
+    withheld_cycles: int = 0      # cycles the input withheld a beat (idle), and the output refused one
+    refused_cycles: int = 0
 
 
-def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = None) -> SimResult:
-    """Run inputs (model units, batch first) through the generated RTL on the native Verilator harness."""
+def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = None, idle: float = 0.0,
+             backpressure: float = 0.0, seed: int = 0) -> SimResult:
+    """Run inputs (model units, batch first) through the generated RTL on the native Verilator harness,
+    the input withholding its next beat in a share ``idle`` of the cycles and the output not ready
+    in a share ``backpressure`` (random, from ``seed``)."""
     from .backends.harness import NativeHarness
 
     progress = progress or Progress(2, enabled=False)
@@ -259,16 +283,18 @@ def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = 
         beats_out = len(codes) * o["beats_per_frame"]
         ii = report["pipeline"]["initiation_interval_cycles"]
         bar = ProgressBar(len(codes), "frames", enabled=progress.enabled)
+        slack = 1 / ((1 - min(idle, 0.99)) * (1 - min(backpressure, 0.99)))
+        bound = report["pipeline"]["latency_bound_cycles"] * 4 + ii * 4 * len(codes) + 1000
         run = harness.run(pack_beats(codes, i["values_per_beat"], i["bits_per_value"]), beats_out,
-                          max_cycles=report["pipeline"]["latency_bound_cycles"] * 4 + ii * 4 * len(codes) + 1000,
-                          progress=bar.update if progress.enabled else None)
+                          max_cycles=int(bound * slack * 2), progress=bar.update if progress.enabled else None,
+                          idle=idle, backpressure=backpressure, seed=seed)
         if bar.started:
             bar.update(run.frames)
             bar.close()
     hw = unpack_beats(run.words, o["values_per_beat"], o["bits_per_value"], o["features"])
     golden = run_lowered(model, codes)
     return SimResult(to_model_units(model, hw), to_model_units(model, golden), hw, golden, run.cycles,
-                     run.interval_mean, ii, run.first_frame_end)
+                     run.interval_mean, ii, run.first_frame_end, run.withheld, run.refused)
 
 
 def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:

@@ -32,6 +32,7 @@ class Target:
     lut_inputs: int
     multiplier: str       # MULT18X18D, SB_MAC16, DSP48E1 or DSP48E2
     lut_product_bits: int  # the widest operands a product table in LUTs is used for
+    carry_cells: str | None = None  # the carry-chain cells of XNOR-popcount trees (cores.carry_cells)
 
     @property
     def multiplier_ports(self) -> tuple[int, int]:
@@ -60,7 +61,8 @@ def get_target(name: str | Target) -> Target:
     if name not in specs:
         raise HdlgenError(f"unknown target {name!r}; choose one of {', '.join(target_names())}")
     spec = specs[name]
-    return Target(name, spec["family"], spec["device"], spec["lut_inputs"], spec["multiplier"], spec["lut_product_bits"])
+    return Target(name, spec["family"], spec["device"], spec["lut_inputs"], spec["multiplier"], spec["lut_product_bits"],
+                  spec.get("carry_cells"))
 
 
 def synthesis_spec(name: str) -> dict:

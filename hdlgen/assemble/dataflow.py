@@ -30,7 +30,7 @@ from ..cores.params import counter, validating
 from ..ir.lowered import Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
 from ..transforms.folding import check_foldings
 
-__all__ = ["DataflowTop", "CycleModel", "PlannedStage", "stream_plan", "CLASS_STAGE"]
+__all__ = ["DataflowTop", "CycleModel", "PlannedStage", "stream_plan", "frame_cycles", "CLASS_STAGE"]
 
 CLASS_STAGE = "class_argmax"        # the argmax after the last stage (``--output class``)
 
@@ -84,6 +84,20 @@ def stage_cycles(planned: PlannedStage) -> int:
     return max(planned.in_beats, planned.out_beats)
 
 
+def frame_cycles(model: LoweredModel, foldings: dict[str, Folding]) -> dict[str, int]:
+    """Cycles per frame of every stage of the pipeline on its own (width converters between stages
+    that regroup included); the slowest sets the frame interval."""
+    plan, cycles, previous = stream_plan(model, foldings), {}, None
+    for planned in plan:
+        cycles[planned.stage.name] = stage_cycles(planned)
+        if previous is not None and previous.out_count != planned.in_count:
+            cycles[f"{planned.stage.name}_regroup"] = max(previous.out_beats, planned.in_beats)
+        previous = planned
+    if model.classes is not None:
+        cycles[CLASS_STAGE] = ArgmaxUnit.cycles_per_frame(model.classes, plan[-1].out_count)
+    return cycles
+
+
 @dataclass(frozen=True)
 class CycleModel:
     """Analytical timing of a pipeline in clock cycles."""
@@ -124,6 +138,7 @@ class DataflowTop(wiring.Component):
             product = choose_product(stage.in_type, stage.weight_type, target, pe=pe).kind
             return MatrixVectorUnit(layer=stage, folding=Folding(pe=pe, simd=planned.in_count),
                                     tree_group=target.tree_group, levels_per_stage=levels_per_stage, product=product,
+                                    carry_cells=target.carry_cells,
                                     packing=packing(stage.in_type, stage.weight_type, target)
                                     if product is ProductKind.PACKED else None)
         cls = {PadStage: Padding, WindowStage: SlidingWindow, PoolStage: MaxPool, GlobalPoolStage: GlobalSum}[type(stage)]
@@ -151,12 +166,9 @@ class DataflowTop(wiring.Component):
         return None
 
     def cycle_model(self) -> CycleModel:
-        cycles, latency, previous = {}, 0, None
+        cycles, latency = frame_cycles(self._model, self._foldings), 0
         for planned, core in zip(self._plan, self._cores):
             stage = planned.stage
-            cycles[stage.name] = stage_cycles(planned)
-            if previous is not None and previous.out_count != planned.in_count:
-                cycles[f"{stage.name}_regroup"] = max(previous.out_beats, planned.in_beats)
             # every beat of a frame, plus the pipeline, plus a few cycles for registers and FIFOs
             latency += cycles[stage.name] + 4
             if isinstance(stage, MatrixVectorLayer):
@@ -165,11 +177,9 @@ class DataflowTop(wiring.Component):
                 latency += REQUANT_UNITS[stage.requant.kind].latency
             elif isinstance(stage, (MatrixVectorLayer, GlobalPoolStage)) and stage.thresholds is not None:
                 latency += threshold_latency(stage.out_type)
-            previous = planned
         first, last = self._plan[0], self._plan[-1]
         output_beats = last.out_beats
         if self._model.classes is not None:
-            cycles[CLASS_STAGE] = ArgmaxUnit.cycles_per_frame(self._model.classes, last.out_count)
             latency += cycles[CLASS_STAGE] + ArgmaxUnit.latency + 2
             output_beats = 1
         return CycleModel(cycles, max(cycles.values()), latency, first.in_beats, output_beats)

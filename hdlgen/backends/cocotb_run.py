@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..paths import SIM
 from .tools import verilator_env
+from .vendor_models import simulation_models
 
 
 @dataclass
@@ -33,10 +34,15 @@ class CocotbDesign:
         self.build_dir.mkdir(parents=True, exist_ok=True)
         source = self.build_dir / f"{toplevel}.v"
         source.write_text(verilog)
+        sources = [source]
+        models = simulation_models(verilog)
+        if models:
+            sources.append(self.build_dir / "vendor_models.v")
+            sources[-1].write_text(models)
         if str(SIM) not in sys.path:
             sys.path.insert(0, str(SIM))
         self._runner = get_runner("verilator")
-        self._runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=self.build_dir,
+        self._runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=self.build_dir,
                            build_args=["-Wno-fatal", "-O3"], waves=bool(os.environ.get("HDLGEN_WAVES")),
                            log_file=self.build_dir / "build.log")
 

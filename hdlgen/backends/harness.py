@@ -16,6 +16,7 @@ from ..errors import HdlgenError
 from ..paths import RTL_TEMPLATES
 from .process import run
 from .tools import verilator_env, verilator_executable
+from .vendor_models import simulation_models
 
 
 @dataclass
@@ -27,6 +28,8 @@ class HarnessRun:
     interval_min: int | None
     interval_max: int | None
     interval_mean: float | None
+    withheld: int = 0        # cycles in which the input withheld a beat it had (idle)
+    refused: int = 0         # cycles in which the output was not ready (backpressure)
 
 
 def _words_per(bits: int) -> int:
@@ -37,8 +40,11 @@ def compile_simulation(sources: dict[str, str], harness: str, toplevel: str, bui
                        jobs: int = 2) -> Path:
     """Compile Verilog ``sources`` (file name -> text) with the C++ ``harness`` from ``rtl_templates``
     into ``build_dir/Vsim``, staged beside it and moved into place when it works (with its log when
-    it fails)."""
+    it fails). Yosys's models of the vendor primitives the sources instantiate are added."""
     verilator_env()
+    models = simulation_models(*sources.values())
+    if models:
+        sources = {**sources, "vendor_models.v": models}
     build_dir = Path(build_dir).resolve()
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = build_dir.with_name(f".{build_dir.name}.staging-{secrets.token_hex(4)}")
@@ -100,8 +106,17 @@ class NativeHarness:
                            defines=defines, jobs=jobs)
         return cls(build_dir, in_bits=in_bits, out_bits=out_bits)
 
-    def run(self, in_words: list[int], out_beats: int, *, max_cycles: int, progress=None) -> HarnessRun:
-        """Stream ``in_words`` through; ``progress(frames_out)`` is called every half second."""
+    def run(self, in_words: list[int], out_beats: int, *, max_cycles: int, progress=None, idle: float = 0.0,
+            backpressure: float = 0.0, seed: int = 0) -> HarnessRun:
+        """Stream ``in_words`` through; ``progress(frames_out)`` is called every half second.
+
+        ``idle`` and ``backpressure`` are the probabilities of a cycle in which the input withholds
+        its next beat and of one in which the output is not ready (from ``seed``). The harness checks
+        that no handshake output of the top follows its inputs combinationally (see
+        ``rtl_templates/stream_harness.cpp``)."""
+        for name, value in (("idle", idle), ("backpressure", backpressure)):
+            if not 0 <= value < 1:
+                raise HdlgenError(f"{name} must be a probability from 0 up to (not including) 1, not {value!r}")
         def to_u32(words: list[int], per: int) -> np.ndarray:
             flat = [(w >> (32 * k)) & 0xFFFFFFFF for w in words for k in range(per)]
             return np.array(flat, dtype="<u4")
@@ -116,7 +131,12 @@ class NativeHarness:
                 except (OSError, ValueError):
                     pass
         done = run([str(self.binary), str(in_file), str(out_file), str(len(in_words)), str(out_beats),
-                    str(max_cycles), str(progress_file)], capture_output=True, text=True, tick=tick)
+                    str(max_cycles), str(progress_file), repr(float(idle)), repr(float(backpressure)), str(int(seed))],
+                   capture_output=True, text=True, tick=tick)
+        if done.returncode == 3:
+            cycle = json.loads(done.stdout.strip().splitlines()[-1])["cycle"]
+            raise HdlgenError(f"the design's handshake outputs follow its inputs combinationally (seen at cycle "
+                              f"{cycle}); the native harness needs them registered")
         if done.returncode not in (0, 1) or not done.stdout.strip():
             raise HdlgenError(f"the simulation failed: {done.stderr.strip() or done.stdout.strip()}")
         stats = json.loads(done.stdout.strip().splitlines()[-1])
@@ -128,4 +148,4 @@ class NativeHarness:
         n = stats["intervals"]
         return HarnessRun(words, stats["cycles"], stats["frames"], stats["first_frame_end"],
                           stats["interval_min"] if n else None, stats["interval_max"] if n else None,
-                          stats["interval_sum"] / n if n else None)
+                          stats["interval_sum"] / n if n else None, stats["withheld"], stats["refused"])

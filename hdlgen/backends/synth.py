@@ -15,6 +15,7 @@ from ..errors import HdlgenError
 from ..targets import synthesis_spec
 from .io_shell import SHELL_NAME, shell_verilog
 from .process import run
+from .vendor_models import PRIMITIVE_FAMILY, instantiated_primitives
 from .tools import yowasp
 
 
@@ -39,7 +40,6 @@ class SynthResult:
         return asdict(self)
 
 
-_LUT = re.compile(r"^(LUT[1-6]|SB_LUT4|LUT4)$")
 
 
 def _summarise(family: str, cells: dict) -> dict:
@@ -51,9 +51,20 @@ def _summarise(family: str, cells: dict) -> dict:
     if family == "ice40":
         return dict(lut=count("SB_LUT4"), ff=count("SB_DFF.*"), bram=count("SB_RAM40_4K.*"), lutram=0,
                     dsp=count("SB_MAC16"), carry=count("SB_CARRY"))
-    return dict(lut=count("LUT[1-6]"), ff=count("FD[A-Z]*"), bram=count("RAMB36E[12]") + 0.5 * count("RAMB18E[12]"),
+    return dict(lut=count("LUT[1-6](_2)?"), ff=count("FD[A-Z]*"), bram=count("RAMB36E[12]") + 0.5 * count("RAMB18E[12]"),
                 lutram=count("RAM(32|64|128|256)[XM].*|RAM[0-9]+X1[SD].*"), dsp=count("DSP48E[12]"),
                 carry=count("CARRY[48]"))
+
+
+def check_primitives(verilog: Path, target_name: str, text: str | None = None) -> None:
+    """Refuse Verilog that instantiates another family's primitives (a build's carry cells)."""
+    family = synthesis_spec(target_name)["family"]
+    text = Path(verilog).read_text() if text is None else text
+    foreign = [p for p in instantiated_primitives(text) if PRIMITIVE_FAMILY[p] != family]
+    if foreign:
+        raise HdlgenError(f"{verilog} instantiates {PRIMITIVE_FAMILY[foreign[0]]} primitives ({', '.join(foreign)}), "
+                          f"which {target_name} does not have: rebuild with --target {target_name} to synthesize "
+                          f"for it")
 
 
 def synthesize(verilog: Path, toplevel: str, target_name: str, workdir: Path, *, clock_mhz: float = 100.0,
@@ -64,8 +75,10 @@ def synthesize(verilog: Path, toplevel: str, target_name: str, workdir: Path, *,
     measure through an IO shell.
     """
     spec = synthesis_spec(target_name)
+    text = Path(verilog).read_text()
+    check_primitives(verilog, target_name, text)
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "design.v").write_text(Path(verilog).read_text())
+    (workdir / "design.v").write_text(text)
     sources = "design.v"
     if spec.get("io_shell") and place:
         if stream_bits is None:

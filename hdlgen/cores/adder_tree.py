@@ -32,6 +32,21 @@ def _bits(value: int) -> int:
     return max(1, value.bit_length())
 
 
+def lane_levels(values: int, spares: int) -> int:
+    """Levels of lanes that add ``values`` in pairs, each lane taking one of ``spares`` single-bit
+    terms as its carry-in (and the spares left when values run out becoming values)."""
+    levels = 0
+    while values + spares > 1:
+        if values < 2:
+            values, spares = values + spares, 0
+            continue
+        lanes = values // 2
+        spares -= min(spares, lanes)
+        values -= lanes
+        levels += 1
+    return levels
+
+
 class _Lane:
     def __init__(self, a, b):
         (self.a, self.ma), (self.b, self.mb) = a, b
@@ -85,16 +100,7 @@ class AdderTree(wiring.Component):
     def _plan(self) -> tuple[int, int]:
         grouped, spares = self._split()
         group = self._group if self._term_max == 1 else 1
-        values = -(-grouped // group)
-        levels = 0
-        while values + spares > 1:
-            if values < 2:
-                values, spares = values + spares, 0
-                continue
-            lanes = values // 2
-            spares -= min(spares, lanes)
-            values -= lanes
-            levels += 1
+        levels = lane_levels(-(-grouped // group), spares)
         stages = 1 + sum(1 for level in range(1, levels + 1)
                          if level % self._levels_per_stage == 0 or level == levels)
         return levels, stages

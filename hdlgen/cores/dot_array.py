@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..ir.quant import QuantType
 from .adder_tree import AdderTree
+from .carry_tree import CarryTree
 from .params import positive_int, validating
 from .products import Packing, ProductKind, choose_product, code_bits, term
 from .products import packing as packing_for
@@ -27,10 +28,14 @@ class DotProductArray(wiring.Component):
     With PACKED products (``packing`` given) the term is instead the signed product of the weight
     and the centred code plus ``packing.bias``, and ``w[g][s]`` holds the packed word of rows ``g * lanes ..``: the sums are
     ``golden.packed_sums``, and the caller adds ``golden.row_correction`` to make them ``P``.
+
+    ``carry_cells`` (the target's, see ``cores.carry_cells``) makes XNOR terms in a ``CarryTree``
+    on those cells, the XNOR folded into its first level, instead of gates and an ``AdderTree``.
     """
 
     def __init__(self, *, in_type: QuantType, weight_type: QuantType, pe: int, simd: int, tree_group: int = 2,
-                 levels_per_stage: int = 1, product: ProductKind | None = None, packing: Packing | None = None):
+                 levels_per_stage: int = 1, product: ProductKind | None = None, packing: Packing | None = None,
+                 carry_cells: str | None = None, behavioural_cells: bool = False):
         with validating(self):
             positive_int("pe", pe)
             positive_int("simd", simd)
@@ -62,8 +67,15 @@ class DotProductArray(wiring.Component):
         self.term_max = (1 if in_type.is_bipolar else (1 << in_type.bits) - 1) * weight_type.magnitude
         if packing is not None:
             self.term_max = (1 << packing.lane_bits) - 1
-        self._trees = [AdderTree(count=simd, term_max=self.term_max, group=tree_group,
-                                 levels_per_stage=levels_per_stage) for _ in range(pe)]
+        # XNOR terms go straight into a compressor tree on the target's carry cells, if it has one
+        self.carry_tree = self._carry = product is ProductKind.XNOR and carry_cells is not None and simd >= 4
+        if self._carry:
+            # one carry tree for all rows, so that the rows' lanes share chains
+            self._trees = [CarryTree(count=simd, rows=pe, cells=carry_cells, levels_per_stage=levels_per_stage,
+                                     behavioural=behavioural_cells)]
+        else:
+            self._trees = [AdderTree(count=simd, term_max=self.term_max, group=tree_group,
+                                     levels_per_stage=levels_per_stage) for _ in range(pe)]
         # a packed multiplier registers its product and its output (a DSP slice's MREG and PREG)
         self.latency = self._trees[0].latency + (2 if packing else 0)
         rows, bits = (pe, weight_bits(weight_type)) if packing is None else (groups(pe, packing), packing.word_bits)
@@ -75,6 +87,12 @@ class DotProductArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if self._carry:
+            m.submodules.tree = tree = self._trees[0]
+            m.d.comb += tree.x.eq(Cat(self.x[s] for s in range(len(self.x))))
+            for p in range(len(self.w)):
+                m.d.comb += [tree.w[p].eq(Cat(self.w[p][s] for s in range(len(self.x)))), self.o[p].eq(tree.o[p])]
+            return m
         for p, tree in enumerate(self._trees):
             m.submodules[f"tree{p}"] = tree
             m.d.comb += self.o[p].eq(tree.o)

@@ -40,15 +40,16 @@ class MatrixVectorUnit(wiring.Component):
     """
 
     def __init__(self, *, layer: MatrixVectorLayer, folding: Folding, tree_group: int = 2, levels_per_stage: int = 1,
-                 product: ProductKind | None = None, packing: Packing | None = None):
+                 product: ProductKind | None = None, packing: Packing | None = None, carry_cells: str | None = None):
         with validating(self):
             layer.check_folding(folding)
         self._layer, self._folding = layer, folding
         self._nf, self._sf = layer.mh // folding.pe, layer.mw // folding.simd
         self._dots = DotProductArray(in_type=layer.in_type, weight_type=layer.weight_type, pe=folding.pe,
                                      simd=folding.simd, tree_group=tree_group, levels_per_stage=levels_per_stage,
-                                     product=product, packing=packing)
+                                     product=product, packing=packing, carry_cells=carry_cells)
         self.product, self._packing = self._dots.product, self._dots.packing
+        self.carry_tree = self._dots.carry_tree
         self.acc_max = layer.acc_max
         # weights big enough for block RAM (by Yosys's usual choice) get an output register
         words, width = self._nf * self._sf, word_width(layer, folding, self._packing)

@@ -9,9 +9,11 @@ import pytest
 
 from factories import BIPOLAR, UINT, random_inputs, random_model
 from hdlgen.backends.tools import verilator_executable
+from hdlgen.backends.vendor_models import simulation_models
 from hdlgen.cli import DEMO_MODEL, main
 from hdlgen.frontend import save_model
 from hdlgen.golden import run_reference
+from hdlgen.paths import EXAMPLES
 
 
 def hdlgen(*args):
@@ -49,7 +51,12 @@ def test_generated_verilog_passes_verilator_lint(tmp_path, small_model):
     path, _ = small_model
     assert hdlgen("build", path, "-o", tmp_path / "out").returncode == 0
     verilog = next((tmp_path / "out").glob("*.v"))
-    lint = subprocess.run([verilator_executable(), "--lint-only", str(verilog)], capture_output=True, text=True)
+    # with Yosys's models of the carry cells it instantiates (ECP5 CCU2C, the default target)
+    models = tmp_path / "models.v"
+    models.write_text(simulation_models(verilog.read_text()))
+    assert "module CCU2C" in models.read_text()
+    lint = subprocess.run([verilator_executable(), "--lint-only", "--top-module", verilog.stem, str(verilog),
+                           str(models)], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stderr[-2000:]
 
 
@@ -127,6 +134,19 @@ def test_build_with_target_fps(tmp_path, small_model):
     one_error_line(hdlgen("build", path, "-o", tmp_path / "x", "--target-fps", "1e12"), "lower --target-fps")
 
 
+def test_unreachable_frame_rate_is_an_error_with_the_best_one(tmp_path):
+    # a convolution's window stage sends one window position per beat (simd divides its channels):
+    # the digits CNN's first layer cannot go below 64 x 9 cycles per frame, however unrolled
+    model = EXAMPLES / "brevitas_digits" / "cnn_w1a1.onnx"
+    done = hdlgen("build", model, "-o", tmp_path / "x", "--target-fps", "1e7")
+    one_error_line(done, "--target-fps 10,000,000 cannot be met at 100 MHz: even fully unrolled, stage "
+                         "'Conv_0_window' takes 576 cycles per frame, so the pipeline makes at most 173,611 frames/s")
+    assert "(--target-fps 173611)" in done.stderr and not (tmp_path / "x").exists()
+    assert hdlgen("build", model, "-o", tmp_path / "best", "--target-fps", "173611").returncode == 0
+    report = json.loads((tmp_path / "best" / "report.json").read_text())
+    assert report["pipeline"]["initiation_interval_cycles"] == 576
+
+
 def test_sim_writes_outputs_in_model_units(tmp_path, small_model, rng):
     path, model = small_model
     assert hdlgen("build", path, "-o", tmp_path / "out").returncode == 0
@@ -175,13 +195,18 @@ def test_synth_ecp5_reports_luts_and_fmax(tmp_path, small_model):
     done = hdlgen("synth", tmp_path / "out")
     assert done.returncode == 0, done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()[1:-1]] == ["ecp5-25k"]
-    done = hdlgen("synth", tmp_path / "out", "--target", "xc7")
-    assert done.returncode == 0, done.stderr
-    assert "note: this build was made for ecp5-25k; its products and adder trees were chosen for that target, " \
-           "not xc7" in done.stderr
     ecp5 = json.loads((tmp_path / "out" / "synth-ecp5-25k.json").read_text())
     assert ecp5["lut"] > 0 and ecp5["ff"] > 0 and ecp5["fmax_mhz"] > 50 and ecp5["placed"]
-    xc7 = json.loads((tmp_path / "out" / "synth-xc7.json").read_text())
+    # its XNOR layers are trees of ECP5 carry cells, which a Xilinx part does not have
+    one_error_line(hdlgen("synth", tmp_path / "out", "--target", "xc7"),
+                   "instantiates ecp5 primitives (CCU2C), which xc7 does not have: rebuild with --target xc7")
+    assert not (tmp_path / "out" / "synth-xc7.json").exists()
+    assert hdlgen("build", path, "-o", tmp_path / "xc7", "--target", "xc7").returncode == 0
+    done = hdlgen("synth", tmp_path / "xc7", "--target", "xc7", "--target", "ice40-up5k")
+    assert done.returncode == 0, done.stderr
+    assert "note: this build was made for xc7; its products and adder trees were chosen for that target, " \
+           "not ice40-up5k" in done.stderr
+    xc7 = json.loads((tmp_path / "xc7" / "synth-xc7.json").read_text())
     assert xc7["lut"] > 0 and xc7["fmax_mhz"] is None
     assert done.stdout.splitlines()[0].split()[:4] == ["target", "LUT", "FF", "BRAM"]
 

@@ -13,7 +13,8 @@ from hdlgen.cores.products import ProductKind, packing
 from hdlgen.golden import matrix_vector
 from hdlgen.ir import Folding, MatrixVectorLayer, QuantType
 
-# in_type, weight_type, mw, mh, pe, simd[, target whose products the unit uses (default ecp5-85k)]
+# in_type, weight_type, mw, mh, pe, simd[, the target whose packing the unit uses, or the carry cells
+# of its popcount tree (default: ecp5-85k's products, generic adder trees)]
 CASES = {
     "bipolar-x-bipolar_nf2-sf4": (BIPOLAR, BIPOLAR, 32, 8, 4, 8),
     "uint3-x-ternary_nf3-sf3": (UINT(3), TERNARY, 15, 6, 2, 5),
@@ -27,6 +28,10 @@ CASES = {
     "int8-x-int8-packed-xcup_nf3-sf2": (INT(8), INT(8), 16, 12, 4, 8, "xcup"),
     "uint4-x-narrow-int4-packed-4-lanes_nf2-sf3": (UINT(4), INT(4, narrow=True), 12, 10, 5, 4, "xcup"),
     "int16-input-x-int6-multiply_nf2-sf2": (INT(16), INT(6, narrow=True), 8, 4, 2, 4),
+    # XNOR-popcount on the carry chain: CCU2C (ECP5) and LUT6_2 + CARRY4 (xc7), Yosys's models
+    "bipolar-x-bipolar-carry-ccu2c_nf2-sf2": (BIPOLAR, BIPOLAR, 128, 8, 4, 64, "ccu2c"),
+    "bipolar-x-bipolar-carry-ccu2c-block-ram": (BIPOLAR, BIPOLAR, 256, 32, 1, 32, "ccu2c"),
+    "bipolar-x-bipolar-carry-carry4_nf3-sf3": (BIPOLAR, BIPOLAR, 39, 6, 2, 13, "carry4"),
 }
 
 
@@ -75,12 +80,15 @@ def design(request, sim_root):
     rng = np.random.default_rng(zlib.crc32(case.encode()))
     layer = random_layer(rng, in_type, weight_type, mw, mh)
     folding = Folding(pe=pe, simd=simd)
-    if target:
+    if "packed" in case:
         pack = packing(in_type, weight_type, target[0])
         dut = MatrixVectorUnit(layer=layer, folding=folding, product=ProductKind.PACKED, packing=pack)
+    elif target:
+        dut = MatrixVectorUnit(layer=layer, folding=folding, carry_cells=target[0])
     else:
         dut = MatrixVectorUnit(layer=layer, folding=folding)
     assert (dut.product is ProductKind.PACKED) == ("packed" in case)
+    assert dut.carry_tree == ("-carry-" in case)
     assert dut.block_ram == case.endswith("block-ram")
     built = CocotbDesign(emit(dut, "mvu"), "mvu", sim_root / f"mvu-{case}")
     return built, layer, folding, dut.acc_max
