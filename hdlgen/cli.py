@@ -118,6 +118,9 @@ def _print_sim(result, labels) -> None:
     interval = f"{result.interval:.1f}" if result.interval is not None else "n/a (fewer than 5 frames)"
     print(f"cycles per frame: measured {interval}, cycle model {result.interval_model}; "
           f"first frame out after {result.first_frame_cycles} cycles; {result.cycles} cycles in all")
+    if result.withheld_cycles or result.refused_cycles:
+        print(f"stalls: the input withheld a beat for {result.withheld_cycles} cycles, the output refused one for "
+              f"{result.refused_cycles}")
 
 
 def _simulate(build_dir, x, args):

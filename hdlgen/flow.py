@@ -8,7 +8,6 @@ leaves a half-written directory, and files hdlgen did not write are never delete
 
 from __future__ import annotations
 
-import hashlib
 import math
 import json
 import shutil
@@ -156,20 +155,28 @@ def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: fl
     return command
 
 
-def check_frame_rate(lowered: LoweredModel, foldings: dict[str, Folding], target_fps: float, clock_mhz: float,
-                     target: str) -> None:
-    """Refuse a folding whose pipeline misses ``target_fps``, with the best frame rate there is."""
-    cycles = frame_cycles(lowered, foldings)
-    if clock_mhz * 1e6 / max(cycles.values()) >= target_fps:
-        return
-    fastest = frame_cycles(lowered, auto_folding(lowered, target_fps=clock_mhz * 1e6, clock_mhz=clock_mhz,
-                                                 target=target))
+def folding_for_rate(lowered: LoweredModel, target_fps: float, clock_mhz: float, target: str) -> dict[str, Folding]:
+    """``auto_folding`` for ``target_fps``, checked on the whole pipeline: where a window or padding
+    stage (whose rate follows the next layer's simd) is slower than the layers, the layers are
+    folded for a higher rate until the pipeline meets it. Refuses a rate no folding meets, with the
+    best frame rate there is."""
+    budget = math.floor(clock_mhz * 1e6 / target_fps)
+    asked = target_fps
+    while True:
+        foldings = auto_folding(lowered, target_fps=asked, clock_mhz=clock_mhz, target=target)
+        if max(frame_cycles(lowered, foldings).values()) <= budget:
+            return foldings
+        if math.floor(clock_mhz * 1e6 / asked) <= 1:
+            break
+        asked = min(asked * 1.25, clock_mhz * 1e6)
+    fastest = frame_cycles(lowered, foldings)
     stage = max(fastest, key=fastest.get)
     best = clock_mhz * 1e6 / fastest[stage]
+    ask = f"ask for at most that (--target-fps {math.floor(best)}) or a faster --clock-mhz" if best >= 1 else \
+        "ask for a faster --clock-mhz"
     raise HdlgenError(f"--target-fps {target_fps:,.0f} cannot be met at {clock_mhz:g} MHz: even fully unrolled, "
                       f"stage {stage!r} takes {fastest[stage]:,} cycles per frame, so the pipeline makes at most "
-                      f"{best:,.0f} frames/s; ask for at most that (--target-fps {math.floor(best)}) or a faster "
-                      f"--clock-mhz")
+                      f"{best:,.0f} frames/s; {ask}")
 
 
 def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: float | None = None,
@@ -203,9 +210,8 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
         if output == "class":
             lowered = with_class_output(lowered)
         if fold == "auto":
-            foldings = auto_folding(lowered, target_fps=target_fps, clock_mhz=clock_mhz, target=target)
-            if target_fps is not None:
-                check_frame_rate(lowered, foldings, target_fps, clock_mhz, target)
+            foldings = auto_folding(lowered, clock_mhz=clock_mhz, target=target) if target_fps is None else \
+                folding_for_rate(lowered, target_fps, clock_mhz, target)
         else:
             if target_fps is not None:
                 raise HdlgenError("--target-fps chooses a folding; it cannot be combined with a folding file")
@@ -256,7 +262,7 @@ def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = 
     """Run inputs (model units, batch first) through the generated RTL on the native Verilator harness,
     the input withholding its next beat in a share ``idle`` of the cycles and the output not ready
     in a share ``backpressure`` (random, from ``seed``)."""
-    from .backends.harness import NativeHarness
+    from .backends.harness import NativeHarness, simulation_digest
 
     progress = progress or Progress(2, enabled=False)
     model, report = build_dir.model, build_dir.report
@@ -264,7 +270,7 @@ def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = 
         raise HdlgenError(f"the inputs hold no frames (shape {np.shape(x)}); give at least one input row")
     codes = quantize_input_codes(model, x)
     in_bits, out_bits = build_dir.stream_bits
-    digest = hashlib.sha256(build_dir.verilog.read_bytes()).hexdigest()[:16]
+    digest = simulation_digest({"design.v": build_dir.verilog.read_text()}, "stream_harness.cpp")
     sim_root = build_dir.record("sim")
     sim_dir = sim_root / digest
     if NativeHarness.is_built(sim_dir):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import shutil
@@ -34,6 +35,16 @@ class HarnessRun:
 
 def _words_per(bits: int) -> int:
     return max(1, -(-bits // 32))
+
+
+def simulation_digest(sources: dict[str, str], harness: str) -> str:
+    """A name for a compiled simulation: it changes with the Verilog, the C++ harness and the vendor
+    models added, so a simulator built by another hdlgen is never reused."""
+    h = hashlib.sha256()
+    for text in (*sources.values(), simulation_models(*sources.values())):
+        h.update(text.encode())
+    h.update((RTL_TEMPLATES / harness).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def compile_simulation(sources: dict[str, str], harness: str, toplevel: str, build_dir: Path, *, defines: str = "",

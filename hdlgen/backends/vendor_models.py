@@ -44,6 +44,8 @@ def share_folder() -> Path:
 @cache
 def _module(relative: str, name: str) -> str:
     path = share_folder() / relative
+    if not path.exists() and relative.startswith("ecp5/"):
+        path = share_folder() / "lattice" / relative.split("/", 1)[1]      # where newer Yosys keeps them
     try:
         text = path.read_text()
     except OSError as e:

@@ -4,7 +4,6 @@ with the same pyserial code as a real board."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -62,11 +61,11 @@ class SimulatedBoard:
         self._slave = None
 
     def _binary(self) -> Path:
-        from ..backends.harness import compile_simulation
+        from ..backends.harness import compile_simulation, simulation_digest
 
         core = core_verilog(self.build.report["top"], self.link, divisor=SIM_DIVISOR, timeout=sim_timeout(self.link))
         network = self.build.verilog.read_text()
-        digest = hashlib.sha256((core + network).encode()).hexdigest()[:16]
+        digest = simulation_digest({"network.v": network, "core.v": core}, "uart_bridge.cpp")
         folder = self.build.record("board") / "sim"
         binary = folder / digest / "Vsim"
         if binary.exists():

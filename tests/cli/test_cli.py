@@ -162,7 +162,15 @@ def test_sim_writes_outputs_in_model_units(tmp_path, small_model, rng):
     assert "RTL == golden model on 40/40 frames" in done.stdout
     accuracy = np.mean(outputs.argmax(1) == labels)
     assert f"accuracy: RTL {accuracy:.4f}, golden model {accuracy:.4f}" in done.stdout
-    assert "cycles per frame: measured" in done.stdout
+    assert "cycles per frame: measured" in done.stdout and "stalls:" not in done.stdout
+    # the same frames with the input and the output stalling at random: the same outputs
+    done = hdlgen("sim", tmp_path / "out", "--inputs", tmp_path / "x.npy", "--out", tmp_path / "stalled.npy",
+                  "--idle", "0.3", "--backpressure", "0.5", "--seed", "4")
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(np.load(tmp_path / "stalled.npy"), outputs)
+    assert "RTL == golden model on 40/40 frames" in done.stdout and "stalls: the input withheld" in done.stdout
+    done = hdlgen("sim", tmp_path / "out", "--inputs", tmp_path / "x.npy", "--idle", "1")
+    assert done.returncode == 2 and "must be a share of cycles from 0 to 0.95, not 1" in done.stderr
 
 
 def test_build_and_sim_with_relative_paths(tmp_path, small_model, rng, monkeypatch):
