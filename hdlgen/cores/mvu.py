@@ -18,6 +18,13 @@ __all__ = ["MatrixVectorUnit"]
 # Memories at least this deep and this large are expected in block RAM (an ECP5 DP16KD holds 18 Kbit).
 BLOCK_RAM_MIN_DEPTH = 128
 BLOCK_RAM_MIN_BITS = 8192
+# depth of one 18-kbit block RAM (ECP5 DP16KD, Xilinx RAMB18) for each width it can be configured to
+BLOCK_RAM_DEPTHS = {1: 16384, 2: 8192, 4: 4096, 9: 2048, 18: 1024, 36: 512}
+
+
+def bank_depth(width: int) -> int:
+    """Words of one block RAM at this width (wider words take several RAMs side by side)."""
+    return next(depth for bits, depth in BLOCK_RAM_DEPTHS.items() if bits >= min(width, 36))
 
 
 class MatrixVectorUnit(wiring.Component):
@@ -54,8 +61,12 @@ class MatrixVectorUnit(wiring.Component):
         # weights big enough for block RAM (by Yosys's usual choice) get an output register
         words, width = self._nf * self._sf, word_width(layer, folding, self._packing)
         self._block_ram = words >= BLOCK_RAM_MIN_DEPTH and words * width >= BLOCK_RAM_MIN_BITS
-        # issue -> address register (1) -> memory read (1) [-> output register (1)]
-        self._memory_latency = 3 if self._block_ram else 2
+        # weights deeper than one block RAM are banked: each bank's output is registered before the
+        # multiplexer that picks one, so no logic follows a block RAM's slow clock-to-output
+        self._bank_depth = bank_depth(width)
+        self._banks = -(-words // self._bank_depth) if self._block_ram else 1
+        # issue -> address register (1) -> memory read (1) [-> output register (1) [-> bank mux register (1)]]
+        self._memory_latency = 2 + self._block_ram + (self._banks > 1)
         # ... -> dot products -> accumulator (1) -> FIFO write (1) -> FIFO output (1)
         self.pipeline_latency = self._memory_latency + self._dots.latency + 3
         self._fifo_depth = self.pipeline_latency + 2
@@ -84,6 +95,11 @@ class MatrixVectorUnit(wiring.Component):
         return self._nf > 1
 
     @property
+    def weight_banks(self) -> int:
+        """Block RAMs deep the weights are split into (1 unless deeper than one block RAM)."""
+        return self._banks
+
+    @property
     def block_ram(self) -> bool:
         """Whether the weights are expected in block RAM, and so get an output register."""
         return self._block_ram
@@ -99,10 +115,17 @@ class MatrixVectorUnit(wiring.Component):
         words = weight_words(layer, self._folding, self._packing)
         # below the block-RAM size the weights are kept out of block RAM (a ROM in logic), where
         # their read needs no extra register; Yosys would otherwise pick block RAM for some of them
-        m.submodules.weights = weights = memory.Memory(
-            shape=unsigned(word_width(layer, self._folding, self._packing)), depth=max(len(words), 2), init=words,
-            attrs=None if self._block_ram else {"ram_style": "logic"})
-        w_read = weights.read_port()
+        shape = unsigned(word_width(layer, self._folding, self._packing))
+        if self._banks == 1:
+            m.submodules.weights = weights = memory.Memory(
+                shape=shape, depth=max(len(words), 2), init=words, attrs=None if self._block_ram else {"ram_style": "logic"})
+            reads = [weights.read_port()]
+        else:
+            reads = []
+            for b in range(self._banks):
+                part = words[b * self._bank_depth:(b + 1) * self._bank_depth]
+                m.submodules[f"weights{b}"] = bank = memory.Memory(shape=shape, depth=max(len(part), 2), init=part)
+                reads.append(bank.read_port())
 
         # -- output FIFO and credits -----------------------------------------------------------------
         acc_shape = data.ArrayLayout(range(self.acc_max + 1), pe)
@@ -169,18 +192,25 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.sync += nf.eq(Mux(nf == nf_count - 1, 0, nf + 1))
         weight_addr = Signal.like(waddr, reset_less=True)
         m.d.sync += weight_addr.eq(waddr)
-        m.d.comb += w_read.addr.eq(weight_addr)
+        for read in reads:
+            m.d.comb += read.addr.eq(weight_addr)
 
         # -- input word and weights into the dot products -------------------------------------------
         if self._block_ram:
             # A block RAM's clock-to-output alone takes most of a period at 200 MHz (5.6 ns on
             # ECP5, where Yosys does not use the RAM's output register), so its output is
-            # registered once more before any logic.
-            word_out = Signal(word_layout, reset_less=True)
-            weights_out = Signal(len(w_read.data), reset_less=True)
-            m.d.sync += [word_out.eq(word), weights_out.eq(w_read.data)]
+            # registered once more before any logic; banks are registered each, then picked.
+            outs = [Signal(shape, name=f"weights_q{b}", reset_less=True) for b in range(self._banks)]
+            m.d.sync += [out.eq(read.data) for out, read in zip(outs, reads)]
+            word_out = self._delay(m, word, 1 + (self._banks > 1), "word")
+            if self._banks == 1:
+                weights_out = outs[0]
+            else:
+                bank = self._delay(m, weight_addr[(self._bank_depth - 1).bit_length():], 2, "bank")
+                weights_out = Signal(shape, reset_less=True)
+                m.d.sync += weights_out.eq(Cat(*outs).word_select(bank, len(outs[0])))
         else:
-            word_out, weights_out = word, w_read.data
+            word_out, weights_out = word, reads[0].data
         valid1, first1, last1 = Signal(), Signal(reset_less=True), Signal(reset_less=True)
         m.d.sync += [valid1.eq(issue), first1.eq(sf == 0), last1.eq(sf == sf_count - 1)]
         m.submodules.dots = dots = self._dots
@@ -211,6 +241,14 @@ class MatrixVectorUnit(wiring.Component):
         pushed_issue = issue & (sf == sf_count - 1)
         m.d.sync += outstanding.eq(outstanding + pushed_issue - popped)
         return m
+
+    @staticmethod
+    def _delay(m: Module, value, cycles: int, name: str):
+        for k in range(cycles):
+            reg = Signal.like(value, name=f"{name}_d{k}", reset_less=True)
+            m.d.sync += reg.eq(value)
+            value = reg
+        return value
 
     def _corrected_accumulators(self, m: Module, valid, first, last, out_fifo):
         """PACKED products sum biased signed terms: each row starts from its correction

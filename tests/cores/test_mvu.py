@@ -22,6 +22,8 @@ CASES = {
     "int4-x-bipolar_pe1-simd1": (INT(4), BIPOLAR, 6, 4, 1, 1),
     "uint8-x-ternary_nf1-sf4": (UINT(8), TERNARY, 64, 8, 8, 16),
     "bipolar-x-bipolar_block-ram": (BIPOLAR, BIPOLAR, 256, 32, 1, 32),
+    # 1,280 words of 32 bits: three block RAMs deep (512, 512, 256), each registered, then picked
+    "bipolar-x-bipolar-banked_block-ram": (BIPOLAR, BIPOLAR, 512, 80, 1, 32),
     "int8-x-int8-multiply_nf2-sf3": (INT(8), INT(8), 24, 4, 2, 8),
     "uint3-x-int3-lut_nf2-sf2": (UINT(3), INT(3), 12, 6, 3, 6),
     "int4-x-pow2_3-shift_nf1-sf4": (INT(4), QuantType.pow2(3), 16, 4, 4, 4),
@@ -90,6 +92,7 @@ def design(request, sim_root):
     assert (dut.product is ProductKind.PACKED) == ("packed" in case)
     assert dut.carry_tree == ("-carry-" in case)
     assert dut.block_ram == case.endswith("block-ram")
+    assert dut.weight_banks == (3 if "banked" in case else 1)
     built = CocotbDesign(emit(dut, "mvu"), "mvu", sim_root / f"mvu-{case}")
     return built, layer, folding, dut.acc_max
 
