@@ -23,7 +23,7 @@ from amaranth import Cat, Const, Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import positive_int, validating
+from .params import delayed, positive_int, validating
 
 __all__ = ["AdderTree"]
 
@@ -139,17 +139,11 @@ class AdderTree(wiring.Component):
             values = [v for chunk in values for v in chunk]
             if registered:
                 # whatever skips this level must pass the same register to stay aligned
-                carried = [(self._delay(m, v, f"l{level}_carry"), top) for v, top in carried]
-                spares = [self._delay(m, s, f"l{level}_spare{k}") for k, s in enumerate(spares)]
+                carried = [(delayed(m, v, 1, f"l{level}_carry"), top) for v, top in carried]
+                spares = [delayed(m, s, 1, f"l{level}_spare{k}") for k, s in enumerate(spares)]
             values += carried
         m.d.comb += self.o.eq(values[0][0])
         return m
-
-    @staticmethod
-    def _delay(m: Module, value, name: str):
-        reg = Signal(len(value), name=name, reset_less=True)
-        m.d.sync += reg.eq(value)
-        return reg
 
     def _chunks(self, lanes: list[_Lane]) -> list[list[_Lane]]:
         chunks, current, width = [], [], 1

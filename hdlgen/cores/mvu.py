@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from ..ir.lowered import Folding, MatrixVectorLayer
 from .dot_array import DotProductArray
 from ..golden.layers import row_correction
-from .params import counter, validating
+from .params import counter, delayed, validating
 from .products import Packing, ProductKind
 from .weights import weight_words, word_width
 
@@ -202,11 +202,11 @@ class MatrixVectorUnit(wiring.Component):
             # registered once more before any logic; banks are registered each, then picked.
             outs = [Signal(shape, name=f"weights_q{b}", reset_less=True) for b in range(self._banks)]
             m.d.sync += [out.eq(read.data) for out, read in zip(outs, reads)]
-            word_out = self._delay(m, word, 1 + (self._banks > 1), "word")
+            word_out = delayed(m, word, 1 + (self._banks > 1), "word")
             if self._banks == 1:
                 weights_out = outs[0]
             else:
-                bank = self._delay(m, weight_addr[(self._bank_depth - 1).bit_length():], 2, "bank")
+                bank = delayed(m, weight_addr[(self._bank_depth - 1).bit_length():], 2, "bank")
                 weights_out = Signal(shape, reset_less=True)
                 m.d.sync += weights_out.eq(Cat(*outs).word_select(bank, len(outs[0])))
         else:
@@ -241,14 +241,6 @@ class MatrixVectorUnit(wiring.Component):
         pushed_issue = issue & (sf == sf_count - 1)
         m.d.sync += outstanding.eq(outstanding + pushed_issue - popped)
         return m
-
-    @staticmethod
-    def _delay(m: Module, value, cycles: int, name: str):
-        for k in range(cycles):
-            reg = Signal.like(value, name=f"{name}_d{k}", reset_less=True)
-            m.d.sync += reg.eq(value)
-            value = reg
-        return value
 
     def _corrected_accumulators(self, m: Module, valid, first, last, out_fifo):
         """PACKED products sum biased signed terms: each row starts from its correction

@@ -1,9 +1,10 @@
-"""Parameter checks shared by the components."""
+"""Parameter checks and small helpers shared by the components."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 
+from amaranth import Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -48,3 +49,12 @@ class ImageStageCore(wiring.Component):
         in_layout = data.ArrayLayout(stage.in_type.bits, count)
         out_layout = in_layout if out_shape is None else data.ArrayLayout(out_shape, count)
         super().__init__({"i": In(stream.Signature(in_layout)), "o": Out(stream.Signature(out_layout))})
+
+
+def delayed(m, value, cycles: int, name: str):
+    """``value`` through ``cycles`` datapath registers (no reset) in ``m``'s sync domain."""
+    for k in range(cycles):
+        reg = Signal.like(value, name=f"{name}_d{k}", reset_less=True)
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
