@@ -118,7 +118,7 @@ def build(model: str | Path, outdir: str | Path | None = None, *, target: str = 
     """Build the model file ``model`` (QONNX, ONNX QDQ or a native ``.json``) into ``outdir`` and open it.
 
     ``outdir`` defaults to a new temporary directory, which is kept for the design's simulations.
-    ``fold`` is ``"auto"``, a folding file, or a dict ``{layer: {"pe": N, "simd": N}}``. The other
+    ``fold`` is ``"auto"``, ``"fit"`` (the fastest folding that fits the target's device), a folding file, or a dict ``{layer: {"pe": N, "simd": N}}``. The other
     options are those of ``hdlgen build``."""
     import json
 
@@ -130,7 +130,7 @@ def build(model: str | Path, outdir: str | Path | None = None, *, target: str = 
     if isinstance(fold, dict):
         fold_file = Path(tempfile.mkdtemp(prefix="hdlgen-fold-")) / "fold.json"
         fold_file.write_text(json.dumps(fold))
-    elif fold != "auto":
+    elif fold not in ("auto", "fit"):
         fold_file = str(fold)
     flow_build(Path(model), outdir, fold=str(fold_file), target_fps=target_fps, clock_mhz=clock_mhz, target=target,
                progress=Progress(4, enabled=progress), requant=requant, bn=bn, bn_check=bn_check,
@@ -179,6 +179,19 @@ def report_text(report: dict, outdir: Path) -> str:
             unit += f" ({layer['requant_differing']} steps differ from the exact thresholds)"
         lines.append(f"{layer['name']:<{width}}{size:>13}{layer['pe']:>5}{layer['simd']:>6}"
                      f"{layer['cycles_per_frame']:>9}{layer['weight_memory_bits']:>13}  {layer['product']:<10}{unit}")
+    skipping = [layer for layer in report["layers"] if layer.get("zero_skip")]
+    if skipping:
+        lines.append("zero-skip: " + ", ".join(f"{layer['name']} issues {layer['weight_memory_shape'][0]} blocks a "
+                                                f"vector of {layer['blocks']} ({layer['zero_blocks']} all zero)"
+                                                for layer in skipping))
+    est = report.get("estimate")
+    if est:
+        device = est["device"]
+        of = (lambda k: f" of {device[k]:,}") if device else (lambda k: "")
+        lines.append(f"estimate: {est['lut']:,} LUT{of('lut')}, {est['bram']:g} block RAM{of('bram')}, "
+                     f"{est['dsp']} DSP{of('dsp')} on {report['target']} (transforms/resources.py)")
+        if est.get("over_device"):
+            lines.append(f"warning: {est['over_device']}")
     pipe = report["pipeline"]
     lines.append(f"pipeline: {pipe['initiation_interval_cycles']} cycles per frame "
                  f"({report['frames_per_second_at_clock']:,.0f} frames/s at {report['clock_mhz_for_fps']:g} MHz), "

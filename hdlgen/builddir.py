@@ -332,8 +332,8 @@ class BuildDir:
             raise HdlgenError(f"{path / REPORT} names top {report['top']!r}, but the build holds no {verilog}; "
                               f"{_rebuild(marker, path)}")
         model, foldings = load_lowered(path)
-        if {layer["name"]: (layer["pe"], layer["simd"]) for layer in report["layers"]} != \
-                {name: (f.pe, f.simd) for name, f in foldings.items()}:
+        if {layer["name"]: (layer["pe"], layer["simd"], layer.get("zero_skip", False)) for layer in report["layers"]} != \
+                {name: (f.pe, f.simd, f.zero_skip) for name, f in foldings.items()}:
             raise HdlgenError(f"{path}: report.json and lowered.json disagree on the folding; {_rebuild(marker, path)}")
         return cls(path, report, model, foldings, marker)
 

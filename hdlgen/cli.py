@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -259,6 +260,52 @@ def cmd_quantize(args) -> int:
     return 0
 
 
+def cmd_explore(args) -> int:
+    from .explore import CSV_NAME, PNG_NAME, explore_points, parse_synth, synthesize_point, write_plot, write_table
+    from .frontend import load_model
+    from .size_guard import SizeGuard
+    from .targets import get_target
+    from .transforms import streamline
+
+    from .builddir import check_output_dir, write_build
+
+    out = Path(args.outdir or f"explore-{Path(args.model).stem}")
+    check_output_dir(out, [Path(args.model)])
+    model = load_model(Path(args.model), args.input_type)
+    SizeGuard().check_model(model)
+    lowered = streamline(model)
+    points = explore_points(lowered, args.target, args.clock_mhz, args.max_lanes)
+    chosen = parse_synth(args.synth, points)
+    for k, point in enumerate(chosen):
+        if not args.quiet:
+            print(f"[{k + 1}/{len(chosen)}] synthesizing point {point.index} ({point.fps:,.0f} frames/s) with Yosys ...",
+                  file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory(prefix="hdlgen-explore-") as tmp:
+            point.measured = synthesize_point(lowered, point, args.target, Path(tmp))
+    target = get_target(args.target)
+    device = dict(target.resources) if target.resources else None
+
+    def write(staging: Path) -> None:
+        write_table(points, staging / CSV_NAME)
+        write_plot(points, staging / PNG_NAME, device=device, title=f"{Path(args.model).name} on {args.target} at "
+                   f"{args.clock_mhz:g} MHz (estimates: transforms/resources.py)")
+
+    command = ["hdlgen", "explore", str(Path(args.model).absolute()), "--target", args.target, "-o", str(out),
+               "--clock-mhz", repr(args.clock_mhz)] + (["--synth", args.synth] if args.synth else [])
+    write_build(out, write, command=command, inputs=[Path(args.model)])
+    synthesized = any(p.measured for p in points)
+    head = f"{'point':>5} {'frames/s':>12} {'cycles':>9} {'LUT':>8} {'BRAM':>6} {'DSP':>5}  fits  pareto"
+    print(head + ("  Yosys LUT/BRAM/DSP" if synthesized else ""))
+    for p in points:
+        fits = "-" if p.fits is None else ("yes" if p.fits else "no")
+        line = f"{p.index:>5} {p.fps:>12,.1f} {p.cycles:>9,} {p.lut:>8,} {p.bram:>6g} {p.dsp:>5}  {fits:<4}  {'*' if p.pareto else ' '}"
+        if p.measured:
+            line += f"       {p.measured['lut']:,}/{p.measured['bram']:g}/{p.measured['dsp']}"
+        print(line)
+    print(f"wrote {out / CSV_NAME} and {out / PNG_NAME} ({len(points)} foldings, {sum(p.pareto for p in points)} Pareto)")
+    return 0
+
+
 def cmd_inspect(args) -> int:
     from .frontend import load_model
     from .inspect import describe, describe_graph
@@ -422,7 +469,8 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="compile a model description into Verilog, a report and the lowered model")
     b.add_argument("model", help="QONNX model (.onnx) or native model description (.json with its .npz)")
     b.add_argument("-o", "--outdir", required=True, help="build directory to write")
-    b.add_argument("--fold", default="auto", help="'auto' or a JSON file {layer: {pe: N, simd: N}}")
+    b.add_argument("--fold", default="auto", help="'auto' (64 lanes on the heaviest layer, folded further where that does not fit the target's device), "
+                        "'fit' (the fastest folding that fits the device), or a JSON file {layer: {pe: N, simd: N}}")
     b.add_argument("--input-type", metavar="T", help=INPUT_TYPE_HELP)
     b.add_argument("--target-fps", type=FRAMES_PER_SECOND, help="frames per second to fold for (auto folding)")
     b.add_argument("--clock-mhz", type=CLOCK_MHZ, default=100.0, help="clock the frame rate refers to (default 100)")
@@ -480,6 +528,19 @@ def parser() -> argparse.ArgumentParser:
                    help="activation type, with a zero point (default uint8)")
     q.add_argument("-o", "--output", required=True, help="QDQ model to write (.onnx)")
     q.set_defaults(run=cmd_quantize)
+
+    e = sub.add_parser("explore", help="sweep a model's foldings: estimated LUTs, block RAMs and DSPs against "
+                                       "frames/s, as a table (CSV) and a plot (PNG)")
+    e.add_argument("model", help="QONNX model (.onnx) or native model description (.json with its .npz)")
+    e.add_argument("--target", choices=target_names(), default=DEFAULT_TARGET, help=f"build target (default {DEFAULT_TARGET})")
+    e.add_argument("-o", "--outdir", help="folder for explore.csv and explore.png (default explore-MODEL)")
+    e.add_argument("--clock-mhz", type=CLOCK_MHZ, default=100.0, help="clock the frame rates refer to (default 100)")
+    e.add_argument("--synth", metavar="POINTS", help="synthesize these points with Yosys to check the estimate: "
+                                                     "'pareto' or numbers such as 0,3,7")
+    e.add_argument("--input-type", metavar="T", help=INPUT_TYPE_HELP)
+    e.add_argument("--max-lanes", type=_positive_int, default=guard.max_lanes,
+                   help=f"stop the sweep at foldings with more parallel lanes (default {guard.max_lanes:,})")
+    e.set_defaults(run=cmd_explore)
 
     i = sub.add_parser("inspect", help="print a model's imported and lowered layers, quant types and shapes")
     i.add_argument("model", help="QONNX model (.onnx) or native model description (.json)")

@@ -26,6 +26,7 @@ from .targets import DEFAULT_TARGET, get_target
 from .cores.products import ProductKind, choose_product, packing
 from .cores.requant import requant_memory_bits
 from .cores.thresholds import SEARCH_FROM_BITS, threshold_entries
+from .cores.sparse_mvu import nonzero_blocks, sparse_entries
 from .cores.weights import word_width
 from .errors import HdlgenError
 from .frontend import load_model
@@ -35,8 +36,12 @@ from .golden import quantize_input_codes, run_lowered, to_model_units
 from .ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
 from .ir.lowered_io import save_lowered
 from .transforms import auto_folding, check_foldings, load_folding, streamline
+from .transforms.device_fit import check_fits, fastest_fitting, over_limits
+from .transforms.resources import Estimate, estimate
 from .transforms.classes import with_class_output
 from .progress import Progress, ProgressBar
+
+FOLD_MODES = ("auto", "fit")      # --fold: the default folding, or the fastest that fits the device
 
 OUTPUTS = ("scores", "class")          # what the output stream carries (build --output)
 
@@ -51,6 +56,9 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
             plan = choose_product(stage.in_type, stage.weight_type, target, pe=fold.pe)
             pack = packing(stage.in_type, stage.weight_type, target) if plan.kind is ProductKind.PACKED else None
             words, width = stage.mh // fold.pe * (stage.mw // fold.simd), word_width(stage, fold, pack)
+            blocks = nonzero_blocks(stage, fold) if not stage.weight_type.is_bipolar else None
+            if fold.zero_skip:
+                words = sparse_entries(stage, fold)
             thr_bits = requant_memory_bits(stage) if stage.requant is not None else 0 if stage.thresholds is None else \
                 stage.mh * threshold_entries(stage.out_type) * (stage.acc_max + 1).bit_length()
             layers.append({
@@ -62,6 +70,9 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
                 "pe": fold.pe, "simd": fold.simd, "cycles_per_frame": cycles.layer_cycles[stage.name],
                 "weight_memory_bits": words * width,
                 "weight_memory_shape": [words, width],
+                "zero_skip": fold.zero_skip,
+                "blocks": stage.mh // fold.pe * (stage.mw // fold.simd),    # pe x simd blocks of weights
+                "zero_blocks": None if blocks is None else int(blocks.size - blocks.sum()),
                 "threshold_memory_bits": thr_bits,
                 "threshold_unit": stage.requant.kind if stage.requant is not None else None if stage.out_type is None else
                 "search" if stage.out_type.bits >= SEARCH_FROM_BITS else "parallel",
@@ -134,8 +145,10 @@ def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: fl
     command = ["hdlgen", "build", str(Path(model_path).absolute()), "-o", str(Path(outdir).absolute())]
     if input_type is not None:
         command += ["--input-type", input_type]
-    if fold != "auto":
+    if fold not in FOLD_MODES:
         command += ["--fold", str(Path(fold).absolute())]
+    elif fold != "auto":
+        command += ["--fold", fold]
     if target_fps is not None:
         command += ["--target-fps", repr(target_fps)]
     if target != DEFAULT_TARGET:
@@ -179,6 +192,35 @@ def folding_for_rate(lowered: LoweredModel, target_fps: float, clock_mhz: float,
                       f"{best:,.0f} frames/s; {ask}")
 
 
+def choose_folding(lowered: LoweredModel, fold: str, target_fps: float | None, clock_mhz: float, target: str,
+                   guard: SizeGuard) -> dict[str, Folding]:
+    """The folding ``--fold`` asks for: ``auto`` (the default lanes, or ``--target-fps`` with the least
+    hardware; where the default does not fit the target's device, the fastest folding that does),
+    ``fit`` (the fastest folding that fits the device) or a folding file."""
+    if fold == "fit":
+        if target_fps is not None:
+            raise HdlgenError("--fold fit chooses the fastest folding that fits the device; it cannot be combined "
+                              "with --target-fps (--fold auto --target-fps N folds for the rate with the least hardware)")
+        return fastest_fitting(lowered, target, clock_mhz, guard.max_lanes)
+    if fold == "auto" and target_fps is not None:
+        return folding_for_rate(lowered, target_fps, clock_mhz, target)
+    if fold == "auto":
+        foldings = auto_folding(lowered, clock_mhz=clock_mhz, target=target)
+        if get_target(target).resources is not None and over_limits(estimate(lowered, foldings, target), target):
+            foldings = fastest_fitting(lowered, target, clock_mhz, guard.max_lanes)
+        return foldings
+    if target_fps is not None:
+        raise HdlgenError("--target-fps chooses a folding; it cannot be combined with a folding file")
+    return load_folding(Path(fold), lowered, target)
+
+
+def estimate_report(est: Estimate, target: str) -> dict:
+    """The resource estimate as report.json keeps it (``transforms.resources``)."""
+    resources = get_target(target).resources
+    return {"lut": est.lut, "bram": est.bram, "dsp": est.dsp, "device": dict(resources) if resources else None,
+            "stages": {s.name: {"kind": s.kind, "lut": round(s.lut), "bram": s.bram, "dsp": s.dsp} for s in est.stages}}
+
+
 def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: float | None = None,
           clock_mhz: float = 100.0, target: str = DEFAULT_TARGET, progress: Progress | None = None,
           guard: SizeGuard = SizeGuard(), input_type: str | None = None, requant: str = "auto",
@@ -197,7 +239,7 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
     if output not in OUTPUTS:
         raise HdlgenError(f"output {output!r}: choose one of {', '.join(OUTPUTS)}")
     outdir = Path(outdir)
-    inputs = [model_path] + ([Path(fold)] if fold != "auto" else [])
+    inputs = [model_path] + ([Path(fold)] if fold not in FOLD_MODES else [])
     check_output_dir(outdir, inputs)
     with progress(f"reading {model_path}"):
         model = load_model(model_path, input_type)
@@ -209,15 +251,14 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
         lowered = streamline(model, requant)
         if output == "class":
             lowered = with_class_output(lowered)
-        if fold == "auto":
-            foldings = auto_folding(lowered, clock_mhz=clock_mhz, target=target) if target_fps is None else \
-                folding_for_rate(lowered, target_fps, clock_mhz, target)
-        else:
-            if target_fps is not None:
-                raise HdlgenError("--target-fps chooses a folding; it cannot be combined with a folding file")
-            foldings = load_folding(Path(fold), lowered)
-        check_foldings(lowered, foldings)
+        foldings = choose_folding(lowered, fold, target_fps, clock_mhz, target, guard)
+        check_foldings(lowered, foldings, target)
         guard.check_folding(lowered, foldings)
+        rate = "" if not target_fps else f"{target_fps:,.0f}" if target_fps >= 1 else f"{target_fps:g}"
+        asked = {"auto": f"--target-fps {rate}" if target_fps else "the default folding",
+                 "fit": "--fold fit"}.get(fold, f"the folding file {fold}")
+        # a folding file is yours: past the estimate it is built, with a warning in the report
+        est, over = check_fits(lowered, foldings, target, clock_mhz, asked, guard.max_lanes, strict=fold in FOLD_MODES)
     with progress("generating Verilog"):
         top = DataflowTop(model=lowered, foldings=foldings, target=target)
         name = top_name(lowered)
@@ -230,6 +271,8 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
         report["exactness_notes"] = exactness_notes(model)
         report["batchnorm"] = bn_report
         report["output"]["host_op"] = None if model.host is None else model.host.op
+        report["estimate"] = estimate_report(est, target)
+        report["estimate"]["over_device"] = over
     with progress(f"writing {outdir}"):
         def write(staging: Path) -> None:
             (staging / f"{name}.v").write_text(verilog)

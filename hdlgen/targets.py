@@ -33,6 +33,7 @@ class Target:
     multiplier: str       # MULT18X18D, SB_MAC16, DSP48E1 or DSP48E2
     lut_product_bits: int  # the widest operands a product table in LUTs is used for
     carry_cells: str | None = None  # the carry-chain cells of XNOR-popcount trees (cores.carry_cells)
+    resources: tuple[tuple[str, int], ...] | None = None  # the device's lut, bram, dsp (None: a family, no device)
 
     @property
     def multiplier_ports(self) -> tuple[int, int]:
@@ -62,7 +63,7 @@ def get_target(name: str | Target) -> Target:
         raise HdlgenError(f"unknown target {name!r}; choose one of {', '.join(target_names())}")
     spec = specs[name]
     return Target(name, spec["family"], spec["device"], spec["lut_inputs"], spec["multiplier"], spec["lut_product_bits"],
-                  spec.get("carry_cells"))
+                  spec.get("carry_cells"), tuple(spec["resources"].items()) if spec.get("resources") else None)
 
 
 def synthesis_spec(name: str) -> dict:

@@ -28,7 +28,8 @@ from ..cores.requant import REQUANT_UNITS, requant_unit
 from ..cores import ArgmaxUnit, GlobalSum, MatrixVectorUnit, MaxPool, Padding, SlidingWindow, WidthConverter, threshold_latency, threshold_unit
 from ..cores.params import counter, validating
 from ..ir.lowered import Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
-from ..transforms.folding import check_foldings
+from ..cores.sparse_mvu import SparseMatrixVectorUnit
+from ..transforms.folding import check_foldings, layer_cycles
 
 __all__ = ["DataflowTop", "CycleModel", "PlannedStage", "stream_plan", "frame_cycles", "CLASS_STAGE"]
 
@@ -43,6 +44,7 @@ class PlannedStage:
     in_beats: int            # beats per frame in and out
     out_beats: int
     out_bits: int            # bits per output value
+    zero_skip: bool = False  # a matrix-vector layer that skips its all-zero weight blocks
 
 
 def _out_bits(stage) -> int:
@@ -71,14 +73,15 @@ def stream_plan(model: LoweredModel, foldings: dict[str, Folding]) -> list[Plann
             in_beats = stage.in_shape[0] * stage.in_shape[1] * stage.in_shape[2] // count
             out_shape = stage.out_shape
             out_beats = out_shape[0] * out_shape[1] * out_shape[2] // count
-        plan.append(PlannedStage(stage, in_count, out_count, in_beats, out_beats, _out_bits(stage)))
+        skip = isinstance(stage, MatrixVectorLayer) and foldings[stage.name].zero_skip
+        plan.append(PlannedStage(stage, in_count, out_count, in_beats, out_beats, _out_bits(stage), skip))
     return plan
 
 
 def stage_cycles(planned: PlannedStage) -> int:
     stage = planned.stage
     if isinstance(stage, MatrixVectorLayer):
-        return MatrixVectorUnit.cycles_per_frame(stage, Folding(pe=planned.out_count, simd=planned.in_count))
+        return layer_cycles(stage, Folding(pe=planned.out_count, simd=planned.in_count, zero_skip=planned.zero_skip))
     if isinstance(stage, WindowStage):
         return SlidingWindow.cycles_per_frame(stage, planned.in_count)
     return max(planned.in_beats, planned.out_beats)
@@ -115,7 +118,7 @@ class DataflowTop(wiring.Component):
     def __init__(self, *, model: LoweredModel, foldings: dict[str, Folding], target: Target | str = DEFAULT_TARGET,
                  levels_per_stage: int = 1):
         with validating(self):
-            check_foldings(model, foldings)
+            check_foldings(model, foldings, target.name if isinstance(target, Target) else target)
             target = get_target(target)
         self._model, self._foldings, self.target = model, foldings, target
         self._plan = stream_plan(model, foldings)
@@ -136,12 +139,18 @@ class DataflowTop(wiring.Component):
         if isinstance(stage, MatrixVectorLayer):
             pe = planned.out_count
             product = choose_product(stage.in_type, stage.weight_type, target, pe=pe).kind
+            if planned.zero_skip:
+                return SparseMatrixVectorUnit(layer=stage, folding=Folding(pe=pe, simd=planned.in_count),
+                                              tree_group=target.tree_group, levels_per_stage=levels_per_stage,
+                                              product=product, carry_cells=target.carry_cells)
             return MatrixVectorUnit(layer=stage, folding=Folding(pe=pe, simd=planned.in_count),
                                     tree_group=target.tree_group, levels_per_stage=levels_per_stage, product=product,
                                     carry_cells=target.carry_cells,
                                     packing=packing(stage.in_type, stage.weight_type, target)
                                     if product is ProductKind.PACKED else None)
-        cls = {PadStage: Padding, WindowStage: SlidingWindow, PoolStage: MaxPool, GlobalPoolStage: GlobalSum}[type(stage)]
+        if isinstance(stage, WindowStage):
+            return SlidingWindow(stage=stage, count=planned.in_count, lut_ram=target.family != "ice40")
+        cls = {PadStage: Padding, PoolStage: MaxPool, GlobalPoolStage: GlobalSum}[type(stage)]
         return cls(stage=stage, count=planned.in_count)
 
     @staticmethod
@@ -195,7 +204,7 @@ class DataflowTop(wiring.Component):
                 m.submodules[f"{stage.name}_regroup"] = conv
                 wiring.connect(m, source, conv.i)
                 source = conv.o
-            kind = {MatrixVectorUnit: "mvu", Padding: "pad", SlidingWindow: "swg", MaxPool: "pool", GlobalSum: "sum"}[type(core)]
+            kind = {MatrixVectorUnit: "mvu", SparseMatrixVectorUnit: "mvu", Padding: "pad", SlidingWindow: "swg", MaxPool: "pool", GlobalSum: "sum"}[type(core)]
             m.submodules[f"{stage.name}_{kind}" if not stage.name.endswith(kind) else stage.name] = core
             wiring.connect(m, source, core.i)
             source = core.o

@@ -154,3 +154,49 @@ def format_table(results: list[SynthResult]) -> str:
                      f"{r.fmax_mhz:.1f}" if r.fmax_mhz else "n/a (no place and route)"))
     widths = [max(len(row[k]) for row in rows) for k in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
+
+
+def _hierarchical(flow: str) -> str:
+    """A target's Yosys flow that keeps the design's hierarchy (``synth_xilinx`` keeps it unless
+    told ``-flatten``; the Lattice flows flatten unless told ``-noflatten``)."""
+    flow = re.sub(r"\s-flatten\b", "", flow)
+    return re.sub(r"\b(synth_(?:ecp5|ice40))\b", r"\1 -noflatten", flow)
+
+
+def _own_cells(stat: dict) -> dict[str, dict[str, int]]:
+    """Each module's own primitive cells (parametrised primitives under their plain names)."""
+    out = {}
+    for name, module in stat["modules"].items():
+        cells = {}
+        for kind, count in module["num_cells_by_type"].items():
+            kind = kind.rsplit("\\", 1)[-1] if kind.startswith("$paramod") else kind
+            if not kind.startswith("$"):
+                cells[kind] = cells.get(kind, 0) + count
+        out[name.lstrip("\\")] = cells
+    return out
+
+
+def synthesize_by_module(verilog: Path, toplevel: str, target_name: str, workdir: Path) -> dict[str, dict]:
+    """Yosys's counts (``lut``, ``lutram``, ``bram``, ``dsp``, ``ff``, ``carry``) per instance of
+    ``toplevel``'s direct submodules, from one synthesis that keeps the hierarchy (no place and
+    route); the top's own glue is under ``""``. Used to calibrate ``transforms.resources``."""
+    spec = synthesis_spec(target_name)
+    text = Path(verilog).read_text()
+    check_primitives(verilog, target_name, text)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "design.v").write_text(text)
+    done = _run_yosys("design.v", f"{_hierarchical(spec['yosys'])} -top {toplevel}", workdir)
+    if done.returncode != 0 and spec.get("yosys_fallback"):
+        done = _run_yosys("design.v", _hierarchical(spec["yosys_fallback"].format(top=toplevel)), workdir)
+    if done.returncode != 0 or not (workdir / "stat.json").exists():
+        log = _read(workdir / "yosys.log") or done.stderr
+        errors = [line for line in log.splitlines() if "ERROR" in line] or log.strip().splitlines()[-1:]
+        raise HdlgenError(f"Yosys failed for {target_name} (see {workdir / 'yosys.log'}): {' '.join(errors)[:400]}")
+    own = _own_cells(json.loads((workdir / "stat.json").read_text()))
+    totals: dict[str, dict] = {}
+    for module, cells in own.items():
+        instance = module.split(".")[1] if module.startswith(toplevel + ".") else ""
+        summed = totals.setdefault(instance, {})
+        for kind, count in cells.items():
+            summed[kind] = summed.get(kind, 0) + count
+    return {instance: _summarise(spec["family"], cells) for instance, cells in totals.items()}

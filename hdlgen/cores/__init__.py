@@ -8,10 +8,11 @@ from .mvu import MatrixVectorUnit
 from .padding import Padding
 from .pooling import MaxPool
 from .sliding_window import SlidingWindow
+from .sparse_mvu import SparseMatrixVectorUnit
 from .threshold_search import ThresholdSearch
 from .thresholds import Thresholding, threshold_latency, threshold_unit
 from .width_converter import WidthConverter
 
 __all__ = ["AdderTree", "ArgmaxUnit", "DotProductArray", "GlobalSum", "MatrixVectorUnit", "Padding", "MaxPool", "SlidingWindow", "Thresholding",
-           "ThresholdSearch", "threshold_latency", "threshold_unit",
+           "SparseMatrixVectorUnit", "ThresholdSearch", "threshold_latency", "threshold_unit",
            "WidthConverter"]

@@ -13,7 +13,6 @@ key is strictly larger.
 
 from __future__ import annotations
 
-import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out

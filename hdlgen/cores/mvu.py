@@ -27,6 +27,50 @@ def bank_depth(width: int) -> int:
     return next(depth for bits, depth in BLOCK_RAM_DEPTHS.items() if bits >= min(width, 36))
 
 
+def in_block_ram(depth: int, bits: int) -> bool:
+    """Whether a memory of ``depth`` words of ``bits`` bits is expected in block RAM."""
+    return depth >= BLOCK_RAM_MIN_DEPTH and depth * bits >= BLOCK_RAM_MIN_BITS
+
+
+def weight_placement(words: int, width: int) -> tuple[bool, int]:
+    """(in block RAM, banks) of ``words`` weight words of ``width`` bits: weights deeper than one block
+    RAM are banked, each bank's output registered before the multiplexer that picks one, so no logic
+    follows a block RAM's slow clock-to-output."""
+    block_ram = in_block_ram(words, width)
+    return block_ram, -(-words // bank_depth(width)) if block_ram else 1
+
+
+def memory_latency(block_ram: bool, banks: int) -> int:
+    """Issue -> address register (1) -> memory read (1) [-> output register (1) [-> bank mux register (1)]]."""
+    return 2 + block_ram + (banks > 1)
+
+
+def weight_memory(m: Module, words: list[int], width: int, addr, *, block_ram: bool, banks: int):
+    """The weight word at ``addr`` (a registered address), ``1 + block_ram + (banks > 1)`` cycles
+    after ``addr`` is set: a ROM in logic below the block-RAM size (its read needs no extra register;
+    Yosys would otherwise pick block RAM for some), else block RAM whose output is registered once
+    more before any logic, and where deeper than one block RAM, banks registered each, then picked."""
+    shape, depth = unsigned(width), bank_depth(width)
+    reads = []
+    for b in range(banks):
+        part = words[b * depth:(b + 1) * depth] if banks > 1 else words
+        m.submodules[f"weights{b}" if banks > 1 else "weights"] = bank = memory.Memory(
+            shape=shape, depth=max(len(part), 2), init=part, attrs=None if block_ram else {"ram_style": "logic"})
+        reads.append(bank.read_port())
+        m.d.comb += reads[-1].addr.eq(addr)
+    if not block_ram:
+        return reads[0].data
+    # A block RAM's clock-to-output alone takes most of a period at 200 MHz (5.6 ns on ECP5, where
+    # Yosys does not use the RAM's output register)
+    outs = [delayed(m, read.data, 1, f"weights_q{b}") for b, read in enumerate(reads)]
+    if banks == 1:
+        return outs[0]
+    bank = delayed(m, addr[(depth - 1).bit_length():], 2, "bank")
+    picked = Signal(shape, reset_less=True)
+    m.d.sync += picked.eq(Cat(*outs).word_select(bank, width))
+    return picked
+
+
 class MatrixVectorUnit(wiring.Component):
     """Accumulators ``P`` (see ``ir.lowered``) of one lowered layer, folded by ``pe`` and ``simd``.
 
@@ -60,13 +104,8 @@ class MatrixVectorUnit(wiring.Component):
         self.acc_max = layer.acc_max
         # weights big enough for block RAM (by Yosys's usual choice) get an output register
         words, width = self._nf * self._sf, word_width(layer, folding, self._packing)
-        self._block_ram = words >= BLOCK_RAM_MIN_DEPTH and words * width >= BLOCK_RAM_MIN_BITS
-        # weights deeper than one block RAM are banked: each bank's output is registered before the
-        # multiplexer that picks one, so no logic follows a block RAM's slow clock-to-output
-        self._bank_depth = bank_depth(width)
-        self._banks = -(-words // self._bank_depth) if self._block_ram else 1
-        # issue -> address register (1) -> memory read (1) [-> output register (1) [-> bank mux register (1)]]
-        self._memory_latency = 2 + self._block_ram + (self._banks > 1)
+        self._block_ram, self._banks = weight_placement(words, width)
+        self._memory_latency = memory_latency(self._block_ram, self._banks)
         # ... -> dot products -> accumulator (1) -> FIFO write (1) -> FIFO output (1)
         self.pipeline_latency = self._memory_latency + self._dots.latency + 3
         self._fifo_depth = self.pipeline_latency + 2
@@ -110,22 +149,6 @@ class MatrixVectorUnit(wiring.Component):
         nf_count, sf_count = self._nf, self._sf
         in_bits = layer.in_type.bits
         word_layout = data.ArrayLayout(in_bits, simd)
-
-        # -- weights ---------------------------------------------------------------------------------
-        words = weight_words(layer, self._folding, self._packing)
-        # below the block-RAM size the weights are kept out of block RAM (a ROM in logic), where
-        # their read needs no extra register; Yosys would otherwise pick block RAM for some of them
-        shape = unsigned(word_width(layer, self._folding, self._packing))
-        if self._banks == 1:
-            m.submodules.weights = weights = memory.Memory(
-                shape=shape, depth=max(len(words), 2), init=words, attrs=None if self._block_ram else {"ram_style": "logic"})
-            reads = [weights.read_port()]
-        else:
-            reads = []
-            for b in range(self._banks):
-                part = words[b * self._bank_depth:(b + 1) * self._bank_depth]
-                m.submodules[f"weights{b}"] = bank = memory.Memory(shape=shape, depth=max(len(part), 2), init=part)
-                reads.append(bank.read_port())
 
         # -- output FIFO and credits -----------------------------------------------------------------
         acc_shape = data.ArrayLayout(range(self.acc_max + 1), pe)
@@ -192,25 +215,12 @@ class MatrixVectorUnit(wiring.Component):
                 m.d.sync += nf.eq(Mux(nf == nf_count - 1, 0, nf + 1))
         weight_addr = Signal.like(waddr, reset_less=True)
         m.d.sync += weight_addr.eq(waddr)
-        for read in reads:
-            m.d.comb += read.addr.eq(weight_addr)
 
         # -- input word and weights into the dot products -------------------------------------------
-        if self._block_ram:
-            # A block RAM's clock-to-output alone takes most of a period at 200 MHz (5.6 ns on
-            # ECP5, where Yosys does not use the RAM's output register), so its output is
-            # registered once more before any logic; banks are registered each, then picked.
-            outs = [Signal(shape, name=f"weights_q{b}", reset_less=True) for b in range(self._banks)]
-            m.d.sync += [out.eq(read.data) for out, read in zip(outs, reads)]
-            word_out = delayed(m, word, 1 + (self._banks > 1), "word")
-            if self._banks == 1:
-                weights_out = outs[0]
-            else:
-                bank = delayed(m, weight_addr[(self._bank_depth - 1).bit_length():], 2, "bank")
-                weights_out = Signal(shape, reset_less=True)
-                m.d.sync += weights_out.eq(Cat(*outs).word_select(bank, len(outs[0])))
-        else:
-            word_out, weights_out = word, reads[0].data
+        weights_out = weight_memory(m, weight_words(layer, self._folding, self._packing),
+                                    word_width(layer, self._folding, self._packing), weight_addr,
+                                    block_ram=self._block_ram, banks=self._banks)
+        word_out = delayed(m, word, self._memory_latency - 2, "word")
         valid1, first1, last1 = Signal(), Signal(reset_less=True), Signal(reset_less=True)
         m.d.sync += [valid1.eq(issue), first1.eq(sf == 0), last1.eq(sf == sf_count - 1)]
         m.submodules.dots = dots = self._dots

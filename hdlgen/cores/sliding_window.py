@@ -6,7 +6,7 @@ from amaranth import Module, Mux, Signal
 from amaranth.lib import data, fifo, memory
 
 from ..ir.lowered import WindowStage
-from .mvu import BLOCK_RAM_MIN_BITS, BLOCK_RAM_MIN_DEPTH
+from .mvu import in_block_ram
 from .params import ImageStageCore, counter
 
 __all__ = ["SlidingWindow"]
@@ -19,7 +19,8 @@ class SlidingWindow(ImageStageCore):
     (ky, kx, channel) order: the column order of the convolution's weights. Stride and dilation are
     addressing only.
 
-    Buffer: ``rows`` image rows in one memory (block RAM from 128 words and 8 Kbit, else LUT RAM),
+    Buffer: ``rows`` image rows in one memory (block RAM from 128 words and 8 Kbit, else LUT RAM, or
+    flip-flops on iCE40, which has none),
     written as they
     arrive and read window by window. The writer may run up to ``rows`` rows ahead of the first row
     the current output row needs; the reader starts an output row once its ``span`` rows are
@@ -32,8 +33,9 @@ class SlidingWindow(ImageStageCore):
     issued while the FIFO has room for everything in flight.
     """
 
-    def __init__(self, *, stage: WindowStage, count: int):
+    def __init__(self, *, stage: WindowStage, count: int, lut_ram: bool = True):
         super().__init__(stage=stage, count=count)
+        self._lut_ram = lut_ram        # the family has LUT RAM (iCE40 has none: small buffers go to flip-flops)
 
     @staticmethod
     def rows(stage: WindowStage) -> int:
@@ -67,9 +69,10 @@ class SlidingWindow(ImageStageCore):
 
         # big buffers go to block RAM (synchronous read, then a register); small ones to LUT RAM
         # (asynchronous read into a register): two or three cycles from address to registered data
-        block_ram = depth >= BLOCK_RAM_MIN_DEPTH and depth * layout.size >= BLOCK_RAM_MIN_BITS
+        block_ram = in_block_ram(depth, layout.size)
         m.submodules.lines = lines = memory.Memory(shape=layout, depth=depth, init=[],
-                                                   attrs=None if block_ram else {"ram_style": "distributed"})
+                                                   attrs=None if block_ram else
+                                                   {"ram_style": "distributed" if self._lut_ram else "logic"})
         wport = lines.write_port()
         rport = lines.read_port() if block_ram else lines.read_port(domain="comb")
         latency = 3 if block_ram else 2

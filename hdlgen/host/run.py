@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import HdlgenError
 from ..progress import ProgressBar
 from ..shell.core import LinkFormat
-from ..shell.link import payload_bytes
 from .driver import BoardLink, LinkStats
 
 __all__ = ["BoardRun", "run_on_board", "SIM_PORT"]

@@ -7,12 +7,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from ..errors import HdlgenError
 from ..shell.core import CORE_NAME, LinkFormat, core_verilog
-from ..shell.link import payload_bytes
 
 __all__ = ["SimulatedBoard", "SIM_DIVISOR", "FAULTS"]
 

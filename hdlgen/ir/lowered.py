@@ -31,16 +31,21 @@ __all__ = ["Folding", "RequantUnit", "MatrixVectorLayer", "PadStage", "WindowSta
 
 @dataclass(frozen=True)
 class Folding:
-    """How a matrix-vector layer is folded in time: ``pe`` output rows and ``simd`` inputs per cycle."""
+    """How a matrix-vector layer is folded in time: ``pe`` output rows and ``simd`` inputs per cycle;
+    ``zero_skip``: the unit spends no cycle on an all-zero ``pe x simd`` block of weights
+    (``cores.sparse_mvu``, chosen by ``transforms.zero_skip``)."""
 
     pe: int
     simd: int
+    zero_skip: bool = False
 
     def __post_init__(self):
         for what in ("pe", "simd"):
             value = getattr(self, what)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise HdlgenError(f"folding {what} must be a positive integer, not {value!r}")
+        if not isinstance(self.zero_skip, bool):
+            raise HdlgenError(f"folding zero_skip must be true or false, not {self.zero_skip!r}")
 
 
 @dataclass(frozen=True, eq=False)

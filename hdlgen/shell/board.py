@@ -31,7 +31,7 @@ def pll_ports(family: str) -> tuple[str, str, str]:
 def achieved_mhz(family: str, pll_verilog: str) -> float:
     found = re.search(_ACHIEVED[family], pll_verilog)
     if found is None:
-        raise HdlgenError(f"the PLL tool's output names no achieved frequency")
+        raise HdlgenError("the PLL tool's output names no achieved frequency")
     return float(found.group(1))
 
 

@@ -1,8 +1,10 @@
 """Choosing how each layer is folded in time (PE output rows, SIMD inputs per cycle).
 
 A layer with MH rows and MW inputs folded by (pe, simd) takes ``V * (MH/pe) * (MW/simd)`` cycles per
-frame (V = 1 for a dense layer, the output pixels for a convolution); the pipeline's frame interval is its slowest layer's. ``auto_folding`` gives every layer the
-least parallelism that meets a common cycle budget, so layers are balanced and no hardware is
+frame (V = 1 for a dense layer, the output pixels for a convolution), or fewer where it skips its
+all-zero blocks of weights (``transforms.zero_skip``); the pipeline's frame interval is its slowest
+layer's. ``auto_folding`` gives every layer the least parallelism that meets a common cycle budget
+(skipping zeros only where the dense folding would miss it), so layers are balanced and no hardware is
 spent on a layer that would wait for a slower one anyway. Where the target packs several rows'
 products into one multiplier (``cores.products``), the fewest multipliers come first, and among
 foldings with as many, those whose PE fills every multiplier's lanes.
@@ -27,7 +29,8 @@ def _divisors(n: int) -> list[int]:
 
 
 def layer_cycles(layer: MatrixVectorLayer, folding: Folding) -> int:
-    return layer.vectors * (layer.mh // folding.pe) * (layer.mw // folding.simd)
+    from .zero_skip import layer_cycles as cycles
+    return cycles(layer, folding)
 
 
 def simd_unit(model: LoweredModel, layer: MatrixVectorLayer) -> int:
@@ -39,17 +42,22 @@ def simd_unit(model: LoweredModel, layer: MatrixVectorLayer) -> int:
 
 
 def cheapest_folding(layer: MatrixVectorLayer, budget: int, simd_divides: int | None = None,
-                     packed_lanes: int = 1) -> Folding:
+                     packed_lanes: int = 1, target: str | None = None) -> Folding:
     """The folding with fewest lanes (pe * simd) that takes at most ``budget`` cycles per frame.
 
     Ties go to the larger simd (wider adder trees share one accumulator and threshold unit). With
     ``packed_lanes`` > 1 rows share multipliers that many to one: the fewest multipliers
-    (``ceil(pe / lanes) * simd``) come first, then the fewest lanes left empty.
+    (``ceil(pe / lanes) * simd``) come first, then the fewest lanes left empty. With a ``target``,
+    a folding skips zero blocks where that pays (``transforms.zero_skip``), and is counted so.
     """
+    from .zero_skip import pays
     best = None
     for simd in _divisors(simd_divides or layer.mw):
         for pe in _divisors(layer.mh):
             folding = Folding(pe=pe, simd=simd)
+            # dense where dense meets the budget; else skipping zero blocks, where that pays
+            if layer_cycles(layer, folding) > budget and target is not None and pays(layer, folding, target):
+                folding = Folding(pe=pe, simd=simd, zero_skip=True)
             if layer_cycles(layer, folding) <= budget:
                 groups = -(-pe // packed_lanes)
                 key = (pe * simd, -simd) if packed_lanes == 1 else \
@@ -60,20 +68,20 @@ def cheapest_folding(layer: MatrixVectorLayer, budget: int, simd_divides: int | 
 
 
 def auto_folding(model: LoweredModel, *, target_fps: float | None = None, clock_mhz: float = 100.0,
-                 target: str = DEFAULT_TARGET) -> dict[str, Folding]:
-    """Balanced folding for ``target_fps`` frames/s at ``clock_mhz``, or for DEFAULT_LANES on the heaviest
-    layer, counting multipliers as ``target`` packs them."""
-    if target_fps is None:
+                 target: str = DEFAULT_TARGET, budget: int | None = None) -> dict[str, Folding]:
+    """Balanced folding for ``target_fps`` frames/s at ``clock_mhz`` (or for ``budget`` cycles per
+    frame), else for DEFAULT_LANES on the heaviest layer, counting multipliers as ``target`` packs them."""
+    if budget is None and target_fps is None:
         heaviest = max(layer.vectors * layer.mh * layer.mw for layer in model.mvus)
         budget = math.ceil(heaviest / DEFAULT_LANES)
-    else:
+    elif budget is None:
         if not target_fps > 0:
             raise HdlgenError(f"--target-fps must be positive, not {target_fps!r}")
         budget = math.floor(clock_mhz * 1e6 / target_fps)
         if budget < 1:
             raise HdlgenError(f"{target_fps:g} frames/s at {clock_mhz:g} MHz leaves less than one cycle per frame; "
                               f"lower --target-fps")
-    return {layer.name: cheapest_folding(layer, budget, simd_unit(model, layer), _packed_lanes(layer, target))
+    return {layer.name: cheapest_folding(layer, budget, simd_unit(model, layer), _packed_lanes(layer, target), target)
             for layer in model.mvus}
 
 
@@ -83,7 +91,7 @@ def _packed_lanes(layer: MatrixVectorLayer, target: str) -> int:
     return packing(layer.in_type, layer.weight_type, target).lanes
 
 
-def check_foldings(model: LoweredModel, foldings: dict[str, Folding]) -> None:
+def check_foldings(model: LoweredModel, foldings: dict[str, Folding], target: str = DEFAULT_TARGET) -> None:
     unknown = set(foldings) - {layer.name for layer in model.mvus}
     if unknown:
         raise HdlgenError(f"folding names unknown layer(s) {', '.join(sorted(unknown))}; "
@@ -92,6 +100,11 @@ def check_foldings(model: LoweredModel, foldings: dict[str, Folding]) -> None:
         if layer.name not in foldings:
             raise HdlgenError(f"folding gives no pe/simd for layer {layer.name!r}")
         layer.check_folding(foldings[layer.name])
+        if foldings[layer.name].zero_skip:
+            from .zero_skip import can_skip_zeros
+            if not can_skip_zeros(layer, foldings[layer.name], target):
+                raise HdlgenError(f"layer {layer.name!r}: zero_skip needs weights that can be zero and products not "
+                                  f"packed into multipliers ({layer.weight_type} weights on {target}); drop zero_skip")
         channels = simd_unit(model, layer)
         if channels % foldings[layer.name].simd:
             raise HdlgenError(f"layer {layer.name!r}: simd={foldings[layer.name].simd} does not divide its {channels} "
@@ -104,25 +117,27 @@ FOLDING_SCHEMA = {
     "description": "must map layer names to {\"pe\": N, \"simd\": N}",
     "additionalProperties": {
         "type": "object", "required": ["pe", "simd"], "additionalProperties": False,
-        "description": "must map to {\"pe\": N, \"simd\": N} with positive integers",
+        "description": "must map to {\"pe\": N, \"simd\": N} with positive integers (and optionally \"zero_skip\": true)",
         "properties": {"pe": {"type": "integer", "minimum": 1, "maximum": 1 << 20},
-                       "simd": {"type": "integer", "minimum": 1, "maximum": 1 << 20}},
+                       "simd": {"type": "integer", "minimum": 1, "maximum": 1 << 20},
+                       "zero_skip": {"type": "boolean"}},
     },
 }
 
 
-def load_folding(path: Path, model: LoweredModel) -> dict[str, Folding]:
-    """Read a folding file: ``{"layer_name": {"pe": 4, "simd": 16}, ...}`` with every layer named."""
+def load_folding(path: Path, model: LoweredModel, target: str = DEFAULT_TARGET) -> dict[str, Folding]:
+    """Read a folding file: ``{"layer_name": {"pe": 4, "simd": 16}, ...}`` with every layer named
+    (``"zero_skip": true`` asks a layer to skip its all-zero blocks of weights)."""
     path = Path(path)
     raw = read_json(path, "folding file", FOLDING_SCHEMA)
     foldings = {}
     for name, entry in raw.items():
         try:
-            foldings[name] = Folding(pe=entry["pe"], simd=entry["simd"])
+            foldings[name] = Folding(pe=entry["pe"], simd=entry["simd"], zero_skip=entry.get("zero_skip", False))
         except HdlgenError as e:
             raise HdlgenError(f"{path}: layer {name!r}: {e}") from None
     try:
-        check_foldings(model, foldings)
+        check_foldings(model, foldings, target)
     except HdlgenError as e:
         raise HdlgenError(f"{path}: {e}") from None
     return foldings

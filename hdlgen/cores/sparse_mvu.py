@@ -1,0 +1,256 @@
+"""Folded matrix-vector unit that skips all-zero blocks of weights ("skip on zero", as in Deep Compression)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data, fifo, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..errors import HdlgenError
+from ..ir.lowered import Folding, MatrixVectorLayer
+from .dot_array import DotProductArray
+from .mvu import MatrixVectorUnit, memory_latency, weight_memory, weight_placement
+from .params import counter, delayed, validating
+from .products import ProductKind, choose_product
+from .weights import weight_words, word_width
+
+__all__ = ["SparseEntry", "SparseMatrixVectorUnit", "nonzero_blocks", "sparse_entries", "sparse_schedule"]
+
+
+class SparseEntry(NamedTuple):
+    """One scheduled block: row group ``nf``, column group ``sf``, and whether it is the first or the
+    last block of its row group."""
+
+    nf: int
+    sf: int
+    first: bool
+    last: bool
+
+
+def nonzero_blocks(layer: MatrixVectorLayer, folding: Folding) -> np.ndarray:
+    """(NF, SF) booleans: whether block ``(nf, sf)`` (rows ``nf * pe ..``, inputs ``sf * simd ..``)
+    holds a non-zero weight."""
+    layer.check_folding(folding)
+    pe, simd = folding.pe, folding.simd
+    blocks = layer.weights.reshape(layer.mh // pe, pe, layer.mw // simd, simd)
+    return blocks.any(axis=(1, 3))
+
+
+def sparse_schedule(layer: MatrixVectorLayer, folding: Folding) -> list[SparseEntry]:
+    """The blocks a :class:`SparseMatrixVectorUnit` issues for one input vector, in order: row groups
+    in turn, each its non-zero blocks by increasing ``sf``; an all-zero row group keeps its block
+    ``sf = 0`` so that it still makes its output beat."""
+    entries = []
+    for nf, row in enumerate(nonzero_blocks(layer, folding)):
+        columns = np.flatnonzero(row).tolist() or [0]
+        entries += [SparseEntry(nf, sf, k == 0, k == len(columns) - 1) for k, sf in enumerate(columns)]
+    return entries
+
+
+def sparse_entries(layer: MatrixVectorLayer, folding: Folding) -> int:
+    """Blocks issued per input vector: over the row groups, the number of non-zero blocks, at least 1."""
+    return int(np.maximum(nonzero_blocks(layer, folding).sum(axis=1), 1).sum())
+
+
+class SparseMatrixVectorUnit(wiring.Component):
+    """Accumulators ``P`` (see ``ir.lowered``) of one lowered layer, folded by ``pe`` and ``simd``,
+    spending no cycle on a block of weights that is all zero.
+
+    Streams, frames and output order are those of :class:`MatrixVectorUnit`: ``SF = MW / simd``
+    input beats per vector, ``NF = MH / pe`` output beats of ``pe`` accumulators (rows
+    ``nf * pe + p``). A zero weight adds exactly 0 to ``P``, so a *block* of ``pe x simd`` weights
+    (row group ``nf``, inputs ``sf * simd ..``) that is all zero can be left out of the sum.
+
+    Schedule: the ``entries`` blocks of :func:`sparse_schedule`, the non-zero blocks of each row
+    group by increasing ``sf`` and a zero block for a row group with none. Each entry's weights are
+    stored in the dense unit's word format (``cores.weights``), in schedule order; its ``sf``, and
+    whether it is the first or the last of its row group, in a small ROM in logic beside them. Weights
+    go in block RAM from 128 entries and 8 Kbit, banked and registered as in the dense unit, else in
+    a ROM in logic.
+
+    Inputs always go into a two-bank buffer of ``SF`` words a bank. Once a vector has all arrived,
+    the unit issues one entry a cycle: the input word at column ``sf`` of the buffer times the
+    entry's weights, summed per row through a pipelined :class:`AdderTree`; a row group's first
+    entry starts its accumulators and its last pushes them into the output FIFO. The next vector is
+    taken in meanwhile, so a vector takes ``max(SF, entries)`` cycles, and a frame (``vectors``
+    vectors) ``cycles_per_frame``. Latency from issue to the output FIFO's output is
+    ``pipeline_latency`` cycles.
+
+    Backpressure: as in the dense unit, an entry is only issued while the output FIFO has room for
+    every beat in flight, so the pipeline never stalls and ``o.ready`` fans out to no datapath
+    register; nothing is lost or reordered under any pattern of ``i.valid``/``o.ready``.
+
+    ``product`` and ``carry_cells`` are the dense unit's (by default the default target's product).
+    Bipolar weights have no zeros, and PACKED products add a bias for every term, zero weights
+    included, so layers with either are refused; carry cells (made for XNOR terms of bipolar
+    weights) therefore never apply, and are taken only so that a caller treats both units alike.
+    """
+
+    input_signature = staticmethod(MatrixVectorUnit.input_signature)
+    output_signature = staticmethod(MatrixVectorUnit.output_signature)
+
+    def __init__(self, *, layer: MatrixVectorLayer, folding: Folding, tree_group: int = 2, levels_per_stage: int = 1,
+                 product: ProductKind | None = None, carry_cells: str | None = None):
+        with validating(self):
+            layer.check_folding(folding)
+            if layer.weight_type.is_bipolar:
+                raise HdlgenError(f"layer {layer.name!r}: bipolar weights have no zeros to skip; use a "
+                                  f"MatrixVectorUnit")
+            if product is None:
+                product = choose_product(layer.in_type, layer.weight_type, pe=folding.pe).kind
+            if product is ProductKind.PACKED:
+                raise HdlgenError(f"layer {layer.name!r}: PACKED products add a bias for every term, so a "
+                                  f"skipped block of zeros would change the sum; choose another product, "
+                                  f"e.g. product=ProductKind.MULTIPLY")
+            self._dots = DotProductArray(in_type=layer.in_type, weight_type=layer.weight_type, pe=folding.pe,
+                                         simd=folding.simd, tree_group=tree_group,
+                                         levels_per_stage=levels_per_stage, product=product,
+                                         carry_cells=carry_cells)
+        self._layer, self._folding = layer, folding
+        self._nf, self._sf = layer.mh // folding.pe, layer.mw // folding.simd
+        self._schedule = sparse_schedule(layer, folding)
+        self.product, self.carry_tree = self._dots.product, self._dots.carry_tree
+        self.acc_max = layer.acc_max
+        # the dense unit's rules: block RAM (with an output register) from its size, banked when
+        # deeper than one block RAM, each bank registered before the multiplexer that picks one
+        self._block_ram, self._banks = weight_placement(len(self._schedule), word_width(layer, folding))
+        self._memory_latency = memory_latency(self._block_ram, self._banks)
+        # ... -> dot products -> accumulator (1) -> FIFO write (1) -> FIFO output (1)
+        self.pipeline_latency = self._memory_latency + self._dots.latency + 3
+        self._fifo_depth = self.pipeline_latency + 2
+        super().__init__({
+            "i": In(self.input_signature(layer, folding)),
+            "o": Out(self.output_signature(layer, folding)),
+        })
+
+    # -- analytical cycle model ------------------------------------------------------------------------
+    @staticmethod
+    def cycles_per_frame(layer: MatrixVectorLayer, folding: Folding) -> int:
+        """Initiation interval: cycles between frames when inputs and outputs never wait. Taking in
+        a vector (``SF`` beats) overlaps issuing the previous one's entries, so the slower of the two
+        sets the pace."""
+        return layer.vectors * max(layer.mw // folding.simd, sparse_entries(layer, folding))
+
+    @property
+    def buffered(self) -> bool:
+        """Inputs always go through the two-bank buffer."""
+        return True
+
+    @property
+    def entries(self) -> int:
+        """Blocks issued per input vector (see :func:`sparse_entries`)."""
+        return len(self._schedule)
+
+    @property
+    def weight_banks(self) -> int:
+        """Block RAMs deep the weights are split into (1 unless deeper than one block RAM)."""
+        return self._banks
+
+    @property
+    def block_ram(self) -> bool:
+        """Whether the weights are expected in block RAM, and so get an output register."""
+        return self._block_ram
+
+    def elaborate(self, platform):
+        m = Module()
+        pe, simd, sf_count = self._folding.pe, self._folding.simd, self._sf
+        schedule, entry_count = self._schedule, len(self._schedule)
+        word_layout = data.ArrayLayout(self._layer.in_type.bits, simd)
+
+        # -- output FIFO and credits -----------------------------------------------------------------
+        acc_shape = data.ArrayLayout(range(self.acc_max + 1), pe)
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=acc_shape.size, depth=self._fifo_depth)
+        outstanding = Signal(range(self._fifo_depth + 1))
+        room = Signal()
+        m.d.comb += [
+            room.eq(outstanding < self._fifo_depth),
+            self.o.payload.eq(out_fifo.r_data),
+            self.o.valid.eq(out_fifo.r_rdy),
+            out_fifo.r_en.eq(self.o.ready),
+        ]
+
+        # -- schedule: the entry to issue, its control read one entry ahead ----------------------------
+        # The control of entry ``entry`` waits in a register, read from the ROM at ``ahead`` (the
+        # entry after it) as it is issued: no memory read lies between a counter and the issue logic.
+        control = data.StructLayout({"sf": counter(sf_count), "first": 1, "last": 1})
+        controls = [{"sf": e.sf, "first": e.first, "last": e.last} for e in schedule]
+        m.submodules.control = control_rom = memory.Memory(
+            shape=control, depth=max(entry_count, 2), init=controls, attrs={"ram_style": "logic"})
+        control_read = control_rom.read_port(domain="comb")
+        entry = Signal(counter(entry_count))
+        ahead = Signal(counter(entry_count), init=1 % entry_count)
+        current = Signal(control, init=controls[0])
+        issue = Signal()
+        m.d.comb += control_read.addr.eq(ahead)
+        with m.If(issue):
+            m.d.sync += [
+                entry.eq(ahead),
+                ahead.eq(Mux(ahead == entry_count - 1, 0, ahead + 1)),
+                current.eq(control_read.data),
+            ]
+
+        # -- two-bank input buffer ---------------------------------------------------------------------
+        m.submodules.inbuf = inbuf = memory.Memory(shape=word_layout, depth=2 * sf_count, init=[])
+        buf_w, buf_r = inbuf.write_port(), inbuf.read_port()
+        full = Signal(2)
+        w_bank, w_count, r_bank = Signal(), Signal(counter(sf_count)), Signal()
+        m.d.comb += [
+            self.i.ready.eq(~full.bit_select(w_bank, 1)),
+            buf_w.addr.eq(w_bank * sf_count + w_count),
+            buf_w.data.eq(self.i.payload),
+            buf_w.en.eq(self.i.valid & self.i.ready),
+            issue.eq(full.bit_select(r_bank, 1) & room),
+        ]
+        # Memory addresses are registered before they reach a memory, so that the counters' logic
+        # and a memory's read logic (a ROM in LUTs when small) never share one clock period.
+        read_addr = Signal(range(2 * sf_count), reset_less=True)
+        m.d.sync += read_addr.eq(r_bank * sf_count + current.sf)
+        m.d.comb += buf_r.addr.eq(read_addr)
+        set_full, clear_full = Signal(2), Signal(2)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += w_count.eq(Mux(w_count == sf_count - 1, 0, w_count + 1))
+            with m.If(w_count == sf_count - 1):
+                m.d.comb += set_full.eq(1 << w_bank)
+                m.d.sync += w_bank.eq(~w_bank)
+        with m.If(issue & (entry == entry_count - 1)):
+            m.d.comb += clear_full.eq(1 << r_bank)
+            m.d.sync += r_bank.eq(~r_bank)
+        m.d.sync += full.eq((full | set_full) & ~clear_full)
+
+        # -- weights of the scheduled blocks, and the input word beside them ---------------------------
+        weight_addr = Signal.like(entry, reset_less=True)
+        m.d.sync += weight_addr.eq(entry)
+        dense = weight_words(self._layer, self._folding)
+        weights_out = weight_memory(m, [dense[e.nf * self._sf + e.sf] for e in schedule],
+                                    word_width(self._layer, self._folding), weight_addr,
+                                    block_ram=self._block_ram, banks=self._banks)
+        word_out = delayed(m, buf_r.data, self._memory_latency - 2, "word")
+        m.submodules.dots = dots = self._dots
+        m.d.comb += [dots.x.eq(word_out), dots.w.as_value().eq(weights_out)]
+
+        # -- valid, first and last travel alongside --------------------------------------------------
+        # issue -> (memory_latency - 1) -> dot products: where the accumulators take dots.o
+        steps = self._memory_latency + self._dots.latency
+        first = delayed(m, current.first, steps, "first")
+        last = delayed(m, current.last, steps, "last")
+        valid = issue
+        for k in range(steps):
+            v = Signal(name=f"valid_d{k}")
+            m.d.sync += v.eq(valid)
+            valid = v
+
+        # -- accumulate over a row group's entries, then write the FIFO -------------------------------
+        push = Signal()
+        m.d.sync += push.eq(valid & last)
+        acc = Signal(acc_shape, reset_less=True)
+        with m.If(valid):
+            for p in range(pe):
+                m.d.sync += acc[p].eq(Mux(first, 0, acc[p]) + dots.o[p])
+        m.d.comb += [out_fifo.w_en.eq(push), out_fifo.w_data.eq(acc)]
+
+        popped = self.o.valid & self.o.ready
+        m.d.sync += outstanding.eq(outstanding + (issue & current.last) - popped)
+        return m
