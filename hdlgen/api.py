@@ -188,7 +188,9 @@ def report_text(report: dict, outdir: Path) -> str:
     if est:
         device = est["device"]
         of = (lambda k: f" of {device[k]:,}") if device else (lambda k: "")
-        lines.append(f"estimate: {est['lut']:,} LUT{of('lut')}, {est['bram']:g} block RAM{of('bram')}, "
+        logic = (f"{est['lut']:,} LUT and {est['ff']:,} FF in {est['logic_cells']:,} logic cells{of('lut')}"
+                 if "logic_cells" in est else f"{est['lut']:,} LUT{of('lut')}, {est.get('ff', 0):,} FF")
+        lines.append(f"estimate: {logic}, {est['bram']:g} block RAM{of('bram')}, "
                      f"{est['dsp']} DSP{of('dsp')} on {report['target']} (transforms/resources.py)")
         if est.get("over_device"):
             lines.append(f"warning: {est['over_device']}")

@@ -262,6 +262,7 @@ def cmd_quantize(args) -> int:
 
 def cmd_explore(args) -> int:
     from .explore import CSV_NAME, PNG_NAME, explore_points, parse_synth, synthesize_point, write_plot, write_table
+    from .transforms.device_fit import lut_name
     from .frontend import load_model
     from .size_guard import SizeGuard
     from .targets import get_target
@@ -287,20 +288,25 @@ def cmd_explore(args) -> int:
 
     def write(staging: Path) -> None:
         write_table(points, staging / CSV_NAME)
-        write_plot(points, staging / PNG_NAME, device=device, title=f"{Path(args.model).name} on {args.target} at "
-                   f"{args.clock_mhz:g} MHz (estimates: transforms/resources.py)")
+        write_plot(points, staging / PNG_NAME, device=device, sites=lut_name(target),
+                   title=f"{Path(args.model).name} on {args.target} at {args.clock_mhz:g} MHz "
+                         f"(estimates: transforms/resources.py)")
 
     command = ["hdlgen", "explore", str(Path(args.model).absolute()), "--target", args.target, "-o", str(out),
                "--clock-mhz", repr(args.clock_mhz)] + (["--synth", args.synth] if args.synth else [])
     write_build(out, write, command=command, inputs=[Path(args.model)])
     synthesized = any(p.measured for p in points)
-    head = f"{'point':>5} {'frames/s':>12} {'cycles':>9} {'LUT':>8} {'BRAM':>6} {'DSP':>5}  fits  pareto"
-    print(head + ("  Yosys LUT/BRAM/DSP" if synthesized else ""))
+    cells = target.family == "ice40"
+    head = (f"{'point':>5} {'frames/s':>12} {'cycles':>9} {'LUT':>8} {'FF':>7}" + (f" {'cells':>7}" if cells else "")
+            + f" {'BRAM':>6} {'DSP':>5}  fits  pareto")
+    print(head + ("  Yosys LUT/FF/BRAM/DSP" if synthesized else ""))
     for p in points:
         fits = "-" if p.fits is None else ("yes" if p.fits else "no")
-        line = f"{p.index:>5} {p.fps:>12,.1f} {p.cycles:>9,} {p.lut:>8,} {p.bram:>6g} {p.dsp:>5}  {fits:<4}  {'*' if p.pareto else ' '}"
+        line = (f"{p.index:>5} {p.fps:>12,.1f} {p.cycles:>9,} {p.lut:>8,} {p.ff:>7,}" + (f" {p.cells:>7,}" if cells else "")
+                + f" {p.bram:>6g} {p.dsp:>5}  {fits:<4}  {'*' if p.pareto else ' '}")
         if p.measured:
-            line += f"       {p.measured['lut']:,}/{p.measured['bram']:g}/{p.measured['dsp']}"
+            m = p.measured
+            line += f"       {m['lut']:,}/{m['ff']:,}/{m['bram']:g}/{m['dsp']}"
         print(line)
     print(f"wrote {out / CSV_NAME} and {out / PNG_NAME} ({len(points)} foldings, {sum(p.pareto for p in points)} Pareto)")
     return 0

@@ -37,7 +37,7 @@ from .ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
 from .ir.lowered_io import save_lowered
 from .transforms import auto_folding, check_foldings, load_folding, streamline
 from .transforms.device_fit import check_fits, fastest_fitting, over_limits
-from .transforms.resources import Estimate, estimate
+from .transforms.resources import Estimate, estimate, logic_cells
 from .transforms.classes import with_class_output
 from .progress import Progress, ProgressBar
 
@@ -217,8 +217,11 @@ def choose_folding(lowered: LoweredModel, fold: str, target_fps: float | None, c
 def estimate_report(est: Estimate, target: str) -> dict:
     """The resource estimate as report.json keeps it (``transforms.resources``)."""
     resources = get_target(target).resources
-    return {"lut": est.lut, "bram": est.bram, "dsp": est.dsp, "device": dict(resources) if resources else None,
-            "stages": {s.name: {"kind": s.kind, "lut": round(s.lut), "bram": s.bram, "dsp": s.dsp} for s in est.stages}}
+    cells = {"logic_cells": logic_cells(est, target)} if get_target(target).family == "ice40" else {}
+    return {"lut": est.lut, "ff": est.ff, **cells, "bram": est.bram, "dsp": est.dsp,
+            "device": dict(resources) if resources else None,
+            "stages": {s.name: {"kind": s.kind, "lut": round(s.lut), "ff": round(s.ff), "bram": s.bram, "dsp": s.dsp}
+                       for s in est.stages}}
 
 
 def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: float | None = None,

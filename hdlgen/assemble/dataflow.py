@@ -122,7 +122,7 @@ class DataflowTop(wiring.Component):
             target = get_target(target)
         self._model, self._foldings, self.target = model, foldings, target
         self._plan = stream_plan(model, foldings)
-        self._cores = [self._core(p, target, levels_per_stage) for p in self._plan]
+        self._cores = [self.core(p, target, levels_per_stage) for p in self._plan]
         first = self._plan[0]
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(first.stage.in_type.bits, first.in_count))),
@@ -134,7 +134,8 @@ class DataflowTop(wiring.Component):
         return list(self._plan)
 
     @staticmethod
-    def _core(planned: PlannedStage, target: Target, levels_per_stage: int):
+    def core(planned: PlannedStage, target: Target, levels_per_stage: int = 1):
+        """The core of one planned stage, as the pipeline makes it for ``target``."""
         stage = planned.stage
         if isinstance(stage, MatrixVectorLayer):
             pe = planned.out_count

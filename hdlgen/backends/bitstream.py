@@ -23,7 +23,7 @@ from ..progress import ProgressBar
 from ..shell.board import PLL_NAME, BoardTop, achieved_mhz
 from ..shell.core import LinkFormat
 from .process import run
-from .synth import _summarise
+from .synth import summarise, yosys_cells
 from .tools import yowasp
 
 __all__ = ["BitstreamResult", "make_bitstream", "uart_divisor", "NAME"]
@@ -207,9 +207,8 @@ def make_bitstream(build, board_name: str, *, clock_mhz: float | None = None, ba
             if done.returncode != 0 or not (work / "stat.json").exists():
                 _keep_logs(build, board, work)
                 raise _failure("Yosys", folder_of(build, board) / f"{NAME}.rpt", done)
-        stat = json.loads((work / "stat.json").read_text())
-        cells = {k: v for k, v in stat["design"]["num_cells_by_type"].items() if not k.startswith("$")}
-        summary = _summarise(family, cells)
+        cells = yosys_cells(work)
+        summary = summarise(family, cells)
         if summary["lut"] > board.resources["lut"] or summary["bram"] > board.resources["bram"] or \
                 summary["dsp"] > board.resources["dsp"]:
             _keep_logs(build, board, work)

@@ -42,7 +42,8 @@ class SynthResult:
 
 
 
-def _summarise(family: str, cells: dict) -> dict:
+def summarise(family: str, cells: dict) -> dict:
+    """``SynthResult``'s counts (lut, ff, bram, lutram, dsp, carry) of a family's primitive cells."""
     def count(pattern):
         return sum(v for k, v in cells.items() if re.fullmatch(pattern, k))
     if family == "ecp5":
@@ -68,11 +69,13 @@ def check_primitives(verilog: Path, target_name: str, text: str | None = None) -
 
 
 def synthesize(verilog: Path, toplevel: str, target_name: str, workdir: Path, *, clock_mhz: float = 100.0,
-               place: bool = True, stream_bits: tuple[int, int] | None = None) -> SynthResult:
+               place: bool = True, stream_bits: tuple[int, int] | None = None,
+               pack_only: bool = False) -> SynthResult:
     """Synthesize (and for Lattice targets place and route) one Verilog file.
 
     ``stream_bits`` (input and output payload widths of a stream top) is needed for targets that
-    measure through an IO shell.
+    measure through an IO shell. ``pack_only``: nextpnr packs the netlist into the device's cells
+    and stops (no placement, no Fmax; the counts are the cells placement would start from).
     """
     spec = synthesis_spec(target_name)
     text = Path(verilog).read_text()
@@ -95,17 +98,22 @@ def synthesize(verilog: Path, toplevel: str, target_name: str, workdir: Path, *,
         log = _read(workdir / "yosys.log") or done.stderr
         errors = [line for line in log.splitlines() if "ERROR" in line] or log.strip().splitlines()[-1:]
         raise HdlgenError(f"Yosys failed for {target_name} (see {workdir / 'yosys.log'}): {' '.join(errors)[:400]}")
-    stat = json.loads((workdir / "stat.json").read_text())
-    cells = {k: v for k, v in stat["design"]["num_cells_by_type"].items() if not k.startswith("$")}
-    summary = _summarise(spec["family"], cells)
+    cells = yosys_cells(workdir)
+    summary = summarise(spec["family"], cells)
     summary["lut_synth"] = summary["lut"]
     fmax, placed = None, False
     if spec["nextpnr"] and place:
-        fmax, placed_summary = _place_and_route(spec, workdir, clock_mhz)
+        fmax, placed_summary = _place_and_route(spec, workdir, clock_mhz, pack_only)
         summary.update(placed_summary)
-        placed = True
+        placed = not pack_only
     return SynthResult(target_name, spec["device"], fmax_mhz=fmax, cells=cells, placed=placed, lut_mapper=mapper,
                        **summary)
+
+
+def yosys_cells(workdir: Path) -> dict[str, int]:
+    """The primitive cells of the design ``synthesize`` last synthesized in ``workdir``."""
+    stat = json.loads((workdir / "stat.json").read_text())
+    return {k: v for k, v in stat["design"]["num_cells_by_type"].items() if not k.startswith("$")}
 
 
 def _read(path: Path) -> str:
@@ -118,19 +126,32 @@ def _run_yosys(sources: str, flow: str, workdir: Path):
     return run([*yowasp("yosys"), "-q", "-l", "yosys.log", "-p", script], cwd=workdir, capture_output=True, text=True)
 
 
-def _place_and_route(spec: dict, workdir: Path, clock_mhz: float) -> tuple[float | None, dict]:
+def utilisation(log: str) -> dict[str, tuple[int, int]]:
+    """(used, available) per cell type from nextpnr's "Device utilisation" lines, which it prints
+    even when placement then fails."""
+    return {m.group(1): (int(m.group(2)), int(m.group(3)))
+            for m in re.finditer(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log)}
+
+
+def _place_and_route(spec: dict, workdir: Path, clock_mhz: float, pack_only: bool = False) -> tuple[float | None, dict]:
     context = [] if spec.get("io_shell") else ["--out-of-context"]
+    how = ["--pack-only"] if pack_only else ["--freq", str(clock_mhz), "--timing-allow-fail", "--report", "report.json"]
     cmd = [*yowasp(f"nextpnr-{spec['nextpnr']}"), *spec["nextpnr_args"], "--json", "netlist.json",
-           *context, "--freq", str(clock_mhz), "--timing-allow-fail", "--report", "report.json",
-           "--log", "nextpnr.log", "--seed", "1", "-q"]
+           *context, *how, "--log", "nextpnr.log", "--seed", "1", "-q"]
+    (workdir / "report.json").unlink(missing_ok=True)
     done = run(cmd, cwd=workdir, capture_output=True, text=True)
+    if pack_only and done.returncode == 0:
+        used = {kind: n for kind, (n, _) in utilisation(_read(workdir / "nextpnr.log")).items()}
+        return None, _placed_counts(spec["family"], used)
     if done.returncode != 0 or not (workdir / "report.json").exists():
         log = (workdir / "nextpnr.log").read_text(errors="replace") if (workdir / "nextpnr.log").exists() else done.stderr
         errors = [line for line in log.splitlines() if "ERROR" in line] or log.strip().splitlines()[-1:]
         overflow = re.search(r"Failed to expand region .* of (\d+) (\w+)|Unable to (?:find legal placement|place cell)"
                              r"|utilisation limit|too many", " ".join(errors))
-        if overflow:
-            need = f" (it needs {overflow.group(1)} {overflow.group(2)})" if overflow.group(1) else ""
+        over = [f"{used:,} {kind} of {have:,}" for kind, (used, have) in utilisation(log).items() if used > have]
+        if overflow or over:
+            need = (f" (it needs {', '.join(over)})" if over else
+                    f" (it needs {overflow.group(1)} {overflow.group(2)})" if overflow.group(1) else "")
             raise HdlgenError(f"the design does not fit {spec['device']}{need}; fold the model further "
                               f"(hdlgen build with a lower --target-fps) or choose a larger target")
         raise HdlgenError(f"nextpnr failed (see {workdir / 'nextpnr.log'}): {' '.join(errors)[:400]}")
@@ -138,13 +159,14 @@ def _place_and_route(spec: dict, workdir: Path, clock_mhz: float) -> tuple[float
     clocks = report.get("fmax", {})
     fmax = min((c["achieved"] for c in clocks.values()), default=None)
     util = report.get("utilization", {})
-    used = {k: v["used"] for k, v in util.items()}
-    if spec["family"] == "ecp5":
-        placed = dict(lut=used.get("TRELLIS_COMB", 0), ff=used.get("TRELLIS_FF", 0), bram=used.get("DP16KD", 0),
-                      dsp=used.get("MULT18X18D", 0))
-    else:
-        placed = dict(lut=used.get("ICESTORM_LC", 0), bram=used.get("ICESTORM_RAM", 0), dsp=used.get("ICESTORM_DSP", 0))
-    return fmax, placed
+    return fmax, _placed_counts(spec["family"], {k: v["used"] for k, v in util.items()})
+
+
+def _placed_counts(family: str, used: dict[str, int]) -> dict:
+    if family == "ecp5":
+        return dict(lut=used.get("TRELLIS_COMB", 0), ff=used.get("TRELLIS_FF", 0), bram=used.get("DP16KD", 0),
+                    dsp=used.get("MULT18X18D", 0))
+    return dict(lut=used.get("ICESTORM_LC", 0), bram=used.get("ICESTORM_RAM", 0), dsp=used.get("ICESTORM_DSP", 0))
 
 
 def format_table(results: list[SynthResult]) -> str:
@@ -199,4 +221,4 @@ def synthesize_by_module(verilog: Path, toplevel: str, target_name: str, workdir
         summed = totals.setdefault(instance, {})
         for kind, count in cells.items():
             summed[kind] = summed.get(kind, 0) + count
-    return {instance: _summarise(spec["family"], cells) for instance, cells in totals.items()}
+    return {instance: summarise(spec["family"], cells) for instance, cells in totals.items()}

@@ -13,7 +13,7 @@ from .params import counter, delayed, validating
 from .products import Packing, ProductKind
 from .weights import weight_words, word_width
 
-__all__ = ["MatrixVectorUnit"]
+__all__ = ["FoldedUnit", "MatrixVectorUnit"]
 
 # Memories at least this deep and this large are expected in block RAM (an ECP5 DP16KD holds 18 Kbit).
 BLOCK_RAM_MIN_DEPTH = 128
@@ -71,7 +71,116 @@ def weight_memory(m: Module, words: list[int], width: int, addr, *, block_ram: b
     return picked
 
 
-class MatrixVectorUnit(wiring.Component):
+class FoldedUnit(wiring.Component):
+    """What the dense and the zero-skipping matrix-vector units share: their streams, where their
+    weights go and how long reading them takes, the output FIFO issue waits on (credits), the
+    two-bank input buffer, and the accumulators. A subclass makes its :class:`DotProductArray` and
+    calls ``_setup`` with its weight memory's size."""
+
+    def _setup(self, layer: MatrixVectorLayer, folding: Folding, dots: DotProductArray, words: int, width: int):
+        self._layer, self._folding, self._dots = layer, folding, dots
+        self._nf, self._sf = layer.mh // folding.pe, layer.mw // folding.simd
+        self.product, self.carry_tree = dots.product, dots.carry_tree
+        self.acc_max = layer.acc_max
+        # weights big enough for block RAM (by Yosys's usual choice) get an output register, and
+        # are banked when deeper than one block RAM
+        self._block_ram, self._banks = weight_placement(words, width)
+        self._memory_latency = memory_latency(self._block_ram, self._banks)
+        # ... -> dot products -> accumulator (1) -> FIFO write (1) -> FIFO output (1)
+        self.pipeline_latency = self._memory_latency + dots.latency + 3
+        self._fifo_depth = self.pipeline_latency + 2
+        super().__init__({
+            "i": In(self.input_signature(layer, folding)),
+            "o": Out(self.output_signature(layer, folding)),
+        })
+
+    @staticmethod
+    def input_signature(layer: MatrixVectorLayer, folding: Folding) -> stream.Signature:
+        return stream.Signature(data.ArrayLayout(layer.in_type.bits, folding.simd))
+
+    @staticmethod
+    def output_signature(layer: MatrixVectorLayer, folding: Folding) -> stream.Signature:
+        return stream.Signature(data.ArrayLayout(range(layer.acc_max + 1), folding.pe))
+
+    @property
+    def weight_banks(self) -> int:
+        """Block RAMs deep the weights are split into (1 unless deeper than one block RAM)."""
+        return self._banks
+
+    @property
+    def block_ram(self) -> bool:
+        """Whether the weights are expected in block RAM, and so get an output register."""
+        return self._block_ram
+
+    def _output_fifo(self, m: Module):
+        """The output FIFO, its credit count, and whether there is room for one more beat in flight."""
+        acc_shape = data.ArrayLayout(range(self.acc_max + 1), self._folding.pe)
+        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=acc_shape.size, depth=self._fifo_depth)
+        outstanding = Signal(range(self._fifo_depth + 1))
+        room = Signal()
+        m.d.comb += [
+            room.eq(outstanding < self._fifo_depth),
+            self.o.payload.eq(out_fifo.r_data),
+            self.o.valid.eq(out_fifo.r_rdy),
+            out_fifo.r_en.eq(self.o.ready),
+        ]
+        return out_fifo, outstanding, room
+
+    def _count_credits(self, m: Module, outstanding, issued_last) -> None:
+        """A credit is taken when the last word of an output beat is issued, given back when a beat leaves."""
+        m.d.sync += outstanding.eq(outstanding + issued_last - (self.o.valid & self.o.ready))
+
+    def _input_buffer(self, m: Module, issue, room, column, read_done):
+        """Inputs into two banks of ``SF`` words: one vector is taken in while the other is read.
+        ``issue`` is driven: high while the bank being read is full and the FIFO has room;
+        ``column`` picks the word read, and ``read_done`` (with ``issue``) frees the bank. Returns
+        the word read, two cycles after ``column`` is set (its address is registered)."""
+        sf_count = self._sf
+        word_layout = data.ArrayLayout(self._layer.in_type.bits, self._folding.simd)
+        m.submodules.inbuf = inbuf = memory.Memory(shape=word_layout, depth=2 * sf_count, init=[])
+        buf_w, buf_r = inbuf.write_port(), inbuf.read_port()
+        full = Signal(2)
+        w_bank, w_count, r_bank = Signal(), Signal(counter(sf_count)), Signal()
+        m.d.comb += [
+            self.i.ready.eq(~full.bit_select(w_bank, 1)),
+            buf_w.addr.eq(w_bank * sf_count + w_count),
+            buf_w.data.eq(self.i.payload),
+            buf_w.en.eq(self.i.valid & self.i.ready),
+            issue.eq(full.bit_select(r_bank, 1) & room),
+        ]
+        # Memory addresses are registered before they reach a memory, so that the counters' logic
+        # and a memory's read logic (a ROM in LUTs when small) never share one clock period.
+        read_addr = Signal(range(2 * sf_count), reset_less=True)
+        m.d.sync += read_addr.eq(r_bank * sf_count + column)
+        m.d.comb += buf_r.addr.eq(read_addr)
+        set_full, clear_full = Signal(2), Signal(2)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += w_count.eq(Mux(w_count == sf_count - 1, 0, w_count + 1))
+            with m.If(w_count == sf_count - 1):
+                m.d.comb += set_full.eq(1 << w_bank)
+                m.d.sync += w_bank.eq(~w_bank)
+        with m.If(issue & read_done):
+            m.d.comb += clear_full.eq(1 << r_bank)
+            m.d.sync += r_bank.eq(~r_bank)
+        m.d.sync += full.eq((full | set_full) & ~clear_full)
+        return buf_r.data
+
+    def _push(self, m: Module, valid, last, out_fifo) -> None:
+        """The accumulators go into the FIFO the cycle after a row group's last word was added."""
+        push = Signal()
+        m.d.sync += push.eq(valid & last)
+        m.d.comb += out_fifo.w_en.eq(push)
+
+    def _accumulate(self, m: Module, valid, first, out_fifo) -> None:
+        """Each row's accumulator starts from a row group's first word's dot product and adds the rest."""
+        acc = Signal(data.ArrayLayout(range(self.acc_max + 1), self._folding.pe), reset_less=True)
+        with m.If(valid):
+            for p in range(self._folding.pe):
+                m.d.sync += acc[p].eq(Mux(first, 0, acc[p]) + self._dots.o[p])
+        m.d.comb += out_fifo.w_data.eq(acc)
+
+
+class MatrixVectorUnit(FoldedUnit):
     """Accumulators ``P`` (see ``ir.lowered``) of one lowered layer, folded by ``pe`` and ``simd``.
 
     A frame is ``SF = MW / simd`` input beats of ``simd`` codes, and ``NF = MH / pe`` output beats
@@ -94,33 +203,12 @@ class MatrixVectorUnit(wiring.Component):
                  product: ProductKind | None = None, packing: Packing | None = None, carry_cells: str | None = None):
         with validating(self):
             layer.check_folding(folding)
-        self._layer, self._folding = layer, folding
-        self._nf, self._sf = layer.mh // folding.pe, layer.mw // folding.simd
-        self._dots = DotProductArray(in_type=layer.in_type, weight_type=layer.weight_type, pe=folding.pe,
-                                     simd=folding.simd, tree_group=tree_group, levels_per_stage=levels_per_stage,
-                                     product=product, packing=packing, carry_cells=carry_cells)
-        self.product, self._packing = self._dots.product, self._dots.packing
-        self.carry_tree = self._dots.carry_tree
-        self.acc_max = layer.acc_max
-        # weights big enough for block RAM (by Yosys's usual choice) get an output register
-        words, width = self._nf * self._sf, word_width(layer, folding, self._packing)
-        self._block_ram, self._banks = weight_placement(words, width)
-        self._memory_latency = memory_latency(self._block_ram, self._banks)
-        # ... -> dot products -> accumulator (1) -> FIFO write (1) -> FIFO output (1)
-        self.pipeline_latency = self._memory_latency + self._dots.latency + 3
-        self._fifo_depth = self.pipeline_latency + 2
-        super().__init__({
-            "i": In(self.input_signature(layer, folding)),
-            "o": Out(self.output_signature(layer, folding)),
-        })
-
-    @staticmethod
-    def input_signature(layer: MatrixVectorLayer, folding: Folding) -> stream.Signature:
-        return stream.Signature(data.ArrayLayout(layer.in_type.bits, folding.simd))
-
-    @staticmethod
-    def output_signature(layer: MatrixVectorLayer, folding: Folding) -> stream.Signature:
-        return stream.Signature(data.ArrayLayout(range(layer.acc_max + 1), folding.pe))
+        dots = DotProductArray(in_type=layer.in_type, weight_type=layer.weight_type, pe=folding.pe,
+                               simd=folding.simd, tree_group=tree_group, levels_per_stage=levels_per_stage,
+                               product=product, packing=packing, carry_cells=carry_cells)
+        self._packing = dots.packing
+        nf, sf = layer.mh // folding.pe, layer.mw // folding.simd
+        self._setup(layer, folding, dots, nf * sf, word_width(layer, folding, self._packing))
 
     # -- analytical cycle model ------------------------------------------------------------------------
     @staticmethod
@@ -133,71 +221,22 @@ class MatrixVectorUnit(wiring.Component):
         """Whether inputs go through the two-bank buffer (the input vector is reused)."""
         return self._nf > 1
 
-    @property
-    def weight_banks(self) -> int:
-        """Block RAMs deep the weights are split into (1 unless deeper than one block RAM)."""
-        return self._banks
-
-    @property
-    def block_ram(self) -> bool:
-        """Whether the weights are expected in block RAM, and so get an output register."""
-        return self._block_ram
-
     def elaborate(self, platform):
         m = Module()
-        layer, pe, simd = self._layer, self._folding.pe, self._folding.simd
+        layer, simd = self._layer, self._folding.simd
         nf_count, sf_count = self._nf, self._sf
-        in_bits = layer.in_type.bits
-        word_layout = data.ArrayLayout(in_bits, simd)
-
-        # -- output FIFO and credits -----------------------------------------------------------------
-        acc_shape = data.ArrayLayout(range(self.acc_max + 1), pe)
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=acc_shape.size, depth=self._fifo_depth)
-        outstanding = Signal(range(self._fifo_depth + 1))
-        room = Signal()
-        m.d.comb += [
-            room.eq(outstanding < self._fifo_depth),
-            self.o.payload.eq(out_fifo.r_data),
-            self.o.valid.eq(out_fifo.r_rdy),
-            out_fifo.r_en.eq(self.o.ready),
-        ]
+        word_layout = data.ArrayLayout(layer.in_type.bits, simd)
+        out_fifo, outstanding, room = self._output_fifo(m)
 
         # -- issue: which input word and which weights this cycle ------------------------------------
         sf = Signal(counter(sf_count))
         nf = Signal(counter(nf_count))
         waddr = Signal(counter(nf_count * sf_count))
         issue = Signal()
-        # Memory addresses are registered before they reach a memory, so that the counters' logic
-        # and a memory's read logic (a ROM in LUTs when small) never share one clock period.
+        # the input word, two cycles after issue (as a registered memory address takes)
         word = Signal(word_layout, reset_less=True)
-
         if self.buffered:
-            m.submodules.inbuf = inbuf = memory.Memory(shape=word_layout, depth=2 * sf_count, init=[])
-            buf_w, buf_r = inbuf.write_port(), inbuf.read_port()
-            full = Signal(2)
-            w_bank, w_count, r_bank = Signal(), Signal(counter(sf_count)), Signal()
-            m.d.comb += [
-                self.i.ready.eq(~full.bit_select(w_bank, 1)),
-                buf_w.addr.eq(w_bank * sf_count + w_count),
-                buf_w.data.eq(self.i.payload),
-                buf_w.en.eq(self.i.valid & self.i.ready),
-                issue.eq(full.bit_select(r_bank, 1) & room),
-                word.eq(buf_r.data),
-            ]
-            read_addr = Signal(range(2 * sf_count), reset_less=True)
-            m.d.sync += read_addr.eq(r_bank * sf_count + sf)
-            m.d.comb += buf_r.addr.eq(read_addr)
-            set_full = Signal(2)
-            clear_full = Signal(2)
-            with m.If(self.i.valid & self.i.ready):
-                m.d.sync += w_count.eq(Mux(w_count == sf_count - 1, 0, w_count + 1))
-                with m.If(w_count == sf_count - 1):
-                    m.d.comb += set_full.eq(1 << w_bank)
-                    m.d.sync += w_bank.eq(~w_bank)
-            with m.If(issue & (nf == nf_count - 1) & (sf == sf_count - 1)):
-                m.d.comb += clear_full.eq(1 << r_bank)
-                m.d.sync += r_bank.eq(~r_bank)
-            m.d.sync += full.eq((full | set_full) & ~clear_full)
+            m.d.comb += word.eq(self._input_buffer(m, issue, room, sf, (nf == nf_count - 1) & (sf == sf_count - 1)))
         else:
             m.d.comb += [
                 issue.eq(self.i.valid & room),
@@ -221,35 +260,22 @@ class MatrixVectorUnit(wiring.Component):
                                     word_width(layer, self._folding, self._packing), weight_addr,
                                     block_ram=self._block_ram, banks=self._banks)
         word_out = delayed(m, word, self._memory_latency - 2, "word")
-        valid1, first1, last1 = Signal(), Signal(reset_less=True), Signal(reset_less=True)
-        m.d.sync += [valid1.eq(issue), first1.eq(sf == 0), last1.eq(sf == sf_count - 1)]
         m.submodules.dots = dots = self._dots
         m.d.comb += [dots.x.eq(word_out), dots.w.as_value().eq(weights_out)]
 
-        # -- valid, first and last travel alongside --------------------------------------------------
-        valid, first, last = valid1, first1, last1
-        for k in range(self._memory_latency - 1 + self._dots.latency):
-            v = Signal(name=f"valid_d{k}")
-            f, l = Signal(name=f"first_d{k}", reset_less=True), Signal(name=f"last_d{k}", reset_less=True)
-            m.d.sync += [v.eq(valid), f.eq(first), l.eq(last)]
-            valid, first, last = v, f, l
+        # -- valid, first and last travel alongside, to where the accumulators take dots.o -----------
+        steps = self._memory_latency + self._dots.latency
+        valid = delayed(m, issue, steps, "valid", reset=True)
+        first = delayed(m, sf == 0, steps, "first")
+        last = delayed(m, sf == sf_count - 1, steps, "last")
 
         # -- accumulate over SF words, then write the FIFO -------------------------------------------
-        push = Signal()
-        m.d.sync += push.eq(valid & last)
-        m.d.comb += out_fifo.w_en.eq(push)
+        self._push(m, valid, last, out_fifo)
         if self._packing is None:
-            acc = Signal(acc_shape, reset_less=True)
-            with m.If(valid):
-                for p in range(pe):
-                    m.d.sync += acc[p].eq(Mux(first, 0, acc[p]) + dots.o[p])
-            m.d.comb += out_fifo.w_data.eq(acc)
+            self._accumulate(m, valid, first, out_fifo)
         else:
             self._corrected_accumulators(m, valid, first, last, out_fifo)
-
-        popped = self.o.valid & self.o.ready
-        pushed_issue = issue & (sf == sf_count - 1)
-        m.d.sync += outstanding.eq(outstanding + pushed_issue - popped)
+        self._count_credits(m, outstanding, issue & (sf == sf_count - 1))
         return m
 
     def _corrected_accumulators(self, m: Module, valid, first, last, out_fifo):

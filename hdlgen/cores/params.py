@@ -51,10 +51,11 @@ class ImageStageCore(wiring.Component):
         super().__init__({"i": In(stream.Signature(in_layout)), "o": Out(stream.Signature(out_layout))})
 
 
-def delayed(m, value, cycles: int, name: str):
-    """``value`` through ``cycles`` datapath registers (no reset) in ``m``'s sync domain."""
+def delayed(m, value, cycles: int, name: str, *, reset: bool = False):
+    """``value`` through ``cycles`` datapath registers (no reset, unless ``reset``: a control bit
+    such as a valid, cleared by reset) in ``m``'s sync domain."""
     for k in range(cycles):
-        reg = Signal.like(value, name=f"{name}_d{k}", reset_less=True)
+        reg = Signal.like(value, name=f"{name}_d{k}", reset_less=not reset)
         m.d.sync += reg.eq(value)
         value = reg
     return value

@@ -129,27 +129,37 @@ class SlidingWindow(ImageStageCore):
 
         cb, kx, ky = Signal(counter(cb_count)), Signal(counter(kw)), Signal(counter(kh))
         ox, oy = Signal(counter(ow)), Signal(counter(oh))
+        # Whether each counter is at its last value is a register of its own, set as the counter steps
+        # onto it: the chain of enables below (and the row release the writer waits on) is an AND
+        # of registers, with no comparator in it.
+        cb_last, kx_last, ky_last, ox_last, oy_last = (
+            Signal(init=n == 1, name=f"{name}_last")
+            for name, n in (("cb", cb_count), ("kx", kw), ("ky", kh), ("ox", ow), ("oy", oh)))
+
+        def step(value, count, last):
+            """``value`` and its flag, one step on (wrapping after ``count - 1``)."""
+            return [value.eq(Mux(last, 0, value + 1)), last.eq(1 if count == 1 else ~last & (value == count - 2))]
+
         first_row = Signal(counter(depth))                 # address of the output row's first buffer row
         tap_row = Signal(counter(depth))                   # ... of the current ky's row
         pixel_col = Signal(counter(row_words))             # ox * sw * cb_count
         tap_col = Signal(counter(row_words))               # kx * dw * cb_count
         with m.If(issue):
-            m.d.sync += cb.eq(Mux(cb == cb_count - 1, 0, cb + 1))
-            with m.If(cb == cb_count - 1):
-                m.d.sync += [kx.eq(Mux(kx == kw - 1, 0, kx + 1)), tap_col.eq(tap_col + dw * cb_count)]
-                with m.If(kx == kw - 1):
-                    m.d.sync += [ky.eq(Mux(ky == kh - 1, 0, ky + 1)), tap_col.eq(0),
-                                 tap_row.eq(wrap_add(tap_row, dh * row_words))]
-                    with m.If(ky == kh - 1):
-                        m.d.sync += [ox.eq(Mux(ox == ow - 1, 0, ox + 1)), tap_row.eq(first_row),
+            m.d.sync += step(cb, cb_count, cb_last)
+            with m.If(cb_last):
+                m.d.sync += [*step(kx, kw, kx_last), tap_col.eq(tap_col + dw * cb_count)]
+                with m.If(kx_last):
+                    m.d.sync += [*step(ky, kh, ky_last), tap_col.eq(0), tap_row.eq(wrap_add(tap_row, dh * row_words))]
+                    with m.If(ky_last):
+                        m.d.sync += [*step(ox, ow, ox_last), tap_row.eq(first_row),
                                      pixel_col.eq(pixel_col + sw * cb_count)]
-                        with m.If(ox == ow - 1):
-                            m.d.sync += [oy.eq(Mux(oy == oh - 1, 0, oy + 1)), pixel_col.eq(0)]
-                            with m.If(oy == oh - 1):
+                        with m.If(ox_last):
+                            m.d.sync += [*step(oy, oh, oy_last), pixel_col.eq(0)]
+                            with m.If(oy_last):
                                 m.d.comb += release_end.eq(1)
                             with m.Else():
                                 m.d.comb += release_mid.eq(1)
-                            new_first = Mux(oy == oh - 1, wrap_add(first_row, last_rows * row_words),
+                            new_first = Mux(oy_last, wrap_add(first_row, last_rows * row_words),
                                             wrap_add(first_row, sh * row_words))
                             m.d.sync += [first_row.eq(new_first), tap_row.eq(new_first)]
         raddr = Signal(counter(depth), reset_less=True)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 from amaranth import Module, Mux, Signal
-from amaranth.lib import data, fifo, memory, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, memory
 
 from ..errors import HdlgenError
 from ..ir.lowered import Folding, MatrixVectorLayer
 from .dot_array import DotProductArray
-from .mvu import MatrixVectorUnit, memory_latency, weight_memory, weight_placement
+from .mvu import FoldedUnit, weight_memory
 from .params import counter, delayed, validating
 from .products import ProductKind, choose_product
 from .weights import weight_words, word_width
@@ -52,10 +52,16 @@ def sparse_schedule(layer: MatrixVectorLayer, folding: Folding) -> list[SparseEn
 
 def sparse_entries(layer: MatrixVectorLayer, folding: Folding) -> int:
     """Blocks issued per input vector: over the row groups, the number of non-zero blocks, at least 1."""
-    return int(np.maximum(nonzero_blocks(layer, folding).sum(axis=1), 1).sum())
+    return _entries(layer, folding.pe, folding.simd)
 
 
-class SparseMatrixVectorUnit(wiring.Component):
+@lru_cache(maxsize=4096)
+def _entries(layer: MatrixVectorLayer, pe: int, simd: int) -> int:
+    # cached: a folding search asks for every layer at every folding it tries
+    return int(np.maximum(nonzero_blocks(layer, Folding(pe=pe, simd=simd)).sum(axis=1), 1).sum())
+
+
+class SparseMatrixVectorUnit(FoldedUnit):
     """Accumulators ``P`` (see ``ir.lowered``) of one lowered layer, folded by ``pe`` and ``simd``,
     spending no cycle on a block of weights that is all zero.
 
@@ -89,9 +95,6 @@ class SparseMatrixVectorUnit(wiring.Component):
     weights) therefore never apply, and are taken only so that a caller treats both units alike.
     """
 
-    input_signature = staticmethod(MatrixVectorUnit.input_signature)
-    output_signature = staticmethod(MatrixVectorUnit.output_signature)
-
     def __init__(self, *, layer: MatrixVectorLayer, folding: Folding, tree_group: int = 2, levels_per_stage: int = 1,
                  product: ProductKind | None = None, carry_cells: str | None = None):
         with validating(self):
@@ -105,26 +108,12 @@ class SparseMatrixVectorUnit(wiring.Component):
                 raise HdlgenError(f"layer {layer.name!r}: PACKED products add a bias for every term, so a "
                                   f"skipped block of zeros would change the sum; choose another product, "
                                   f"e.g. product=ProductKind.MULTIPLY")
-            self._dots = DotProductArray(in_type=layer.in_type, weight_type=layer.weight_type, pe=folding.pe,
-                                         simd=folding.simd, tree_group=tree_group,
-                                         levels_per_stage=levels_per_stage, product=product,
-                                         carry_cells=carry_cells)
-        self._layer, self._folding = layer, folding
-        self._nf, self._sf = layer.mh // folding.pe, layer.mw // folding.simd
+            dots = DotProductArray(in_type=layer.in_type, weight_type=layer.weight_type, pe=folding.pe,
+                                   simd=folding.simd, tree_group=tree_group, levels_per_stage=levels_per_stage,
+                                   product=product, carry_cells=carry_cells)
         self._schedule = sparse_schedule(layer, folding)
-        self.product, self.carry_tree = self._dots.product, self._dots.carry_tree
-        self.acc_max = layer.acc_max
-        # the dense unit's rules: block RAM (with an output register) from its size, banked when
-        # deeper than one block RAM, each bank registered before the multiplexer that picks one
-        self._block_ram, self._banks = weight_placement(len(self._schedule), word_width(layer, folding))
-        self._memory_latency = memory_latency(self._block_ram, self._banks)
-        # ... -> dot products -> accumulator (1) -> FIFO write (1) -> FIFO output (1)
-        self.pipeline_latency = self._memory_latency + self._dots.latency + 3
-        self._fifo_depth = self.pipeline_latency + 2
-        super().__init__({
-            "i": In(self.input_signature(layer, folding)),
-            "o": Out(self.output_signature(layer, folding)),
-        })
+        # the dense unit's weight placement, for the scheduled blocks
+        self._setup(layer, folding, dots, len(self._schedule), word_width(layer, folding))
 
     # -- analytical cycle model ------------------------------------------------------------------------
     @staticmethod
@@ -144,38 +133,15 @@ class SparseMatrixVectorUnit(wiring.Component):
         """Blocks issued per input vector (see :func:`sparse_entries`)."""
         return len(self._schedule)
 
-    @property
-    def weight_banks(self) -> int:
-        """Block RAMs deep the weights are split into (1 unless deeper than one block RAM)."""
-        return self._banks
-
-    @property
-    def block_ram(self) -> bool:
-        """Whether the weights are expected in block RAM, and so get an output register."""
-        return self._block_ram
-
     def elaborate(self, platform):
         m = Module()
-        pe, simd, sf_count = self._folding.pe, self._folding.simd, self._sf
         schedule, entry_count = self._schedule, len(self._schedule)
-        word_layout = data.ArrayLayout(self._layer.in_type.bits, simd)
-
-        # -- output FIFO and credits -----------------------------------------------------------------
-        acc_shape = data.ArrayLayout(range(self.acc_max + 1), pe)
-        m.submodules.out_fifo = out_fifo = fifo.SyncFIFOBuffered(width=acc_shape.size, depth=self._fifo_depth)
-        outstanding = Signal(range(self._fifo_depth + 1))
-        room = Signal()
-        m.d.comb += [
-            room.eq(outstanding < self._fifo_depth),
-            self.o.payload.eq(out_fifo.r_data),
-            self.o.valid.eq(out_fifo.r_rdy),
-            out_fifo.r_en.eq(self.o.ready),
-        ]
+        out_fifo, outstanding, room = self._output_fifo(m)
 
         # -- schedule: the entry to issue, its control read one entry ahead ----------------------------
         # The control of entry ``entry`` waits in a register, read from the ROM at ``ahead`` (the
         # entry after it) as it is issued: no memory read lies between a counter and the issue logic.
-        control = data.StructLayout({"sf": counter(sf_count), "first": 1, "last": 1})
+        control = data.StructLayout({"sf": counter(self._sf), "first": 1, "last": 1})
         controls = [{"sf": e.sf, "first": e.first, "last": e.last} for e in schedule]
         m.submodules.control = control_rom = memory.Memory(
             shape=control, depth=max(entry_count, 2), init=controls, attrs={"ram_style": "logic"})
@@ -191,34 +157,7 @@ class SparseMatrixVectorUnit(wiring.Component):
                 ahead.eq(Mux(ahead == entry_count - 1, 0, ahead + 1)),
                 current.eq(control_read.data),
             ]
-
-        # -- two-bank input buffer ---------------------------------------------------------------------
-        m.submodules.inbuf = inbuf = memory.Memory(shape=word_layout, depth=2 * sf_count, init=[])
-        buf_w, buf_r = inbuf.write_port(), inbuf.read_port()
-        full = Signal(2)
-        w_bank, w_count, r_bank = Signal(), Signal(counter(sf_count)), Signal()
-        m.d.comb += [
-            self.i.ready.eq(~full.bit_select(w_bank, 1)),
-            buf_w.addr.eq(w_bank * sf_count + w_count),
-            buf_w.data.eq(self.i.payload),
-            buf_w.en.eq(self.i.valid & self.i.ready),
-            issue.eq(full.bit_select(r_bank, 1) & room),
-        ]
-        # Memory addresses are registered before they reach a memory, so that the counters' logic
-        # and a memory's read logic (a ROM in LUTs when small) never share one clock period.
-        read_addr = Signal(range(2 * sf_count), reset_less=True)
-        m.d.sync += read_addr.eq(r_bank * sf_count + current.sf)
-        m.d.comb += buf_r.addr.eq(read_addr)
-        set_full, clear_full = Signal(2), Signal(2)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += w_count.eq(Mux(w_count == sf_count - 1, 0, w_count + 1))
-            with m.If(w_count == sf_count - 1):
-                m.d.comb += set_full.eq(1 << w_bank)
-                m.d.sync += w_bank.eq(~w_bank)
-        with m.If(issue & (entry == entry_count - 1)):
-            m.d.comb += clear_full.eq(1 << r_bank)
-            m.d.sync += r_bank.eq(~r_bank)
-        m.d.sync += full.eq((full | set_full) & ~clear_full)
+        word = self._input_buffer(m, issue, room, current.sf, entry == entry_count - 1)
 
         # -- weights of the scheduled blocks, and the input word beside them ---------------------------
         weight_addr = Signal.like(entry, reset_less=True)
@@ -227,30 +166,18 @@ class SparseMatrixVectorUnit(wiring.Component):
         weights_out = weight_memory(m, [dense[e.nf * self._sf + e.sf] for e in schedule],
                                     word_width(self._layer, self._folding), weight_addr,
                                     block_ram=self._block_ram, banks=self._banks)
-        word_out = delayed(m, buf_r.data, self._memory_latency - 2, "word")
+        word_out = delayed(m, word, self._memory_latency - 2, "word")
         m.submodules.dots = dots = self._dots
         m.d.comb += [dots.x.eq(word_out), dots.w.as_value().eq(weights_out)]
 
-        # -- valid, first and last travel alongside --------------------------------------------------
-        # issue -> (memory_latency - 1) -> dot products: where the accumulators take dots.o
+        # -- valid, first and last travel alongside, to where the accumulators take dots.o -----------
         steps = self._memory_latency + self._dots.latency
+        valid = delayed(m, issue, steps, "valid", reset=True)
         first = delayed(m, current.first, steps, "first")
         last = delayed(m, current.last, steps, "last")
-        valid = issue
-        for k in range(steps):
-            v = Signal(name=f"valid_d{k}")
-            m.d.sync += v.eq(valid)
-            valid = v
 
         # -- accumulate over a row group's entries, then write the FIFO -------------------------------
-        push = Signal()
-        m.d.sync += push.eq(valid & last)
-        acc = Signal(acc_shape, reset_less=True)
-        with m.If(valid):
-            for p in range(pe):
-                m.d.sync += acc[p].eq(Mux(first, 0, acc[p]) + dots.o[p])
-        m.d.comb += [out_fifo.w_en.eq(push), out_fifo.w_data.eq(acc)]
-
-        popped = self.o.valid & self.o.ready
-        m.d.sync += outstanding.eq(outstanding + (issue & current.last) - popped)
+        self._push(m, valid, last, out_fifo)
+        self._accumulate(m, valid, first, out_fifo)
+        self._count_credits(m, outstanding, issue & current.last)
         return m

@@ -1,8 +1,8 @@
 """Resource estimate of a folded pipeline, per stage, before any Verilog is generated.
 
 Every stage is described by a few *features*: sizes its hardware grows with, known from the lowered
-model and the folding alone. The LUT estimate is a weighted sum of them, with weights fitted per
-target family against Yosys's per-module cell counts (``benchmarks/resource_model.py`` fits them
+model and the folding alone. The LUT and flip-flop estimates are weighted sums of them, with weights
+fitted per target family against Yosys's per-module cell counts (``benchmarks/resource_model.py`` fits them
 and writes ``boards/resource_model.json``; the same script prints each stage's estimate beside
 Yosys's count). Block RAMs and DSPs are counted, not fitted: each memory the generators mark for
 block RAM is tiled onto the family's RAM geometry, and each multiplier the products use is one DSP.
@@ -49,7 +49,7 @@ from ..ir.lowered import Folding, GlobalPoolStage, LoweredModel, MatrixVectorLay
 from ..paths import BOARDS
 from ..targets import Target, get_target
 
-__all__ = ["StageEstimate", "Estimate", "estimate", "stage_features", "block_rams", "counts_by_stage", "MODEL_FILE",
+__all__ = ["StageEstimate", "Estimate", "estimate", "logic_cells", "stage_features", "block_rams", "counts_by_stage", "MODEL_FILE",
            "LUTRAM_LUTS"]
 
 MODEL_FILE = BOARDS / "resource_model.json"
@@ -72,6 +72,7 @@ class StageEstimate:
     name: str
     kind: str                  # mvu, window, pad, pool or regroup
     lut: float
+    ff: float
     bram: float
     dsp: int
     features: dict = field(default_factory=dict)
@@ -85,6 +86,10 @@ class Estimate:
     @property
     def lut(self) -> int:
         return round(sum(s.lut for s in self.stages))
+
+    @property
+    def ff(self) -> int:
+        return round(sum(s.ff for s in self.stages))
 
     @property
     def bram(self) -> float:
@@ -110,13 +115,15 @@ def _coefficients() -> dict:
     return json.loads(MODEL_FILE.read_text())
 
 
-def coefficients(target: Target) -> dict[str, float]:
+def coefficients(target: Target) -> dict:
+    """The family's fitted model: ``lut`` and ``ff`` coefficients per feature (and on iCE40
+    ``logic_cells``, see ``logic_cells``)."""
     table = _coefficients()
     family = target.family
-    if family not in table["families"]:
+    if family not in table["families"] or "ff" not in table["families"][family]:
         raise HdlgenError(f"the resource model has no coefficients for {target.family} ({MODEL_FILE}); "
-                          f"run benchmarks/resource_model.py --targets {target.name}")
-    return table["families"][family]["lut"]
+                          f"run benchmarks/resource_model.py --fit --targets {target.name}")
+    return table["families"][family]
 
 
 def _mvu_features(layer: MatrixVectorLayer, fold: Folding, target: Target) -> tuple[dict, float, int]:
@@ -226,14 +233,28 @@ def stage_features(model: LoweredModel, foldings: dict[str, Folding], target: Ta
 
 
 def estimate(model: LoweredModel, foldings: dict[str, Folding], target: Target | str) -> Estimate:
-    """LUTs, block RAMs and DSPs of every stage of ``model`` folded by ``foldings`` on ``target``."""
+    """LUTs, flip-flops, block RAMs and DSPs of every stage of ``model`` folded by ``foldings`` on ``target``."""
     target = get_target(target)
-    weights = coefficients(target)
+    fitted = coefficients(target)
     stages = []
     for name, kind, features, bram, dsp in stage_features(model, foldings, target):
-        lut = sum(weights.get(k, 0.0) * v for k, v in features.items())
-        stages.append(StageEstimate(name, kind, lut, bram, dsp, features))
+        lut, ff = (sum(fitted[r].get(k, 0.0) * v for k, v in features.items()) for r in ("lut", "ff"))
+        stages.append(StageEstimate(name, kind, lut, ff, bram, dsp, features))
     return Estimate(target.name, tuple(stages))
+
+
+def logic_cells(est: Estimate, target: Target | str) -> int:
+    """The logic sites ``est`` takes where a LUT and a flip-flop share one (iCE40's logic cell,
+    which also holds a carry): cells per estimated LUT and per estimated flip-flop, fitted against
+    the cells nextpnr packs whole designs into (``benchmarks/resource_model.py --place``). A
+    flip-flop takes a cell of its own where nextpnr cannot pack it with the LUT that drives it, and
+    so may a carry chain's feed-in. On ECP5 and Xilinx a slice's flip-flops are counted apart from
+    its LUTs, so this is the LUTs."""
+    target = get_target(target)
+    cells = coefficients(target).get("logic_cells")
+    if cells is None:
+        return est.lut
+    return round(cells["lut"] * est.lut + cells["ff"] * est.ff)
 
 
 def counts_by_stage(counts: dict[str, dict], names: list[str], family: str) -> dict[str, dict]:
@@ -241,11 +262,12 @@ def counts_by_stage(counts: dict[str, dict], names: list[str], family: str) -> d
     estimate counts them: an instance belongs to the stage whose name it is or starts with (the
     longest such), e.g. ``Conv_1_window_swg`` to ``Conv_1_window``, ``Conv_1_mvu`` to ``Conv_1``."""
     longest_first = sorted(names, key=len, reverse=True)
-    out = {name: {"lut": 0, "bram": 0.0, "dsp": 0} for name in names}
+    out = {name: {"lut": 0, "ff": 0, "bram": 0.0, "dsp": 0} for name in names}
     for instance, c in counts.items():
         name = next((n for n in longest_first if instance == n or instance.startswith(n + "_")), None)
         if name is not None:
             out[name]["lut"] += c["lut"] + LUTRAM_LUTS[family] * c["lutram"]
+            out[name]["ff"] += c["ff"]
             out[name]["bram"] += c["bram"]
             out[name]["dsp"] += c["dsp"]
     return out

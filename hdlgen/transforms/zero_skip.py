@@ -36,19 +36,14 @@ def _zero_share(layer: MatrixVectorLayer) -> float:
     return float(np.mean(layer.weights == 0))
 
 
-@lru_cache(maxsize=4096)
-def _entries(layer: MatrixVectorLayer, pe: int, simd: int) -> int:
-    from ..cores.sparse_mvu import sparse_entries
-    return sparse_entries(layer, Folding(pe=pe, simd=simd))
-
-
 def dense_cycles(layer: MatrixVectorLayer, folding: Folding) -> int:
-    return layer.vectors * (layer.mh // folding.pe) * (layer.mw // folding.simd)
+    from ..cores.mvu import MatrixVectorUnit
+    return MatrixVectorUnit.cycles_per_frame(layer, folding)
 
 
 def skip_cycles(layer: MatrixVectorLayer, folding: Folding) -> int:
-    """Cycles per frame of the zero-skipping unit (``SparseMatrixVectorUnit.cycles_per_frame``)."""
-    return layer.vectors * max(layer.mw // folding.simd, _entries(layer, folding.pe, folding.simd))
+    from ..cores.sparse_mvu import SparseMatrixVectorUnit
+    return SparseMatrixVectorUnit.cycles_per_frame(layer, folding)
 
 
 def pays(layer: MatrixVectorLayer, folding: Folding, target: Target | str) -> bool:

@@ -26,13 +26,15 @@ def test_explore_writes_the_table_and_the_plot(tmp_path):
     assert (tmp_path / "ex" / "explore.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     fps = [float(r["frames_per_second"]) for r in table]
     assert fps == sorted(fps) and len(set(fps)) == len(fps)
-    # the fits column is the device's verdict, and a Pareto point is one no other point dominates
+    # the fits column is the device's verdict, and a Pareto point is one no other point dominates in
+    # frame rate, logic cells (iCE40's LUT sites: a LUT and a flip-flop each), block RAMs and DSPs
     assert {r["fits"] for r in table} == {"0", "1"}
+    assert all(int(r["lut"]) < int(r["logic_cells"]) for r in table)
+
+    def key(r):
+        return float(r["frames_per_second"]), -int(r["logic_cells"]), -float(r["bram"]), -int(r["dsp"])
     for r in table:
-        dominated = any(float(q["frames_per_second"]) >= float(r["frames_per_second"]) and int(q["lut"]) <= int(r["lut"])
-                        and float(q["bram"]) <= float(r["bram"]) and int(q["dsp"]) <= int(r["dsp"]) and q is not r
-                        and (q["lut"], q["bram"], q["dsp"], q["frames_per_second"]) !=
-                        (r["lut"], r["bram"], r["dsp"], r["frames_per_second"]) for q in table)
+        dominated = any(all(a >= b for a, b in zip(key(q), key(r))) and key(q) != key(r) for q in table)
         assert r["pareto"] == ("0" if dominated else "1")
     assert f"wrote {tmp_path / 'ex'}/explore.csv and {tmp_path / 'ex'}/explore.png ({len(table)} foldings" in done.stdout
 
@@ -52,7 +54,18 @@ def test_synthesized_points_add_yosys_counts(tmp_path):
     assert done.returncode == 0, done.stderr
     first, *rest = rows(tmp_path / "ex")
     assert int(first["yosys_lut"]) == pytest.approx(int(first["lut"]), rel=0.3)
+    assert int(first["yosys_ff"]) == pytest.approx(int(first["ff"]), rel=0.3)
     assert float(first["yosys_bram"]) == float(first["bram"]) and all(r["yosys_lut"] == "" for r in rest)
+    assert first["logic_cells"] == first["nextpnr_logic_cells"] == ""
+
+
+def test_on_ice40_synthesized_points_add_the_logic_cells_nextpnr_packs(tmp_path):
+    done = hdlgen("explore", MLP_W2A2, "--target", "ice40-up5k", "-o", tmp_path / "ex", "--synth", "1")
+    assert done.returncode == 0, done.stderr
+    point = rows(tmp_path / "ex")[1]
+    # the estimate's logic cells against nextpnr's packing of the same design (within the fit's 25 %)
+    assert int(point["nextpnr_logic_cells"]) == pytest.approx(int(point["logic_cells"]), rel=0.25)
+    assert int(point["nextpnr_logic_cells"]) > int(point["yosys_lut"])
 
 
 @pytest.mark.parametrize("args, message", [

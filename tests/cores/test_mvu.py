@@ -97,21 +97,32 @@ def design(request, sim_root):
     return built, layer, folding, dut.acc_max
 
 
-@pytest.mark.parametrize("stalls", [(0.0, 0.0), (0.3, 0.0), (0.0, 0.5), (0.4, 0.6)],
-                         ids=["no-stalls", "idle-input", "backpressure", "both"])
-def test_accumulators(design, rng, stalls):
+STALLS = pytest.mark.parametrize("stalls", [(0.0, 0.0), (0.3, 0.0), (0.0, 0.5), (0.4, 0.6)],
+                                 ids=["no-stalls", "idle-input", "backpressure", "both"])
+
+
+def check_accumulators(design, rng, stalls, unit):
+    """Random frames through a built ``unit`` (a matrix-vector unit class) under ``stalls`` (idle
+    input, backpressure) give ``golden.matrix_vector``'s accumulators; without stalls, frames
+    follow each other every ``unit.cycles_per_frame`` cycles exactly."""
     built, layer, folding, acc_max = design
     codes = frames(rng, layer, FRAMES)
     expected = matrix_vector(layer, codes)
     idle, backpressure = stalls
-    ii = MatrixVectorUnit.cycles_per_frame(layer, folding) if stalls == (0.0, 0.0) else None
+    cycles = unit.cycles_per_frame(layer, folding)
+    ii = cycles if stalls == (0.0, 0.0) else None
     seed = int(rng.integers(2**31))
     result = built.run(inputs=pack_beats(codes, folding.simd, layer.in_type.bits),
                        expected=pack_beats(expected, folding.pe, acc_max.bit_length()),
                        beats_per_frame=layer.mh // folding.pe, seed=seed, idle=idle, backpressure=backpressure,
-                       initiation_interval=ii, name=f"run-{idle}-{backpressure}")
+                       initiation_interval=ii, frame_cycles=cycles, name=f"run-{idle}-{backpressure}")
     if ii is not None:
         assert result.frame_intervals and set(result.frame_intervals) == {ii}
+
+
+@STALLS
+def test_accumulators(design, rng, stalls):
+    check_accumulators(design, rng, stalls, MatrixVectorUnit)
 
 
 def test_folding_must_divide():

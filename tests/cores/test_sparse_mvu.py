@@ -7,15 +7,13 @@ import numpy as np
 import pytest
 
 from factories import BIPOLAR, INT, TERNARY, UINT, CocotbDesign
-from hdlgen.backends.packing import pack_beats
 from hdlgen.backends.verilog import emit
 from hdlgen.cores import SparseMatrixVectorUnit
 from hdlgen.cores.products import ProductKind
 from hdlgen.cores.sparse_mvu import SparseEntry, nonzero_blocks, sparse_entries, sparse_schedule
 from hdlgen.errors import HdlgenError
-from hdlgen.golden import matrix_vector
 from hdlgen.ir import Folding, MatrixVectorLayer
-from test_mvu import FRAMES, frames, random_layer
+from test_mvu import STALLS, check_accumulators, random_layer
 
 # in_type, weight_type, mw, mh, pe, simd, share of blocks kept non-zero, row groups made all zero[, product]
 CASES = {
@@ -58,22 +56,9 @@ def design(request, sim_root):
     return built, layer, folding, dut.acc_max
 
 
-@pytest.mark.parametrize("stalls", [(0.0, 0.0), (0.3, 0.0), (0.0, 0.5), (0.4, 0.6)],
-                         ids=["no-stalls", "idle-input", "backpressure", "both"])
+@STALLS
 def test_accumulators(design, rng, stalls):
-    built, layer, folding, acc_max = design
-    codes = frames(rng, layer, FRAMES)
-    expected = matrix_vector(layer, codes)
-    idle, backpressure = stalls
-    ii = SparseMatrixVectorUnit.cycles_per_frame(layer, folding) if stalls == (0.0, 0.0) else None
-    seed = int(rng.integers(2**31))
-    result = built.run(inputs=pack_beats(codes, folding.simd, layer.in_type.bits),
-                       expected=pack_beats(expected, folding.pe, acc_max.bit_length()),
-                       beats_per_frame=layer.mh // folding.pe, seed=seed, idle=idle, backpressure=backpressure,
-                       initiation_interval=ii, frame_cycles=SparseMatrixVectorUnit.cycles_per_frame(layer, folding),
-                       name=f"run-{idle}-{backpressure}")
-    if ii is not None:
-        assert result.frame_intervals and set(result.frame_intervals) == {ii}
+    check_accumulators(design, rng, stalls, SparseMatrixVectorUnit)
 
 
 # -- the schedule, without a simulator ------------------------------------------------------------------
