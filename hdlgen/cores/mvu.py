@@ -165,6 +165,20 @@ class FoldedUnit(wiring.Component):
         m.d.sync += full.eq((full | set_full) & ~clear_full)
         return buf_r.data
 
+    def _datapath(self, m: Module, address, words: list[int], width: int, word, issue, first, last):
+        """Weights ``words`` read at ``address`` (registered first), and the input ``word`` beside
+        them (two cycles after issue), into the dot products; ``issue``, ``first`` and ``last``
+        delayed to where the accumulators take the dot products. Returns those three."""
+        weight_addr = Signal.like(address, reset_less=True)
+        m.d.sync += weight_addr.eq(address)
+        weights_out = weight_memory(m, words, width, weight_addr, block_ram=self._block_ram, banks=self._banks)
+        word_out = delayed(m, word, self._memory_latency - 2, "word")
+        m.submodules.dots = dots = self._dots
+        m.d.comb += [dots.x.eq(word_out), dots.w.as_value().eq(weights_out)]
+        steps = self._memory_latency + dots.latency
+        return (delayed(m, issue, steps, "valid", reset=True), delayed(m, first, steps, "first"),
+                delayed(m, last, steps, "last"))
+
     def _push(self, m: Module, valid, last, out_fifo) -> None:
         """The accumulators go into the FIFO the cycle after a row group's last word was added."""
         push = Signal()
@@ -252,22 +266,10 @@ class MatrixVectorUnit(FoldedUnit):
             ]
             with m.If(sf == sf_count - 1):
                 m.d.sync += nf.eq(Mux(nf == nf_count - 1, 0, nf + 1))
-        weight_addr = Signal.like(waddr, reset_less=True)
-        m.d.sync += weight_addr.eq(waddr)
-
-        # -- input word and weights into the dot products -------------------------------------------
-        weights_out = weight_memory(m, weight_words(layer, self._folding, self._packing),
-                                    word_width(layer, self._folding, self._packing), weight_addr,
-                                    block_ram=self._block_ram, banks=self._banks)
-        word_out = delayed(m, word, self._memory_latency - 2, "word")
-        m.submodules.dots = dots = self._dots
-        m.d.comb += [dots.x.eq(word_out), dots.w.as_value().eq(weights_out)]
-
-        # -- valid, first and last travel alongside, to where the accumulators take dots.o -----------
-        steps = self._memory_latency + self._dots.latency
-        valid = delayed(m, issue, steps, "valid", reset=True)
-        first = delayed(m, sf == 0, steps, "first")
-        last = delayed(m, sf == sf_count - 1, steps, "last")
+        # -- input word and weights into the dot products; valid, first and last alongside -----------
+        valid, first, last = self._datapath(m, waddr, weight_words(layer, self._folding, self._packing),
+                                            word_width(layer, self._folding, self._packing), word, issue,
+                                            sf == 0, sf == sf_count - 1)
 
         # -- accumulate over SF words, then write the FIFO -------------------------------------------
         self._push(m, valid, last, out_fifo)

@@ -12,8 +12,8 @@ from amaranth.lib import data, memory
 from ..errors import HdlgenError
 from ..ir.lowered import Folding, MatrixVectorLayer
 from .dot_array import DotProductArray
-from .mvu import FoldedUnit, weight_memory
-from .params import counter, delayed, validating
+from .mvu import FoldedUnit
+from .params import counter, validating
 from .products import ProductKind, choose_product
 from .weights import weight_words, word_width
 
@@ -159,22 +159,12 @@ class SparseMatrixVectorUnit(FoldedUnit):
             ]
         word = self._input_buffer(m, issue, room, current.sf, entry == entry_count - 1)
 
-        # -- weights of the scheduled blocks, and the input word beside them ---------------------------
-        weight_addr = Signal.like(entry, reset_less=True)
-        m.d.sync += weight_addr.eq(entry)
+        # -- weights of the scheduled blocks and the input word into the dot products; valid, first and
+        # last alongside
         dense = weight_words(self._layer, self._folding)
-        weights_out = weight_memory(m, [dense[e.nf * self._sf + e.sf] for e in schedule],
-                                    word_width(self._layer, self._folding), weight_addr,
-                                    block_ram=self._block_ram, banks=self._banks)
-        word_out = delayed(m, word, self._memory_latency - 2, "word")
-        m.submodules.dots = dots = self._dots
-        m.d.comb += [dots.x.eq(word_out), dots.w.as_value().eq(weights_out)]
-
-        # -- valid, first and last travel alongside, to where the accumulators take dots.o -----------
-        steps = self._memory_latency + self._dots.latency
-        valid = delayed(m, issue, steps, "valid", reset=True)
-        first = delayed(m, current.first, steps, "first")
-        last = delayed(m, current.last, steps, "last")
+        valid, first, last = self._datapath(m, entry, [dense[e.nf * self._sf + e.sf] for e in schedule],
+                                            word_width(self._layer, self._folding), word, issue,
+                                            current.first, current.last)
 
         # -- accumulate over a row group's entries, then write the FIFO -------------------------------
         self._push(m, valid, last, out_fifo)
