@@ -93,8 +93,14 @@ def assert_stopped_cleanly(process, sig, seen: dict[int, str], root: Path):
     word = "interrupted" if sig == signal.SIGINT else "terminated"
     assert process.returncode == 128 + sig, (process.returncode, err)
     assert err.strip().splitlines() == [f"hdlgen: {word}"], err
-    time.sleep(0.5)       # long enough for a process killed with hdlgen to be reaped, far shorter than a compile
-    left = {pid: cmd for pid, cmd in seen.items() if alive(pid)} | working_in(root)
+    # a process killed with hdlgen is reaped within moments (longer on a loaded machine); one that
+    # outlived it would go on for the whole compile, far longer than this wait
+    deadline = time.monotonic() + 5.0
+    while True:
+        left = {pid: cmd for pid, cmd in seen.items() if alive(pid)} | working_in(root)
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert not left, f"processes outlived hdlgen: {left}"
     assert not [p for p in root.rglob("*") if "staging" in p.name or "hdlgen-previous" in p.name]
 
