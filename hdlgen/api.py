@@ -14,11 +14,14 @@ its RTL, synthesize it. The command line is a layer over the same functions.
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from . import options as O
 from .errors import HdlgenError
 from .targets import DEFAULT_TARGET
 
@@ -62,17 +65,19 @@ class Design:
         from .flow import Progress, simulate
         from .golden.reference import check_inputs
 
-        return simulate(self._build, check_inputs(self._build.model.input, x), progress=Progress(2, enabled=progress),
-                        idle=idle, backpressure=backpressure, seed=seed)
+        O.check("progress", O.Flag(), progress)
+        return simulate(self._build, check_inputs(self._build.model.input, x),
+                        progress=Progress(2, enabled=progress), idle=idle, backpressure=backpressure, seed=seed)
 
     def synthesize(self, target: str | None = None, *, clock_mhz: float = 100.0, workdir: str | Path | None = None):
         """Synthesize for ``target`` (default: the build's own) with Yosys, placed and routed by nextpnr
         where the target has it. Returns a ``SynthResult`` (``lut``, ``ff``, ``bram``, ``dsp``, ``fmax_mhz``)."""
         from .backends.synth import synthesize
-        from .targets import get_target
 
-        target = target or self._build.report["target"]
-        get_target(target)
+        from .targets import target_names
+
+        target = O.check("target", O.Choice(target_names()), self._build.report["target"] if target is None else target)
+        clock_mhz = O.check("clock_mhz", O.CLOCK_MHZ, clock_mhz)
         workdir = Path(workdir) if workdir is not None else self._build.record("synth") / target
         try:
             return synthesize(self._build.verilog, self._build.report["top"], target, workdir, clock_mhz=clock_mhz,
@@ -88,6 +93,7 @@ class Design:
         from .backends.bitstream import make_bitstream
         from .flow import Progress
 
+        O.check("progress", O.Flag(), progress)
         return make_bitstream(self._build, board, clock_mhz=clock_mhz, baud=baud, allow_timing_fail=allow_timing_fail,
                               progress=Progress(1, enabled=progress), bars=progress)
 
@@ -101,6 +107,7 @@ class Design:
         from .golden.reference import check_inputs
         from .host.run import run_on_board
 
+        O.check("progress", O.Flag(), progress)
         return run_on_board(self._build, check_inputs(self._build.model.input, x), port=port, board=board, baud=baud,
                             timeout=timeout, retries=retries, faults=faults, progress=Progress(1, enabled=progress),
                             bars=progress)
@@ -120,29 +127,52 @@ def build(model: str | Path, outdir: str | Path | None = None, *, target: str = 
     ``outdir`` defaults to a new temporary directory, which is kept for the design's simulations.
     ``fold`` is ``"auto"``, ``"fit"`` (the fastest folding that fits the target's device), a folding file, or a dict ``{layer: {"pe": N, "simd": N}}``. The other
     options are those of ``hdlgen build``."""
-    import json
-
     from .flow import Progress
     from .flow import build as flow_build
 
-    outdir = Path(tempfile.mkdtemp(prefix="hdlgen-design-")) / "build" if outdir is None else Path(outdir)
-    fold_file = fold
-    if isinstance(fold, dict):
-        fold_file = Path(tempfile.mkdtemp(prefix="hdlgen-fold-")) / "fold.json"
-        fold_file.write_text(json.dumps(fold))
-    elif fold not in ("auto", "fit"):
-        fold_file = str(fold)
-    flow_build(Path(model), outdir, fold=str(fold_file), target_fps=target_fps, clock_mhz=clock_mhz, target=target,
-               progress=Progress(4, enabled=progress), requant=requant, bn=bn, bn_check=bn_check,
-               input_type=input_type, output=output)
+    from .flow import check_build_options, fold_source
+
+    model = _path("model", model)
+    outdir = None if outdir is None else _path("outdir", outdir)
+    check_build_options(target=target, clock_mhz=clock_mhz, target_fps=target_fps, requant=requant, bn=bn,
+                        bn_check=bn_check, output=output)
+    fold = fold_source(fold if not isinstance(fold, os.PathLike) else Path(fold))
+    O.check("input_type", _TEXT, input_type, optional=True)
+    O.check("progress", O.Flag(), progress)
+    made = outdir is None
+    outdir = Path(tempfile.mkdtemp(prefix="hdlgen-design-")) / "build" if made else outdir
+    try:
+        flow_build(model, outdir, fold=fold, target_fps=target_fps, clock_mhz=clock_mhz, target=target,
+                   progress=Progress(4, enabled=progress), requant=requant, bn=bn, bn_check=bn_check,
+                   input_type=input_type, output=output)
+    except BaseException:
+        if made:
+            shutil.rmtree(outdir.parent, ignore_errors=True)
+        raise
     return Design(outdir)
 
 
 def open_design(path: str | Path) -> Design:
     """An existing build directory as a design."""
-    if not Path(path).is_dir():
-        raise HdlgenError(f"{path}: no such build directory")
-    return Design(path)
+    return Design(_path("path", path))
+
+
+class _Text:
+    """A string option (a QONNX DataType name, a port)."""
+
+    def check(self, value) -> str:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"expected a non-empty string, not {value!r}")
+        return value
+
+
+_TEXT = _Text()
+
+
+def _path(name: str, value) -> Path:
+    if not isinstance(value, (str, os.PathLike)) or not str(value):
+        raise HdlgenError(f"{name}: expected a path (str or pathlib.Path), not {value!r}")
+    return Path(value)
 
 
 def report_text(report: dict, outdir: Path) -> str:

@@ -28,6 +28,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,8 @@ from . import __version__
 from .errors import HdlgenError
 from .readers import parse_json, read_json, validate
 
-__all__ = ["MARKER", "BuildDir", "check_output_dir", "write_build", "write_file"]
+__all__ = ["MARKER", "BuildDir", "check_output_dir", "check_output_file", "write_build", "write_file",
+           "replace_folder"]
 
 MARKER = "hdlgen-build.json"
 FORMAT = "hdlgen-build"
@@ -45,17 +47,20 @@ REPORT = "report.json"
 DERIVED = re.compile(r"^(sim|synth|board|synth-[a-z0-9][a-z0-9-]*\.json)$")   # what sim, synth, run and bitstream add
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-CORE_FILES = ("report.json", "lowered.json", "lowered.npz")
+# What a directory with a marker holds: a build (hdlgen build), or a sweep's results (hdlgen explore).
+# Each command replaces only a directory of its own kind; a marker without "kind" is a build's.
+KINDS = {"build": ("report.json", "lowered.json", "lowered.npz"), "explore": ("explore.csv", "explore.png")}
+CORE_FILES = KINDS["build"]
 MARKER_SCHEMA = {
     "type": "object",
     "required": ["format", "hdlgen", "command", "files", "derived"],
     "additionalProperties": False,
     "properties": {
         "format": {"const": FORMAT},
+        "kind": {"enum": list(KINDS)},
         "hdlgen": {"type": "string"},
         "command": {"type": "array", "items": {"type": "string"}},
-        "files": {"type": "object", "required": list(CORE_FILES),
-                  "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+        "files": {"type": "object", "additionalProperties": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
         "derived": {"type": "array", "items": {"type": "string", "pattern": DERIVED.pattern}, "uniqueItems": True},
     },
 }
@@ -124,7 +129,22 @@ def _parse_marker(path: Path) -> dict:
     for name in marker["files"]:
         if not IDENTIFIER.match(name.replace(".", "_")) or DERIVED.match(name):
             raise HdlgenError(f"{file} lists {name!r}, which hdlgen never writes")
+    missing = [name for name in KINDS[kind_of(marker)] if name not in marker["files"]]
+    if missing:
+        raise HdlgenError(f"{file}: files: {missing[0]!r} is a required property")
     return marker
+
+
+def kind_of(marker: dict) -> str:
+    """What a marker's directory holds; markers written before kinds were recorded name them by files."""
+    if "kind" in marker:
+        return marker["kind"]
+    return "explore" if set(marker["files"]) == set(KINDS["explore"]) else "build"
+
+
+def _not_a_build(path: Path, marker: dict) -> HdlgenError:
+    return HdlgenError(f"{path} holds the results of 'hdlgen {kind_of(marker)}' ({', '.join(KINDS[kind_of(marker)])}), "
+                       f"not a build; build the model with 'hdlgen build MODEL -o DIR' and give DIR")
 
 
 def _read_marker(path: Path) -> dict:
@@ -135,6 +155,8 @@ def _read_marker(path: Path) -> dict:
         if not (path / MARKER).exists():
             raise HdlgenError(f"{e}; run 'hdlgen build MODEL -o {path}' first") from None
         raise HdlgenError(f"{e}; the build directory was edited, {_rebuild(None)}") from None
+    if kind_of(marker) != "build":
+        raise _not_a_build(path, marker)
     if marker["hdlgen"] != __version__:
         raise HdlgenError(f"{path} was built by hdlgen {marker['hdlgen']}, and this is hdlgen {__version__}; "
                           f"{_rebuild(marker, path)}")
@@ -159,7 +181,10 @@ def _foreign(path: Path, marker: dict) -> list[str]:
             for n in os.listdir(entry):
                 fits = SIM_ENTRY.match(n) if name == "sim" else n in target_names() if name == "synth" else \
                     n == "sim" or n in board_names()
-                staging = name == "sim" and "staging" in n         # an interrupted Verilator build of hdlgen's
+                # an interrupted Verilator build of hdlgen's, or a board folder replace_folder was killed in
+                staged = STAGED.match(n) if name == "board" else None
+                staging = (name == "sim" and "staging" in n) or (staged is not None and staged[1] in board_names())
+                fits = fits or (name == "board" and staging)
                 if not fits or (entry / n).is_symlink() or not (entry / n).is_dir():
                     foreign.append(f"{name}/{n}")
                 elif not staging:
@@ -182,17 +207,20 @@ def _unsealed(folder: Path) -> list[str]:
     return sorted(_files_below(folder) - sealed - {CONTENTS})
 
 
-def _changed(path: Path, marker: dict) -> list[str]:
+def _changed(path: Path, marker: dict, *, missing: bool = True) -> list[str]:
+    """Files hdlgen wrote that are no longer as written: edited, replaced, or (with ``missing``) gone."""
     return [name for name, digest in marker["files"].items()
-            if (path / name).is_symlink() or not (path / name).is_file() or _digest(path / name) != digest]
+            if (os.path.lexists(path / name) or missing) and
+            ((path / name).is_symlink() or not (path / name).is_file() or _digest(path / name) != digest)]
 
 
 def _listed(names: list[str]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def check_output_dir(outdir: Path, inputs: Iterable[Path] = ()) -> None:
-    """Refuse an OUT that hdlgen may not write (see the module's rule); touches nothing."""
+def check_output_dir(outdir: Path, inputs: Iterable[Path] = (), kind: str = "build") -> None:
+    """Refuse an OUT that hdlgen may not write (see the module's rule); touches nothing. ``kind`` is
+    what the command writes there: it replaces only a directory of that kind."""
     outdir = Path(outdir)
     if outdir.is_symlink():
         raise HdlgenError(f"-o {outdir} is a symbolic link; give the directory itself (hdlgen does not write through links)")
@@ -224,14 +252,54 @@ def check_output_dir(outdir: Path, inputs: Iterable[Path] = ()) -> None:
     except HdlgenError as e:
         raise HdlgenError(f"{e}, so hdlgen cannot tell its files from yours and will not replace {outdir}: "
                           f"remove it yourself or choose another -o") from None
+    if kind_of(marker) != kind:
+        held = "an hdlgen build (with its simulations and syntheses)" if kind_of(marker) == "build" else \
+            f"the results of 'hdlgen {kind_of(marker)}'"
+        raise HdlgenError(f"-o {outdir} holds {held}, and 'hdlgen {kind}' replaces only its own results; choose "
+                          f"another -o, or remove {outdir} yourself")
     foreign = _foreign(outdir, marker)
     if foreign:
         raise HdlgenError(f"{outdir} holds files hdlgen did not write ({_listed(foreign)}); hdlgen keeps them and will "
                           f"not replace the directory: move them out or choose another -o")
-    changed = _changed(outdir, marker)
+    changed = _changed(outdir, marker, missing=False)      # a file deleted holds nothing of yours to keep
     if changed:
         raise HdlgenError(f"{outdir}: {_listed(changed)} changed after hdlgen wrote it; hdlgen keeps your edits and will "
                           f"not replace the directory: move them out or choose another -o")
+
+
+def check_output_file(path: Path, *, flag: str, suffix: str, inputs: Iterable[Path] = ()) -> Path:
+    """Refuse a file a command may not write (``--out``, ``quantize -o``) before any work: a name
+    without ``suffix``, a link, one of the command's ``inputs``, a folder, a missing or unwritable
+    folder, or a place inside an hdlgen build directory (which holds only what hdlgen builds)."""
+    path = Path(path)
+    named = f"{flag} {path}"
+    a_file = f"{'an' if suffix[1:2] in tuple('aeiou') else 'a'} {suffix} file"
+    real = Path(os.path.realpath(path))          # never raises, even on a loop of links
+    if path.suffix.lower() != suffix:
+        raise HdlgenError(f"{named}: name {a_file}")
+    if path.is_symlink():
+        raise HdlgenError(f"{named} is a symbolic link; name the file itself (hdlgen does not write through links)")
+    for given in inputs:
+        if real == Path(os.path.realpath(given)):
+            raise HdlgenError(f"{named} is also an input of this command ({given}); name another file")
+    if path.is_dir():
+        raise HdlgenError(f"{named} is a directory; name {a_file}")
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise HdlgenError(f"{named}: the folder {folder} does not exist")
+    for parent in dict.fromkeys((*path.absolute().parents, *real.parents)):
+        if (parent / MARKER).exists():
+            raise HdlgenError(f"{named} is inside the build directory {parent}, which holds only what hdlgen "
+                              f"builds; write it elsewhere")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise HdlgenError(f"{named}: cannot write there (permission denied); choose a folder you can write")
+    try:           # root's os.access says yes to folders such as /proc, where nothing can be created
+        with tempfile.TemporaryFile(dir=folder, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as e:
+        raise HdlgenError(f"{named}: cannot create a file in {folder} ({e.strerror or e}); choose a folder you "
+                          f"can write") from None
+    return path
 
 
 def _write_marker(directory: Path, marker: dict) -> None:
@@ -261,7 +329,8 @@ def _signals_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def write_build(outdir: Path, write: Callable[[Path], None], *, command: list[str], inputs: Iterable[Path] = ()) -> None:
+def write_build(outdir: Path, write: Callable[[Path], None], *, command: list[str], inputs: Iterable[Path] = (),
+                kind: str = "build") -> None:
     """Call ``write(staging)`` to write a build, then put it at ``outdir`` with its marker.
 
     Staging happens beside ``outdir``; ``outdir`` is checked again right before it is replaced, and
@@ -273,30 +342,48 @@ def write_build(outdir: Path, write: Callable[[Path], None], *, command: list[st
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise HdlgenError(f"-o {outdir}: cannot create {parent} ({e.strerror})") from None
-    token = secrets.token_hex(4)
-    staging = parent / f".{outdir.name}.hdlgen-staging-{token}"
-    previous = parent / f".{outdir.name}.hdlgen-previous-{token}"
-    try:
-        try:
-            os.mkdir(staging)             # mode 0o777 less the umask, like every file written below
-        except OSError as e:
-            raise HdlgenError(f"-o {outdir}: cannot write in {parent} ({e.strerror})") from None
+    def complete(staging: Path) -> None:
         write(staging)
         files = {entry.name: _digest(entry) for entry in sorted(staging.iterdir())}
-        _write_marker(staging, {"format": FORMAT, "hdlgen": __version__, "command": command, "files": files,
-                                "derived": []})
-        check_output_dir(outdir, inputs)
+        # a build's marker reads as before kinds were recorded, so other installs of this version open it
+        _write_marker(staging, {"format": FORMAT, **({} if kind == "build" else {"kind": kind}), "hdlgen": __version__,
+                                "command": command, "files": files, "derived": []})
+        check_output_dir(outdir, inputs, kind)
+
+    replace_folder(outdir, complete, prefix="hdlgen-", what=f"-o {outdir}")
+
+
+STAGED = re.compile(r"^\.([A-Za-z0-9_-]+)\.(staging|previous)-[0-9a-f]{8}$")   # replace_folder's, if it was killed
+
+
+def replace_folder(folder: Path, write: Callable[[Path], None], *, prefix: str = "", what: str | None = None) -> None:
+    """Write ``folder`` whole: ``write(staging)`` fills a hidden folder beside it, which then takes
+    ``folder``'s place. The previous ``folder`` is deleted only after the new one is in place; a
+    failure or an interrupt (Ctrl-C, SIGTERM) before that leaves it as it was, and no staging behind."""
+    folder = Path(folder)
+    token = secrets.token_hex(4)
+    staging = folder.with_name(f".{folder.name}.{prefix}staging-{token}")
+    previous = folder.with_name(f".{folder.name}.{prefix}previous-{token}")
+    swapped = False
+    try:
+        try:
+            os.mkdir(staging)             # mode 0o777 less the umask, like every file written in it
+        except OSError as e:
+            raise HdlgenError(f"{what or folder}: cannot write in {folder.absolute().parent} ({e.strerror})") from None
+        write(staging)
         with _signals_held():
-            if outdir.exists():
-                outdir.rename(previous)
-            staging.rename(outdir)
+            if os.path.lexists(folder):
+                folder.rename(previous)
+            staging.rename(folder)
+            swapped = True
     finally:
         with _signals_held():
-            if previous.exists() and not outdir.exists():
-                previous.rename(outdir)       # interrupted between the two renames: put the old build back
+            if previous.exists() and not swapped:
+                if not os.path.lexists(folder):
+                    previous.rename(folder)       # stopped between the two renames: put the old one back
             if staging.exists():
                 shutil.rmtree(staging)
-            if previous.exists():
+            if previous.exists() and swapped:
                 shutil.rmtree(previous)
 
 
@@ -315,13 +402,22 @@ class BuildDir:
         from .ir.lowered_io import load_lowered
 
         path = Path(path)
+        if path.is_file():
+            raise HdlgenError(f"{path} is a file, not a build directory; build it first ('hdlgen build {path} -o OUT') "
+                              f"and give OUT" if path.suffix.lower() in (".json", ".onnx") else
+                              f"{path} is a file, not a build directory; give the folder 'hdlgen build -o' wrote")
         if not path.is_dir():
-            raise HdlgenError(f"{path} is not a build directory; run 'hdlgen build MODEL -o {path}' first")
+            raise HdlgenError(f"{path}: no such build directory; run 'hdlgen build MODEL -o {path}' first")
         marker = _read_marker(path)
         changed = _changed(path, marker)
-        if changed:
-            raise HdlgenError(f"{path}: {_listed(changed)} changed or went missing after hdlgen wrote it; "
-                              f"{_rebuild(marker, path)}")
+        gone = [name for name in changed if not os.path.lexists(path / name)]
+        edited = [name for name in changed if name not in gone]
+        if edited:
+            raise HdlgenError(f"{path}: {_listed(edited)} changed after hdlgen wrote it; {_rebuild(marker, path)}, "
+                              f"after moving your edited files out of {path} (hdlgen never replaces them), or into "
+                              f"another directory")
+        if gone:
+            raise HdlgenError(f"{path}: {_listed(gone)} went missing after hdlgen wrote it; {_rebuild(marker, path)}")
         foreign = _foreign(path, marker)
         if foreign:
             raise HdlgenError(f"{path} holds files hdlgen did not write ({_listed(foreign)}); move them out of the "

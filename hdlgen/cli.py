@@ -36,43 +36,27 @@ class _Parser(argparse.ArgumentParser):
         raise HdlgenError(f"{command}: {message}" if command else message)
 
 
-def _number(lo: float, hi: float):
-    """An option type: a finite number in (lo, hi]."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-        if not lo < value <= hi:
-            raise argparse.ArgumentTypeError(f"must be a number above {lo:g} and at most {hi:g}, not {text}")
+def _option(kind) -> dict:
+    """argparse settings for an option declared in ``hdlgen.options``: its parser, and for words the choices."""
+    from .options import Choice, argparse_type
+
+    settings = {"type": argparse_type(kind)}
+    if isinstance(kind, Choice):
+        settings["metavar"] = "{" + ",".join(kind.choices) + "}"
+    return settings
+
+
+def _given(names: str) -> dict:
+    """argparse settings for a path or a word taken as given, tagged with what it ``names`` (an input
+    file, a build directory, ...): the robustness suite generates its cases from the tag."""
+    def text(value: str) -> str:
         return value
-    return parse
+    text.names = names
+    return {"type": text}
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
-    return value
-
-
-def _stall_share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not 0 <= value <= 0.95:
-        raise argparse.ArgumentTypeError(f"must be a share of cycles from 0 to 0.95, not {text}")
-    return value
-
-
-CLOCK_MHZ = _number(0.001, 2000.0)
 INPUT_TYPE_HELP = ("the input's format for an ONNX model whose input no quantizer covers, as a QONNX DataType "
                    "name: INT8, UINT8, BIPOLAR, BINARY, FIXED<8,3> (overrides a finn_datatype annotation)")
-FRAMES_PER_SECOND = _number(1e-6, 1e15)
 
 
 def _print_build(report: dict, outdir: Path) -> None:
@@ -96,8 +80,10 @@ def cmd_build(args) -> int:
         x = read_npy(Path(args.check_inputs), "inputs")
         if x.ndim == 0 or x.size == 0:
             raise HdlgenError(f"{args.check_inputs}: holds no frames (shape {x.shape}); give at least one input row")
-        labels = read_npy(Path(args.check_labels), "labels")
-        check = (x, _check_labels(labels, x, args.check_labels))
+        from .flow import check_labels
+
+        labels = check_labels(read_npy(Path(args.check_labels), "labels"), len(x), None, args.check_labels)
+        check = (x, labels)
     report = build(Path(args.model), Path(args.outdir), fold=args.fold, target_fps=args.target_fps,
                    clock_mhz=args.clock_mhz, target=args.target, progress=Progress(4, enabled=not args.quiet),
                    guard=SizeGuard(max_weight_bits=args.max_weight_bits, max_lanes=args.max_lanes),
@@ -131,31 +117,17 @@ def _simulate(build_dir, x, args):
                     backpressure=getattr(args, "backpressure", 0.0), seed=getattr(args, "seed", 0))
 
 
-def _check_labels(labels, x, path) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != len(x) or not np.issubdtype(labels.dtype, np.integer):
-        raise HdlgenError(f"{path}: labels must be {len(x)} integers, one per input row (got shape {labels.shape}, {labels.dtype})")
-    return labels
+def _labels(path: str, frames: int, model) -> np.ndarray:
+    from .flow import check_labels, class_count
+    from .readers import read_npy
+
+    return check_labels(read_npy(Path(path), "labels"), frames, class_count(model), path)
 
 
-def _output_file(text: str, build_dir: Path, inputs: list[str]) -> Path:
-    path = Path(text)
-    for given in inputs:
-        if path.absolute().resolve() == Path(given).absolute().resolve():
-            raise HdlgenError(f"--out {text} is also an input of this command ({given}); name another file")
-    if build_dir.resolve() in path.absolute().resolve().parents:
-        raise HdlgenError(f"--out {text} is inside the build directory {build_dir}, which holds only what hdlgen "
-                          f"builds; write it elsewhere")
-    if path.suffix != ".npy":
-        raise HdlgenError(f"--out {text}: name a .npy file (numpy would write {text}.npy instead)")
-    if path.is_dir():
-        raise HdlgenError(f"--out {text} is a directory; name a .npy file")
-    folder = path.absolute().parent
-    if not folder.is_dir():
-        raise HdlgenError(f"--out {text}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise HdlgenError(f"--out {text}: cannot write there (permission denied)")
-    return path
+def _output_file(text: str, inputs: list[str]) -> Path:
+    from .builddir import check_output_file
+
+    return check_output_file(Path(text), flag="--out", suffix=".npy", inputs=[Path(i) for i in inputs])
 
 
 def cmd_sim(args) -> int:
@@ -165,13 +137,13 @@ def cmd_sim(args) -> int:
     from .readers import read_npy
 
     given = [args.inputs] + ([args.labels] if args.labels else [])
-    out = _output_file(args.out, Path(args.outdir), given) if args.out else None
+    out = _output_file(args.out, given) if args.out else None
     build_dir = BuildDir.open(Path(args.outdir))
     x = read_npy(Path(args.inputs), "inputs")
     if x.ndim == 0 or x.size == 0:
         raise HdlgenError(f"{args.inputs}: holds no frames (shape {x.shape}); give at least one input row")
     x = check_inputs(build_dir.model.input, x, f"{args.inputs}: inputs")
-    labels = None if args.labels is None else _check_labels(read_npy(Path(args.labels), "labels"), x, args.labels)
+    labels = None if args.labels is None else _labels(args.labels, len(x), build_dir.model)
     result = _simulate(build_dir, x, args)
     if out is not None:
         buffer = io.BytesIO()
@@ -230,28 +202,18 @@ def cmd_synth(args) -> int:
 
 
 def cmd_quantize(args) -> int:
-    from .readers import read_npy
-    from .transforms.quantize import quantize_model
+    from .transforms.quantize import DEFAULT_PERCENTILE, check_output, quantize_model
 
-    model, out = Path(args.model), Path(args.output)
-    if out.suffix.lower() != ".onnx":
-        raise HdlgenError(f"-o {args.output}: name an .onnx file")
-    for given in (args.model, args.calibration):
-        if out.absolute().resolve() == Path(given).absolute().resolve():
-            raise HdlgenError(f"-o {args.output} is also an input of this command ({given}); name another file")
-    if out.is_dir():
-        raise HdlgenError(f"-o {args.output} is a directory; name an .onnx file")
-    if not out.absolute().parent.is_dir():
-        raise HdlgenError(f"-o {args.output}: the folder {out.absolute().parent} does not exist")
-    data = read_npy(Path(args.calibration), "calibration data")
+    model, out, calibration = Path(args.model), Path(args.output), Path(args.calibration)
+    check_output(out, [model, calibration])
 
     def progress(step):
         if not args.quiet:
             print(f"{step} ...", file=sys.stderr, flush=True)
 
-    ranges = quantize_model(model, data, out, method=args.method, activations=args.activations,
+    ranges = quantize_model(model, calibration, out, method=args.method, activations=args.activations,
                             percentile=args.percentile, progress=progress)
-    method = f"percentile {args.percentile:g}" if args.method == "percentile" else args.method
+    method = f"percentile {args.percentile or DEFAULT_PERCENTILE:g}" if args.method == "percentile" else args.method
     width = max([len(r.tensor) for r in ranges] + [6]) + 2
     print(f"{'tensor':<{width}}{'range (' + method + ')':<34}{'scale':<14}zero point")
     for r in ranges:
@@ -271,7 +233,7 @@ def cmd_explore(args) -> int:
     from .builddir import check_output_dir, write_build
 
     out = Path(args.outdir or f"explore-{Path(args.model).stem}")
-    check_output_dir(out, [Path(args.model)])
+    check_output_dir(out, [Path(args.model)], "explore")
     model = load_model(Path(args.model), args.input_type)
     SizeGuard().check_model(model)
     lowered = streamline(model)
@@ -294,7 +256,7 @@ def cmd_explore(args) -> int:
 
     command = ["hdlgen", "explore", str(Path(args.model).absolute()), "--target", args.target, "-o", str(out),
                "--clock-mhz", repr(args.clock_mhz)] + (["--synth", args.synth] if args.synth else [])
-    write_build(out, write, command=command, inputs=[Path(args.model)])
+    write_build(out, write, command=command, inputs=[Path(args.model)], kind="explore")
     synthesized = any(p.measured for p in points)
     cells = target.family == "ice40"
     head = (f"{'point':>5} {'frames/s':>12} {'cycles':>9} {'LUT':>8} {'FF':>7}" + (f" {'cells':>7}" if cells else "")
@@ -402,13 +364,13 @@ def cmd_run(args) -> int:
     from .readers import read_npy
 
     given = [args.inputs] + ([args.labels] if args.labels else [])
-    out = _output_file(args.out, Path(args.outdir), given) if args.out else None
+    out = _output_file(args.out, given) if args.out else None
     design = open_design(args.outdir)
     x = read_npy(Path(args.inputs), "inputs")
     if x.ndim == 0 or x.size == 0:
         raise HdlgenError(f"{args.inputs}: holds no frames (shape {x.shape}); give at least one input row")
     x = check_inputs(design._build.model.input, x, f"{args.inputs}: inputs")
-    labels = None if args.labels is None else _check_labels(read_npy(Path(args.labels), "labels"), x, args.labels)
+    labels = None if args.labels is None else _labels(args.labels, len(x), design._build.model)
     result = design.run_on_board(x, port=args.port, board=args.board, baud=args.baud, timeout=args.timeout,
                                  retries=args.retries, progress=not args.quiet)
     if out is not None:
@@ -423,6 +385,8 @@ def cmd_run(args) -> int:
 def cmd_demo(args) -> int:
     if args.board is not None:
         return _board_demo(args)
+    if args.clock_mhz is not None:
+        raise HdlgenError("demo --clock-mhz sets a board's clock; give it with --board")
     from .flow import BuildDir, Progress, build
 
     outdir = Path(args.outdir)
@@ -442,11 +406,14 @@ def _board_demo(args) -> int:
     from .boards import get_board
     from .paths import EXAMPLES
 
+    from .backends.bitstream import check_clock
+
     board = get_board(args.board)
+    check_clock(board.name, args.clock_mhz)       # before minutes of building and simulating
     demo = board.demo
     model = EXAMPLES / demo["model"]
     outdir = Path(args.outdir if args.outdir != DEMO_DIR else f"build/demo-{board.name}")
-    clock = board.clock_mhz or board.oscillator_mhz
+    clock = args.clock_mhz or board.clock_mhz or board.oscillator_mhz
     design = build(model, outdir, target=board.target, output="class", clock_mhz=clock,
                    target_fps=demo.get("fps"), progress=not args.quiet)
     print(design.report_text())
@@ -455,7 +422,7 @@ def _board_demo(args) -> int:
     _print_run(result, labels, design)
     if not np.array_equal(result.hw_words, result.golden_words):
         return 1
-    _print_bitstream(design.bitstream(board.name, progress=not args.quiet))
+    _print_bitstream(design.bitstream(board.name, clock_mhz=args.clock_mhz, progress=not args.quiet))
     return 0
 
 
@@ -463,6 +430,8 @@ def parser() -> argparse.ArgumentParser:
     from .boards import board_names
     from .size_guard import SizeGuard
     from .targets import DEFAULT_TARGET, target_names
+    from . import options as O
+    from .flow import BN_MODES, OUTPUTS
     from .transforms.requant import MODES as REQUANT_MODES
 
     from . import __version__
@@ -473,117 +442,119 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="compile a model description into Verilog, a report and the lowered model")
-    b.add_argument("model", help="QONNX model (.onnx) or native model description (.json with its .npz)")
-    b.add_argument("-o", "--outdir", required=True, help="build directory to write")
-    b.add_argument("--fold", default="auto", help="'auto' (64 lanes on the heaviest layer, folded further where that does not fit the target's device), "
+    b.add_argument("model", **_given("input-file"), help="QONNX model (.onnx) or native model description (.json with its .npz)")
+    b.add_argument("-o", "--outdir", **_given("output-dir"), required=True, help="build directory to write")
+    b.add_argument("--fold", **_given("fold"), default="auto", help="'auto' (64 lanes on the heaviest layer, folded further where that does not fit the target's device), "
                         "'fit' (the fastest folding that fits the device), or a JSON file {layer: {pe: N, simd: N}}")
-    b.add_argument("--input-type", metavar="T", help=INPUT_TYPE_HELP)
-    b.add_argument("--target-fps", type=FRAMES_PER_SECOND, help="frames per second to fold for (auto folding)")
-    b.add_argument("--clock-mhz", type=CLOCK_MHZ, default=100.0, help="clock the frame rate refers to (default 100)")
-    b.add_argument("--requant", choices=REQUANT_MODES, default="auto",
+    b.add_argument("--input-type", **_given("datatype"), metavar="T", help=INPUT_TYPE_HELP)
+    b.add_argument("--target-fps", **_option(O.FRAMES_PER_SECOND), help="frames per second to fold for (auto folding)")
+    b.add_argument("--clock-mhz", **_option(O.CLOCK_MHZ), default=100.0, help="clock the frame rate refers to (default 100)")
+    b.add_argument("--requant", **_option(O.Choice(REQUANT_MODES)), default="auto",
                    help="unit after each accumulator: auto (a shift where the rescale is a power of two, else "
                         "the exact thresholds), thresholds, or fixed (gemmlowp's fixed-point multiplier for ONNX QDQ "
                         "layers; may differ from onnxruntime by one step, counted in report.json)")
-    b.add_argument("--bn", choices=("exact", "shift"), default="exact",
+    b.add_argument("--bn", **_option(O.Choice(BN_MODES)), default="exact",
                    help="batch norm as trained (exact, the default), or shift-based: multipliers rounded to powers "
                         "of two, as the BNN paper's Alg. 3")
-    b.add_argument("--output", choices=("scores", "class"), default="scores",
+    b.add_argument("--output", **_option(O.Choice(OUTPUTS)), default="scores",
                    help="what the hardware emits a frame: every output (scores, the default), or the class index, "
                         "an argmax in hardware whose comparisons order exactly as the model's outputs (class)")
-    b.add_argument("--check-inputs", metavar="X.npy", help="with --bn shift: inputs to measure the accuracy change on")
-    b.add_argument("--check-labels", metavar="y.npy", help="with --bn shift: their integer labels")
-    b.add_argument("--target", choices=target_names(), default=DEFAULT_TARGET,
+    b.add_argument("--check-inputs", **_given("input-file"), metavar="X.npy", help="with --bn shift: inputs to measure the accuracy change on")
+    b.add_argument("--check-labels", **_given("input-file"), metavar="y.npy", help="with --bn shift: their integer labels")
+    b.add_argument("--target", **_option(O.Choice(target_names())), default=DEFAULT_TARGET,
                    help=f"FPGA family to generate for: its LUT size and multiplier primitive (default {DEFAULT_TARGET})")
     guard = SizeGuard()
-    b.add_argument("--max-weight-bits", type=_positive_int, default=guard.max_weight_bits,
+    b.add_argument("--max-weight-bits", **_option(O.SIZE_LIMIT), default=guard.max_weight_bits,
                    help=f"size guard: refuse models with more weight bits (default {guard.max_weight_bits:,})")
-    b.add_argument("--max-lanes", type=_positive_int, default=guard.max_lanes,
+    b.add_argument("--max-lanes", **_option(O.SIZE_LIMIT), default=guard.max_lanes,
                    help=f"size guard: refuse foldings with more parallel lanes, PE x SIMD summed (default {guard.max_lanes:,})")
     b.set_defaults(run=cmd_build)
 
     s = sub.add_parser("sim", help="run the generated RTL on Verilator for every input")
-    s.add_argument("outdir", help="a build directory")
-    s.add_argument("--inputs", required=True, help=".npy of inputs in the model's units, batch first")
-    s.add_argument("--labels", help=".npy of integer labels, to print accuracy")
-    s.add_argument("--out", help=".npy to write the outputs to, in the model's units")
-    s.add_argument("--idle", type=_stall_share, default=0.0,
+    s.add_argument("outdir", **_given("build-dir"), help="a build directory")
+    s.add_argument("--inputs", **_given("input-file"), required=True, help=".npy of inputs in the model's units, batch first")
+    s.add_argument("--labels", **_given("input-file"), help=".npy of integer labels, to print accuracy")
+    s.add_argument("--out", **_given("output-file"), help=".npy to write the outputs to, in the model's units")
+    s.add_argument("--idle", **_option(O.STALL_SHARE), default=0.0,
                    help="share of cycles (0 to 0.95) in which the input withholds its next beat (default 0)")
-    s.add_argument("--backpressure", type=_stall_share, default=0.0,
+    s.add_argument("--backpressure", **_option(O.STALL_SHARE), default=0.0,
                    help="share of cycles (0 to 0.95) in which the output is not ready (default 0)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the --idle and --backpressure patterns (default 0)")
+    s.add_argument("--seed", **_option(O.SEED), default=0, help="seed of the --idle and --backpressure patterns (default 0)")
     s.set_defaults(run=cmd_sim)
 
     y = sub.add_parser("synth", help="synthesize with Yosys (and nextpnr) and report LUT, FF, BRAM, DSP, Fmax")
-    y.add_argument("outdir", help="a build directory")
-    y.add_argument("--target", action="append", choices=target_names(),
+    y.add_argument("outdir", **_given("build-dir"), help="a build directory")
+    y.add_argument("--target", action="append", **_option(O.Choice(target_names())),
                    help="device to synthesize for (repeat for several; default: the build's target)")
-    y.add_argument("--clock-mhz", type=CLOCK_MHZ, default=100.0, help="timing target for nextpnr (default 100)")
+    y.add_argument("--clock-mhz", **_option(O.CLOCK_MHZ), default=100.0, help="timing target for nextpnr (default 100)")
     y.set_defaults(run=cmd_synth)
 
     from .transforms.quantize import ACTIVATION_TYPES, METHODS
 
     q = sub.add_parser("quantize", help="quantize a float ONNX model to INT8 (QDQ) with onnxruntime's calibration")
-    q.add_argument("model", help="float ONNX model (.onnx)")
-    q.add_argument("--calibration", required=True, metavar="X.npy",
+    q.add_argument("model", **_given("input-file"), help="float ONNX model (.onnx)")
+    q.add_argument("--calibration", **_given("input-file"), required=True, metavar="X.npy",
                    help="calibration samples in the model's input layout, batch first")
-    q.add_argument("--method", choices=METHODS, default="minmax",
+    q.add_argument("--method", **_option(O.Choice(METHODS)), default="minmax",
                    help="range calibration: minmax, percentile (of |x|) or entropy (TensorRT's KL); default minmax")
-    q.add_argument("--percentile", type=_number(50.0, 100.0), default=99.999,
+    q.add_argument("--percentile", **_option(O.PERCENTILE),
                    help="percentile for --method percentile (default 99.999)")
-    q.add_argument("--activations", choices=ACTIVATION_TYPES, default="uint8",
+    q.add_argument("--activations", **_option(O.Choice(ACTIVATION_TYPES)), default="uint8",
                    help="activation type, with a zero point (default uint8)")
-    q.add_argument("-o", "--output", required=True, help="QDQ model to write (.onnx)")
+    q.add_argument("-o", "--output", **_given("output-file"), required=True, help="QDQ model to write (.onnx)")
     q.set_defaults(run=cmd_quantize)
 
     e = sub.add_parser("explore", help="sweep a model's foldings: estimated LUTs, block RAMs and DSPs against "
                                        "frames/s, as a table (CSV) and a plot (PNG)")
-    e.add_argument("model", help="QONNX model (.onnx) or native model description (.json with its .npz)")
-    e.add_argument("--target", choices=target_names(), default=DEFAULT_TARGET, help=f"build target (default {DEFAULT_TARGET})")
-    e.add_argument("-o", "--outdir", help="folder for explore.csv and explore.png (default explore-MODEL)")
-    e.add_argument("--clock-mhz", type=CLOCK_MHZ, default=100.0, help="clock the frame rates refer to (default 100)")
-    e.add_argument("--synth", metavar="POINTS", help="synthesize these points with Yosys to check the estimate: "
+    e.add_argument("model", **_given("input-file"), help="QONNX model (.onnx) or native model description (.json with its .npz)")
+    e.add_argument("--target", **_option(O.Choice(target_names())), default=DEFAULT_TARGET, help=f"build target (default {DEFAULT_TARGET})")
+    e.add_argument("-o", "--outdir", **_given("output-dir"), help="folder for explore.csv and explore.png (default explore-MODEL)")
+    e.add_argument("--clock-mhz", **_option(O.CLOCK_MHZ), default=100.0, help="clock the frame rates refer to (default 100)")
+    e.add_argument("--synth", **_given("points"), metavar="POINTS", help="synthesize these points with Yosys to check the estimate: "
                                                      "'pareto' or numbers such as 0,3,7")
-    e.add_argument("--input-type", metavar="T", help=INPUT_TYPE_HELP)
-    e.add_argument("--max-lanes", type=_positive_int, default=guard.max_lanes,
+    e.add_argument("--input-type", **_given("datatype"), metavar="T", help=INPUT_TYPE_HELP)
+    e.add_argument("--max-lanes", **_option(O.SIZE_LIMIT), default=guard.max_lanes,
                    help=f"stop the sweep at foldings with more parallel lanes (default {guard.max_lanes:,})")
     e.set_defaults(run=cmd_explore)
 
     i = sub.add_parser("inspect", help="print a model's imported and lowered layers, quant types and shapes")
-    i.add_argument("model", help="QONNX model (.onnx) or native model description (.json)")
-    i.add_argument("--input-type", metavar="T", help=INPUT_TYPE_HELP)
+    i.add_argument("model", **_given("input-file"), help="QONNX model (.onnx) or native model description (.json)")
+    i.add_argument("--input-type", **_given("datatype"), metavar="T", help=INPUT_TYPE_HELP)
     i.set_defaults(run=cmd_inspect)
 
     d = sub.add_parser("demo", help="build the bundled digits model, simulate its test split, compare with the golden model")
-    d.add_argument("-o", "--outdir", default=DEMO_DIR, help=f"build directory (default {DEMO_DIR}, or build/demo-BOARD)")
-    d.add_argument("--board", choices=board_names(),
+    d.add_argument("-o", "--outdir", **_given("output-dir"), default=DEMO_DIR, help=f"build directory (default {DEMO_DIR}, or build/demo-BOARD)")
+    d.add_argument("--board", **_option(O.Choice(board_names())),
                    help="build the board's demo model for it with class output, run the test split through the "
                         "simulated board, and make the bitstream")
+    d.add_argument("--clock-mhz", **_option(O.CLOCK_MHZ),
+                   help="with --board: the shell's clock, from the board's PLL (default: the board's, see hdlgen boards)")
     d.set_defaults(run=cmd_demo)
 
     bl = sub.add_parser("boards", help="list the boards 'bitstream' and 'demo --board' build for")
     bl.set_defaults(run=cmd_boards)
 
     bs = sub.add_parser("bitstream", help="wrap a build in its board shell (UART link) and make the bitstream")
-    bs.add_argument("outdir", help="a build directory, built for the board's target")
-    bs.add_argument("--board", required=True, choices=board_names(), help="the board (hdlgen boards lists them)")
-    bs.add_argument("--clock-mhz", type=CLOCK_MHZ, help="the shell's clock; other than the board's oscillator, a PLL "
+    bs.add_argument("outdir", **_given("build-dir"), help="a build directory, built for the board's target")
+    bs.add_argument("--board", required=True, **_option(O.Choice(board_names())), help="the board (hdlgen boards lists them)")
+    bs.add_argument("--clock-mhz", **_option(O.CLOCK_MHZ), help="the shell's clock; other than the board's oscillator, a PLL "
                                                        "makes it (default: the board's, see hdlgen boards)")
-    bs.add_argument("--baud", type=_positive_int, help="UART baud rate (default: the board's, see hdlgen boards)")
+    bs.add_argument("--baud", **_option(O.BAUD), help="UART baud rate (default: the board's, see hdlgen boards)")
     bs.add_argument("--allow-timing-fail", action="store_true",
                     help="keep the bitstream when the placed design is slower than the clock")
     bs.set_defaults(run=cmd_bitstream)
 
     r = sub.add_parser("run", help="send inputs to a board (or the simulated board) and compare with the golden model")
-    r.add_argument("outdir", help="a build directory")
-    r.add_argument("--port", required=True, help="serial port of the board (/dev/ttyUSB0), or 'sim' for the board shell "
+    r.add_argument("outdir", **_given("build-dir"), help="a build directory")
+    r.add_argument("--port", **_given("port"), required=True, help="serial port of the board (/dev/ttyUSB0), or 'sim' for the board shell "
                                                  "on Verilator")
-    r.add_argument("--inputs", required=True, help=".npy of inputs in the model's units, batch first")
-    r.add_argument("--labels", help=".npy of integer labels, to print accuracy")
-    r.add_argument("--out", help=".npy to write the outputs to, in the model's units")
-    r.add_argument("--board", help="the board whose bitstream runs (default: the only one built in OUT)")
-    r.add_argument("--baud", type=_positive_int, help="baud rate (default: the bitstream's)")
-    r.add_argument("--timeout", type=_number(0.001, 3600.0), help="seconds to wait for a reply before asking again")
-    r.add_argument("--retries", type=_positive_int, default=8, help="requests sent again before giving up (default 8)")
+    r.add_argument("--inputs", **_given("input-file"), required=True, help=".npy of inputs in the model's units, batch first")
+    r.add_argument("--labels", **_given("input-file"), help=".npy of integer labels, to print accuracy")
+    r.add_argument("--out", **_given("output-file"), help=".npy to write the outputs to, in the model's units")
+    r.add_argument("--board", **_option(O.Choice(board_names())), help="the board whose bitstream runs (default: the only one built in OUT)")
+    r.add_argument("--baud", **_option(O.BAUD), help="baud rate (default: the bitstream's)")
+    r.add_argument("--timeout", **_option(O.TIMEOUT_S), help="seconds to wait for a reply before asking again")
+    r.add_argument("--retries", **_option(O.RETRIES), default=8, help="requests sent again before giving up (default 8)")
     r.set_defaults(run=cmd_run)
     return p
 

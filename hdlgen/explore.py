@@ -162,7 +162,7 @@ def write_plot(points: list[Point], path: Path, *, title: str, device: dict | No
 
 def parse_synth(text: str | None, points: list[Point]) -> list[Point]:
     """``--synth``: ``pareto``, or point numbers separated by commas."""
-    if not text:
+    if text is None:
         return []
     if text == "pareto":
         return pareto(points)

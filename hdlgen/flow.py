@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,73 @@ from .progress import Progress, ProgressBar
 FOLD_MODES = ("auto", "fit")      # --fold: the default folding, or the fastest that fits the device
 
 OUTPUTS = ("scores", "class")          # what the output stream carries (build --output)
+BN_MODES = ("exact", "shift")          # batch norm as trained, or shift-based (build --bn)
+
+
+def fold_source(fold) -> str | Path | dict:
+    """What ``--fold`` (or ``fold=``) names: ``auto``, ``fit``, a folding file, or a folding itself, as a
+    dict or (on the command line) as a JSON object ``{"layer": {"pe": N, "simd": N}}``."""
+    from .readers import parse_json
+
+    if isinstance(fold, dict):
+        bad = next((key for key in fold if not isinstance(key, str)), None)
+        if bad is not None:
+            raise HdlgenError(f"fold: the layer name {bad!r} is not a string; name each layer as in the report")
+        from .transforms.folding import plain_json
+
+        return plain_json(fold)
+    if isinstance(fold, Path):
+        return fold
+    if isinstance(fold, str) and fold in FOLD_MODES:
+        return fold
+    if isinstance(fold, str) and fold.lstrip().startswith("{"):
+        return parse_json(fold, "--fold", "folding")
+    if isinstance(fold, str) and fold:
+        return Path(fold)
+    raise HdlgenError(f"fold: expected 'auto', 'fit', a folding file or a dict {{layer: {{'pe': N, 'simd': N}}}}, "
+                      f"not {fold!r}")
+
+
+def class_count(model: LoweredModel) -> int:
+    """How many classes a label may name: the argmax's inputs, or the model's outputs."""
+    return model.classes.features if model.classes is not None else model.out_features
+
+
+def check_labels(labels, frames: int, classes: int | None, where: str) -> np.ndarray:
+    """``labels`` as one integer class index per frame, each from 0 to ``classes - 1`` (once known)."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != frames or not np.issubdtype(labels.dtype, np.integer):
+        raise HdlgenError(f"{where}: labels must be {frames} integers, one per input row (got shape {labels.shape}, "
+                          f"{labels.dtype})")
+    if classes is None:
+        return labels
+    outside = np.flatnonzero((labels < 0) | (labels >= classes))
+    if len(outside):
+        k = int(outside[0])
+        raise HdlgenError(f"{where}: label {int(labels[k])} at row {k} is not a class of the model, which has {classes} "
+                          f"classes (labels 0 to {classes - 1}); {len(outside)} label(s) are out of range")
+    return labels
+
+
+def check_build_options(*, target, clock_mhz, target_fps, requant, bn, bn_check, output):
+    """The build's options, checked as the command line checks them (``hdlgen.options``)."""
+    from . import options as O
+    from .targets import target_names
+    from .transforms.requant import MODES
+
+    target = O.check("target", O.Choice(target_names()), target)
+    clock_mhz = O.check("clock_mhz", O.CLOCK_MHZ, clock_mhz)
+    target_fps = O.check("target_fps", O.FRAMES_PER_SECOND, target_fps, optional=True)
+    O.check("requant", O.Choice(MODES), requant)
+    O.check("bn", O.Choice(BN_MODES), bn)
+    O.check("output", O.Choice(OUTPUTS), output)
+    if bn_check is not None:
+        if bn != "shift":
+            raise HdlgenError("bn_check (--check-inputs, --check-labels) measures what bn='shift' (--bn shift) "
+                              "changes; add it")
+        if not isinstance(bn_check, tuple) or len(bn_check) != 2:
+            raise HdlgenError(f"bn_check: expected (inputs, labels), two arrays, not {type(bn_check).__name__}")
+    return target, clock_mhz, target_fps
 
 def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: DataflowTop) -> dict:
     target = top.target
@@ -124,8 +192,7 @@ def shift_batchnorm_model(model, check):
     if check is not None:
         x, labels = check
         x = check_inputs(model.input, x, "--check-inputs")
-        if len(x) != len(labels):
-            raise HdlgenError(f"--check-labels: {len(labels)} labels for {len(x)} input frames")
+        labels = check_labels(labels, len(x), None, "--check-labels")      # their range: once lowered
         before, after = (accuracy(run_reference(m, x), labels) for m in (model, converted))
         report.update(frames=len(x), accuracy_before=before, accuracy_after=after)
     return converted, report
@@ -138,14 +205,16 @@ def _output_words(stage) -> str:
     return "accumulators" if isinstance(stage, MatrixVectorLayer) and stage.out_type is None else "codes"
 
 
-def rebuild_command(model_path: Path, outdir: Path, *, fold: str, target_fps: float | None, clock_mhz: float,
+def rebuild_command(model_path: Path, outdir: Path, *, fold: str | Path | dict, target_fps: float | None, clock_mhz: float,
                     target: str, guard: SizeGuard, input_type: str | None = None, requant: str = "auto",
                     bn: str = "exact", output: str = "scores") -> list[str]:
     """The command line that makes this build again (kept in the build's marker)."""
     command = ["hdlgen", "build", str(Path(model_path).absolute()), "-o", str(Path(outdir).absolute())]
     if input_type is not None:
         command += ["--input-type", input_type]
-    if fold not in FOLD_MODES:
+    if isinstance(fold, dict):
+        command += ["--fold", json.dumps(fold, sort_keys=True)]
+    elif fold not in FOLD_MODES:
         command += ["--fold", str(Path(fold).absolute())]
     elif fold != "auto":
         command += ["--fold", fold]
@@ -192,11 +261,16 @@ def folding_for_rate(lowered: LoweredModel, target_fps: float, clock_mhz: float,
                       f"{best:,.0f} frames/s; {ask}")
 
 
-def choose_folding(lowered: LoweredModel, fold: str, target_fps: float | None, clock_mhz: float, target: str,
+def choose_folding(lowered: LoweredModel, fold: str | Path | dict, target_fps: float | None, clock_mhz: float, target: str,
                    guard: SizeGuard) -> dict[str, Folding]:
     """The folding ``--fold`` asks for: ``auto`` (the default lanes, or ``--target-fps`` with the least
     hardware; where the default does not fit the target's device, the fastest folding that does),
     ``fit`` (the fastest folding that fits the device) or a folding file."""
+    if isinstance(fold, (Path, dict)):
+        if target_fps is not None:
+            raise HdlgenError("--target-fps chooses a folding; it cannot be combined with a folding given (a file or "
+                              "a JSON object)")
+        return load_folding(fold, lowered, target)
     if fold == "fit":
         if target_fps is not None:
             raise HdlgenError("--fold fit chooses the fastest folding that fits the device; it cannot be combined "
@@ -204,14 +278,10 @@ def choose_folding(lowered: LoweredModel, fold: str, target_fps: float | None, c
         return fastest_fitting(lowered, target, clock_mhz, guard.max_lanes)
     if fold == "auto" and target_fps is not None:
         return folding_for_rate(lowered, target_fps, clock_mhz, target)
-    if fold == "auto":
-        foldings = auto_folding(lowered, clock_mhz=clock_mhz, target=target)
-        if get_target(target).resources is not None and over_limits(estimate(lowered, foldings, target), target):
-            foldings = fastest_fitting(lowered, target, clock_mhz, guard.max_lanes)
-        return foldings
-    if target_fps is not None:
-        raise HdlgenError("--target-fps chooses a folding; it cannot be combined with a folding file")
-    return load_folding(Path(fold), lowered, target)
+    foldings = auto_folding(lowered, clock_mhz=clock_mhz, target=target)
+    if get_target(target).resources is not None and over_limits(estimate(lowered, foldings, target), target):
+        foldings = fastest_fitting(lowered, target, clock_mhz, guard.max_lanes)
+    return foldings
 
 
 def estimate_report(est: Estimate, target: str) -> dict:
@@ -224,7 +294,7 @@ def estimate_report(est: Estimate, target: str) -> dict:
                        for s in est.stages}}
 
 
-def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: float | None = None,
+def build(model_path: Path, outdir: Path, *, fold: str | Path | dict = "auto", target_fps: float | None = None,
           clock_mhz: float = 100.0, target: str = DEFAULT_TARGET, progress: Progress | None = None,
           guard: SizeGuard = SizeGuard(), input_type: str | None = None, requant: str = "auto",
           bn: str = "exact", bn_check: tuple[np.ndarray, np.ndarray] | None = None, output: str = "scores") -> dict:
@@ -238,11 +308,11 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
     ends the pipeline in an argmax (``transforms.classes``): one class index a frame.
     """
     progress = progress or Progress(4, enabled=False)
-    get_target(target)
-    if output not in OUTPUTS:
-        raise HdlgenError(f"output {output!r}: choose one of {', '.join(OUTPUTS)}")
+    target, clock_mhz, target_fps = check_build_options(target=target, clock_mhz=clock_mhz, target_fps=target_fps,
+                                                        requant=requant, bn=bn, bn_check=bn_check, output=output)
+    fold = fold_source(fold)
     outdir = Path(outdir)
-    inputs = [model_path] + ([Path(fold)] if fold not in FOLD_MODES else [])
+    inputs = [model_path] + ([fold] if isinstance(fold, Path) else [])
     check_output_dir(outdir, inputs)
     with progress(f"reading {model_path}"):
         model = load_model(model_path, input_type)
@@ -254,14 +324,17 @@ def build(model_path: Path, outdir: Path, *, fold: str = "auto", target_fps: flo
         lowered = streamline(model, requant)
         if output == "class":
             lowered = with_class_output(lowered)
+        if bn_check is not None:
+            check_labels(bn_check[1], len(bn_check[1]), class_count(lowered), "--check-labels")
         foldings = choose_folding(lowered, fold, target_fps, clock_mhz, target, guard)
         check_foldings(lowered, foldings, target)
         guard.check_folding(lowered, foldings)
         rate = "" if not target_fps else f"{target_fps:,.0f}" if target_fps >= 1 else f"{target_fps:g}"
-        asked = {"auto": f"--target-fps {rate}" if target_fps else "the default folding",
-                 "fit": "--fold fit"}.get(fold, f"the folding file {fold}")
+        chosen = isinstance(fold, str)            # by hdlgen, not given as a folding
+        asked = "the folding given" if isinstance(fold, dict) else f"the folding file {fold}" if not chosen else \
+            "--fold fit" if fold == "fit" else f"--target-fps {rate}" if target_fps else "the default folding"
         # a folding file is yours: past the estimate it is built, with a warning in the report
-        est, over = check_fits(lowered, foldings, target, clock_mhz, asked, guard.max_lanes, strict=fold in FOLD_MODES)
+        est, over = check_fits(lowered, foldings, target, clock_mhz, asked, guard.max_lanes, strict=chosen)
     with progress("generating Verilog"):
         top = DataflowTop(model=lowered, foldings=foldings, target=target)
         name = top_name(lowered)
@@ -308,8 +381,12 @@ def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = 
     """Run inputs (model units, batch first) through the generated RTL on the native Verilator harness,
     the input withholding its next beat in a share ``idle`` of the cycles and the output not ready
     in a share ``backpressure`` (random, from ``seed``)."""
+    from . import options as O
     from .backends.harness import NativeHarness, simulation_digest
 
+    idle = O.check("idle", O.STALL_SHARE, idle)
+    backpressure = O.check("backpressure", O.STALL_SHARE, backpressure)
+    seed = O.check("seed", O.SEED, seed)
     progress = progress or Progress(2, enabled=False)
     model, report = build_dir.model, build_dir.report
     if np.ndim(x) == 0 or len(x) == 0:
@@ -323,10 +400,12 @@ def simulate(build_dir: BuildDir, x: np.ndarray, *, progress: Progress | None = 
         harness = NativeHarness(sim_dir, in_bits=in_bits, out_bits=out_bits)
     else:
         with progress("building the Verilator simulation"):
-            shutil.rmtree(sim_root, ignore_errors=True)     # simulations of earlier Verilog
             try:
                 harness = NativeHarness.build(build_dir.verilog, report["top"], sim_dir, in_bits=in_bits,
                                               out_bits=out_bits)
+                for old in os.listdir(sim_root):       # simulations of earlier Verilog, once this one is in place
+                    if old != digest and not old.startswith(f".{digest}."):   # nor another sim's staging of it
+                        shutil.rmtree(sim_root / old, ignore_errors=True)
             finally:
                 if sim_dir.is_dir():                # built, or failed with its log for the user
                     build_dir.seal(sim_dir, also=NativeHarness.RUN_FILES)

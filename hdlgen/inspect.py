@@ -108,16 +108,14 @@ def describe(model: Model) -> list[str]:
 def describe_graph(path) -> list[str]:
     """Every node of an ONNX file, for a model hdlgen cannot import: what is there, in order, named as
     after qonnx's cleanup (the names errors use), or as stored where the cleanup itself fails."""
-    import onnx
-
-    from .frontend.qonnx import read_graph
+    from .frontend.qonnx import read_graph, read_onnx
 
     try:
         proto, how = read_graph(path), "after qonnx's cleanup"
     except HdlgenError:
         try:
-            proto, how = onnx.load(str(path), load_external_data=False), "as stored"
-        except Exception:                    # noqa: BLE001 - not readable as ONNX: nothing to list
+            proto, how = read_onnx(path), "as stored"
+        except HdlgenError:                  # not readable as ONNX: nothing to list
             return []
     graph = proto.graph
     lines = [f"graph of {path}, {how} ({len(graph.node)} nodes; inputs {', '.join(i.name for i in graph.input)}):"]

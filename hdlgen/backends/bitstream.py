@@ -11,6 +11,7 @@ than that clock stops with its Fmax unless timing failures are allowed.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -29,12 +30,16 @@ from .tools import yowasp
 __all__ = ["BitstreamResult", "make_bitstream", "uart_divisor", "NAME"]
 
 NAME = "hdlgen_board"
+PLL_TOLERANCE = 0.01                    # a PLL clock this far from the one asked for is refused
+PLL_RANGE_MHZ = {"ecp5": (3.125, 400.0),     # ECP5's CLKOP (datasheet FPGA-DS-02012: 3.125 to 400 MHz)
+                 "ice40": (16.0, 275.0)}     # iCE40's PLLOUT, as icepll checks it
 MAX_BAUD_ERROR = 0.02                   # a UART tolerates a few per cent between the two ends
 REQUEST_TIMEOUT_S = 0.005               # silence that ends an unfinished request on the board
 NEXTPNR_PHASES = (("packing", re.compile(r"Info: Packing")), ("placing", re.compile(r"[Pp]lac(er|ing)|HeAP")),
                   ("routing", re.compile(r"[Rr]out(er|ing)")), ("timing", re.compile(r"Max frequency for clock")))
 PLL_TOOL = {"ecp5": ("ecppll", ["-i", "{fin}", "-o", "{fout}", "-n", PLL_NAME, "-f", "pll.v"]),
-            "ice40": ("icepll", ["-q", "-i", "{fin}", "-o", "{fout}", "-m", "-n", PLL_NAME, "-f", "pll.v"])}
+            # -p: SB_PLL40_PAD, fed by the board's clock pin itself (see BoardTop)
+            "ice40": ("icepll", ["-q", "-i", "{fin}", "-o", "{fout}", "-p", "-m", "-n", PLL_NAME, "-f", "pll.v"])}
 KEPT = ("{name}.bit", "{name}.bin", "{name}.tim", "{name}.rpt", "{name}.lpf", "{name}.pcf", "nextpnr-report.json",
         "pll.v")
 
@@ -81,18 +86,48 @@ def _check_target(build, board: Board) -> None:
                           f"rebuild it with --target {board.target}")
 
 
+def family_of(board: Board) -> str:
+    return {"ecp5-85k": "ecp5", "ecp5-25k": "ecp5", "ice40-up5k": "ice40"}.get(board.target, "xilinx")
+
+
+def check_clock(board_name: str, clock_mhz: float | None) -> None:
+    """Refuse, in a second and before any build, a shell clock ``board_name``'s PLL cannot make."""
+    board = get_board(board_name)
+    oscillator = board.oscillator_mhz
+    if clock_mhz is None or abs(clock_mhz - oscillator) <= 1e-9:
+        return
+    with tempfile.TemporaryDirectory(prefix="hdlgen-pll-") as work:
+        _pll(board, family_of(board), oscillator, clock_mhz, Path(work))
+
+
 def _pll(board: Board, family: str, oscillator_mhz: float, clock_mhz: float, work: Path) -> tuple[float, str]:
+    """The PLL module for ``clock_mhz`` and the clock it makes; refused unless that is within
+    ``PLL_TOLERANCE`` of the clock asked for, with the nearest clock the PLL makes."""
     if family not in PLL_TOOL:
         raise HdlgenError(f"board {board.name}: no PLL generator for {family}; leave --clock-mhz at the board's "
                           f"{oscillator_mhz:g} MHz")
+    lo, hi = PLL_RANGE_MHZ[family]
+    if not lo <= clock_mhz <= hi:
+        nearest = min(max(clock_mhz, lo), hi)
+        raise HdlgenError(f"--clock-mhz {clock_mhz:g}: the PLL of board {board.name} makes {lo:g} to {hi:g} MHz; the "
+                          f"nearest clock it makes is {nearest:g} MHz: choose --clock-mhz {nearest:g} or one in that range")
     tool, args = PLL_TOOL[family]
     args = [a.format(fin=f"{oscillator_mhz:g}", fout=f"{clock_mhz:g}") for a in args]
     done = run([*yowasp(tool), *args], cwd=work, capture_output=True, text=True)
     if done.returncode != 0 or not (work / "pll.v").exists():
-        raise HdlgenError(f"{tool} found no PLL setting for {clock_mhz:g} MHz from {oscillator_mhz:g} MHz: "
-                          f"{(done.stderr or done.stdout).strip()[-300:]}; choose another --clock-mhz")
+        said = (done.stderr or done.stdout).strip()
+        reach = re.search(r"range ([0-9.]+) MHz - ([0-9.]+) MHz", said)
+        nearest = "" if reach is None else \
+            f"; the nearest it makes is about {min(max(clock_mhz, float(reach[1])), float(reach[2])):g} MHz"
+        raise HdlgenError(f"--clock-mhz {clock_mhz:g}: {tool} found no PLL setting for it from the {oscillator_mhz:g} MHz "
+                          f"oscillator ({said[-300:]}){nearest}; choose another --clock-mhz")
     text = (work / "pll.v").read_text()
-    return achieved_mhz(family, text), text
+    achieved = achieved_mhz(family, text)
+    if abs(achieved - clock_mhz) > PLL_TOLERANCE * clock_mhz:
+        raise HdlgenError(f"--clock-mhz {clock_mhz:g}: the PLL of board {board.name} cannot make it from the "
+                          f"{oscillator_mhz:g} MHz oscillator; the nearest clock it makes is {achieved:g} MHz: "
+                          f"choose --clock-mhz {achieved:g}")
+    return achieved, text
 
 
 def _fits(board: Board, summary: dict, build) -> None:
@@ -115,6 +150,9 @@ def _fits(board: Board, summary: dict, build) -> None:
                       f"for the widest layers, {widest}")
 
 
+FAILED = "failed"                  # OUT/board/NAME/failed: the logs of the last run that failed
+
+
 def folder_of(build, board: Board) -> Path:
     return build.path / "board" / board.name
 
@@ -123,17 +161,42 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _keep_logs(build, board: Board, work: Path) -> None:
-    """A failed run's logs, kept in ``OUT/board/NAME`` for the user."""
+def _replace(build, board: Board, fill) -> Path:
+    """``OUT/board/NAME`` replaced whole by what ``fill(staging)`` writes, sealed; the previous folder
+    stays until the new one is complete (``builddir.replace_folder``)."""
+    from ..builddir import replace_folder
+
     folder = build.record("board") / board.name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    try:
+    folder.parent.mkdir(exist_ok=True)
+
+    def write(staging: Path) -> None:
+        fill(staging)
+        build.seal(staging)
+
+    replace_folder(folder, write)
+    return folder
+
+
+def _keep_logs(build, board: Board, work: Path) -> None:
+    """A failed run's logs, kept in ``OUT/board/NAME/failed`` for the user, beside the bitstream of the
+    last run that worked (which stays as it was)."""
+    folder = folder_of(build, board)
+
+    def fill(staging: Path) -> None:
+        if (folder / "bitstream.json").is_file():
+            for name in os.listdir(folder):
+                if name != FAILED and (folder / name).is_file() and not (folder / name).is_symlink():
+                    shutil.copy2(folder / name, staging / name)
+        (staging / FAILED).mkdir()
         for name in (f"{NAME}.rpt", f"{NAME}.tim", "nextpnr-report.json"):
             if (work / name).is_file():
-                shutil.copy2(work / name, folder / name)
-    finally:
-        build.seal(folder)
+                shutil.copy2(work / name, staging / FAILED / name)
+
+    _replace(build, board, fill)
+
+
+def _failed_log(build, board: Board, name: str) -> Path:
+    return folder_of(build, board) / FAILED / name
 
 
 def _nextpnr_bar(log: Path, bar: ProgressBar):
@@ -157,12 +220,17 @@ def make_bitstream(build, board_name: str, *, clock_mhz: float | None = None, ba
                    allow_timing_fail: bool = False, progress=None, bars: bool = False) -> BitstreamResult:
     """The board shell around ``build`` (a ``BuildDir``) for ``board_name``: a bitstream in
     ``OUT/board/NAME`` with the logs, constraints and ``bitstream.json``."""
+    from .. import options as O
+    from ..boards import board_names
     from ..flow import Progress
 
-    board = get_board(board_name)
+    board = get_board(O.check("board", O.Choice(board_names()), board_name))
+    clock_mhz = O.check("clock_mhz", O.CLOCK_MHZ, clock_mhz, optional=True)
+    baud = O.check("baud", O.BAUD, baud, optional=True)
+    O.check("allow_timing_fail", O.Flag(), allow_timing_fail)
     _check_target(build, board)
     platform = board.platform_class()()
-    family = {"ecp5-85k": "ecp5", "ecp5-25k": "ecp5", "ice40-up5k": "ice40"}.get(board.target, "xilinx")
+    family = family_of(board)
     oscillator = platform.default_clk_frequency / 1e6
     wanted = clock_mhz if clock_mhz is not None else board.clock_mhz if board.clock_mhz is not None else oscillator
     baud = baud or board.baud
@@ -206,7 +274,7 @@ def make_bitstream(build, board_name: str, *, clock_mhz: float | None = None, ba
             done = run([*yowasp(yosys[0]), *yosys[1:]], cwd=work, capture_output=True, text=True)
             if done.returncode != 0 or not (work / "stat.json").exists():
                 _keep_logs(build, board, work)
-                raise _failure("Yosys", folder_of(build, board) / f"{NAME}.rpt", done)
+                raise _failure("Yosys", _failed_log(build, board, f"{NAME}.rpt"), done)
         cells = yosys_cells(work)
         summary = summarise(family, cells)
         if summary["lut"] > board.resources["lut"] or summary["bram"] > board.resources["bram"] or \
@@ -224,7 +292,7 @@ def make_bitstream(build, board_name: str, *, clock_mhz: float | None = None, ba
                 overflow = re.search(r"Failed to expand region .* of (\d+) (\w+)", _read(log))
                 if overflow:
                     _fits(board, {**summary, "cells": (int(overflow.group(1)), overflow.group(2))}, build)
-                raise _failure("nextpnr", folder_of(build, board) / log.name, done)
+                raise _failure("nextpnr", _failed_log(build, board, log.name), done)
         report = json.loads((work / "nextpnr-report.json").read_text())
         used = {k: v["used"] for k, v in report.get("utilization", {}).items()}
         placed = {"ecp5": ("TRELLIS_COMB", "TRELLIS_FF", "DP16KD", "MULT18X18D"),
@@ -238,11 +306,12 @@ def make_bitstream(build, board_name: str, *, clock_mhz: float | None = None, ba
             raise HdlgenError(f"timing not met on {board.name}: the placed design reaches {fmax or 0:.1f} MHz and the shell "
                               f"runs at {clock_hz / 1e6:g} MHz; choose --clock-mhz {int(fmax or 0)} or lower (or "
                               f"--allow-timing-fail to keep the bitstream anyway); nextpnr's log: "
-                              f"{folder_of(build, board) / (NAME + '.tim')}")
+                              f"{_failed_log(build, board, NAME + '.tim')}; the previous bitstream, if any, is kept")
         with progress(f"packing the bitstream ({pack[0]})"):
             done = run([*yowasp(pack[0]), *pack[1:]], cwd=work, capture_output=True, text=True)
             out = work / pack[-1] if pack[0] == "icepack" else work / f"{NAME}.bit"
             if done.returncode != 0 or not out.exists():
+                _keep_logs(build, board, work)
                 raise HdlgenError(f"{pack[0]} failed: {(done.stderr or done.stdout).strip()[-300:]}")
         result["bitstream"] = out.name
         return _finish(build, board, work, [k.format(name=NAME) for k in KEPT], result)
@@ -251,17 +320,14 @@ def make_bitstream(build, board_name: str, *, clock_mhz: float | None = None, ba
 
 
 def _finish(build, board: Board, work: Path, files: list[str], result: dict) -> BitstreamResult:
-    folder = build.record("board") / board.name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    try:
+    def fill(staging: Path) -> None:
         for name in files:
             if (work / name).is_file():
-                shutil.copy2(work / name, folder / name)
-        result["folder"] = "."                         # in bitstream.json, files are named relative to it
-        (folder / "bitstream.json").write_text(json.dumps(result, indent=2) + "\n")
-    finally:
-        build.seal(folder)
+                shutil.copy2(work / name, staging / name)
+        # in bitstream.json, files are named relative to its folder
+        (staging / "bitstream.json").write_text(json.dumps({**result, "folder": "."}, indent=2) + "\n")
+
+    folder = _replace(build, board, fill)
     result["folder"] = str(folder)
     if result["bitstream"] is not None:
         result["bitstream"] = str(folder / result["bitstream"])

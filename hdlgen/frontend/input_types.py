@@ -9,6 +9,7 @@ it maps the declared values onto another integer grid, which becomes the hardwar
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,11 +38,21 @@ def declared_input(name: str, where: str) -> DeclaredInput | None:
     """The input format a QONNX DataType name declares; None for FLOAT32 (no format declared)."""
     from qonnx.core.datatype import DataType
 
+    fixed = re.fullmatch(r"FIXED<(-?\d+),(-?\d+)>", name.replace(" ", "")) if isinstance(name, str) else None
+    if fixed and not int(fixed.group(2)) < int(fixed.group(1)):
+        total, integer = int(fixed.group(1)), int(fixed.group(2))
+        raise HdlgenError(f"{where}: {name} has {integer} integer bits of {total}; a QONNX FIXED<W,I> type needs "
+                          f"I < W (I counts the sign bit, W - I are fraction bits): use FIXED<{max(total, 2)},"
+                          f"{max(total, 2) - 1}>, or INT{max(total, 2)} for whole numbers")
     try:
         dtype = DataType[name]
     except (KeyError, ValueError, TypeError, AttributeError, AssertionError):
         raise HdlgenError(f"{where}: {name!r} is not a QONNX DataType name; use one such as {EXAMPLES}") from None
     canonical = dtype.get_canonical_name()
+    if canonical == "FLOAT32" and where == "--input-type":
+        raise HdlgenError(f"--input-type {name} declares a float input, and the hardware takes integers: declare the "
+                          f"grid the input's values lie on, such as {EXAMPLES}, or put a quantizer at the model's "
+                          f"input")
     if canonical == "FLOAT32":
         return None
     if canonical == "BIPOLAR":

@@ -780,8 +780,17 @@ def read_graph(path: str | Path):
     return _cleanup(Path(path), read_onnx(path))
 
 
+def _looks_like_text(head: bytes) -> bool:
+    """Whether a file's first bytes are text (JSON, protobuf text format) rather than a binary protobuf,
+    whose tags and lengths are control bytes within the first few bytes."""
+    return bool(head) and all(b >= 0x20 or b in b"\t\n\r" for b in head)
+
+
 def read_onnx(path: str | Path):
-    """The ONNX model in ``path`` with its external data (only from a file beside it), as stored."""
+    """The ONNX model in ``path`` with its external data (only from a file beside it), as stored.
+
+    Only the binary protobuf that ``onnx.save`` writes is read: onnx would parse a ``.json`` or
+    ``.textproto`` file as text by its name, and text is never an hdlgen model in ONNX form."""
     import onnx
     from google.protobuf.message import DecodeError
 
@@ -789,9 +798,23 @@ def read_onnx(path: str | Path):
     if not path.is_file():
         raise HdlgenError(f"{path}: model file not found")
     try:
-        proto = onnx.load(str(path), load_external_data=False)
+        # format="protobuf": binary whatever the file's name (onnx 1.14 takes and ignores it)
+        proto, failure = onnx.load(str(path), format="protobuf", load_external_data=False), None
     except (DecodeError, ValueError, RuntimeError, RecursionError) as e:
-        raise HdlgenError(f"{path}: not an ONNX model ({type(e).__name__}: {str(e)[:200]})") from None
+        proto, failure = None, e
+    if proto is None or not proto.HasField("graph"):
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        if not head:
+            raise HdlgenError(f"{path}: the file is empty; an ONNX model is a binary protobuf, as onnx.save writes it")
+        if _looks_like_text(head):
+            hint = ("a .json model description is built with hdlgen build" if head.lstrip()[:1] in (b"{", b"[")
+                    else "this one is text")
+            raise HdlgenError(f"{path}: not an ONNX model file: hdlgen reads binary .onnx files (onnx.save); {hint}")
+        if failure is not None:
+            raise HdlgenError(f"{path}: not an ONNX model ({type(failure).__name__}: {str(failure)[:200]})")
+        raise HdlgenError(f"{path}: holds no ONNX graph (not an ONNX model, or an empty one); give the .onnx file "
+                          f"that onnx.save wrote")
     from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
     folder = path.parent.resolve()

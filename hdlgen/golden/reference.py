@@ -23,6 +23,8 @@ def check_inputs(model_input: InputQuantizer, x: np.ndarray, what: str = "inputs
     if x.ndim < 2 or int(np.prod(x.shape[1:])) != features:
         wanted = f"(batch, {features})" + ("" if len(shape) == 1 else f" or (batch, {', '.join(map(str, shape))})")
         raise HdlgenError(f"{what} have shape {x.shape}; the model takes {wanted}")
+    if len(x) == 0:
+        raise HdlgenError(f"{what} hold no frames (shape {x.shape}); give at least one input row")
     if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
         raise HdlgenError(f"{what} must be finite numbers")
     return x.reshape(len(x), features)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..boards import board_names
 from ..errors import HdlgenError
 from ..progress import ProgressBar
 from ..shell.core import LinkFormat
@@ -31,7 +32,8 @@ class BoardRun:
 def _bitstream(build, board: str | None) -> dict:
     """``bitstream.json`` of the board a bitstream was made for in this build."""
     folder = build.path / "board"
-    built = sorted(p.parent.name for p in folder.glob("*/bitstream.json")) if folder.is_dir() else []
+    built = sorted(p.parent.name for p in folder.glob("*/bitstream.json")
+                   if p.parent.name in board_names()) if folder.is_dir() else []
     if board is None:
         if len(built) != 1:
             raise HdlgenError(f"{build.path} holds bitstreams for {', '.join(built) or 'no board'}; name the board "
@@ -40,6 +42,16 @@ def _bitstream(build, board: str | None) -> dict:
     elif board not in built:
         raise HdlgenError(f"{build.path} holds no bitstream for {board}; run 'hdlgen bitstream {build.path} --board {board}'")
     return json.loads((folder / board / "bitstream.json").read_text())
+
+
+def _port_hint(name: str) -> str:
+    """What to try when a serial port does not open: the ports this machine has (pyserial's list)."""
+    from serial.tools import list_ports
+
+    ports = sorted(p.device for p in list_ports.comports())
+    found = f"the serial ports here are {', '.join(ports)}" if ports else "this machine shows no serial port"
+    return (f"{found} (python -m serial.tools.list_ports -v); check that the board is plugged in and powered, and "
+            f"that you may use the port (on Linux, the dialout group)")
 
 
 def _reply_timeout(build, link: LinkFormat, baud: int, clock_mhz: float | None) -> float:
@@ -57,8 +69,24 @@ def run_on_board(build, x: np.ndarray, *, port: str = SIM_PORT, board: str | Non
                  bars: bool = False) -> BoardRun:
     """Send every frame of ``x`` (model units) to the board on serial ``port`` (``sim``: the simulated
     board on Verilator) and collect the replies; the golden model's words come alongside."""
+    from .. import options as O
     from ..backends.packing import pack_beats, unpack_beats
     from ..golden import quantize_input_codes, run_lowered, to_model_units
+
+    if not isinstance(port, str) or not port:
+        raise HdlgenError(f"port: expected a serial port such as '/dev/ttyUSB0', or 'sim', not {port!r}")
+    board = O.check("board", O.Choice(board_names()), board, optional=True)
+    baud = O.check("baud", O.BAUD, baud, optional=True)
+    timeout = O.check("timeout", O.TIMEOUT_S, timeout, optional=True)
+    retries = O.check("retries", O.RETRIES, retries)
+    if faults is not None and (not isinstance(faults, dict) or
+                               not all(isinstance(v, (list, tuple)) for v in faults.values())):
+        raise HdlgenError(f"faults: expected a dict of fault kinds to lists of byte indices, not {faults!r}")
+    if port == SIM_PORT and (board is not None or baud is not None):
+        given = [name for name, value in (("--board", board), ("--baud", baud)) if value is not None]
+        raise HdlgenError(f"{' and '.join(given)} {'choose' if len(given) > 1 else 'chooses'} a real board's link; the "
+                          f"simulated board (--port sim) runs the shell at 8 clock cycles a bit: leave "
+                          f"{' and '.join(given)} out, or give a serial --port")
 
     model, report = build.model, build.report
     link = LinkFormat.from_report(report)
@@ -76,8 +104,8 @@ def run_on_board(build, x: np.ndarray, *, port: str = SIM_PORT, board: str | Non
             raise HdlgenError("hdlgen run needs pyserial; install hdlgen with its dependencies: pip install -e .") from None
         try:
             serial_port = serial.Serial(port_name, baudrate=rate, timeout=wait)
-        except (serial.SerialException, OSError) as e:
-            raise HdlgenError(f"--port {port_name}: cannot open it ({e})") from None
+        except (serial.SerialException, OSError, ValueError, OverflowError) as e:
+            raise HdlgenError(f"--port {port_name}: cannot open it ({e}); {_port_hint(port_name)}") from None
         with serial_port:
             serial_port.reset_input_buffer()
             driver = BoardLink(serial_port, link, timeout=wait, retries=retries)

@@ -68,7 +68,6 @@ class SimulatedBoard:
         binary = folder / digest / "Vsim"
         if binary.exists():
             return binary
-        shutil.rmtree(folder, ignore_errors=True)              # simulations of earlier Verilog
         try:
             if self._progress is not None:
                 with self._progress("building the simulated board (Verilator)"):
@@ -76,6 +75,10 @@ class SimulatedBoard:
             else:
                 compile_simulation({"network.v": network, "core.v": core}, "uart_bridge.cpp", CORE_NAME, folder / digest)
         finally:
+            if binary.exists():                 # in place: simulations of earlier Verilog can go
+                for old in os.listdir(folder):
+                    if old != digest and not old.startswith(f".{digest}."):   # nor another run's staging of it
+                        shutil.rmtree(folder / old, ignore_errors=True)
             if folder.is_dir():
                 self.build.seal(folder)
         return binary

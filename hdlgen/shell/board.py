@@ -60,11 +60,18 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         if self._pll_hz is not None:
-            m.submodules.clk_in = clk_in = io.Buffer("i", platform.request(platform.default_clk, 0, dir="-"))
+            clk_port = platform.request(platform.default_clk, 0, dir="-")
+            if self._family == "ice40":
+                # the iCE40 clock pin is the PLL's own pad (UP5K pin 35): an SB_IO there takes the I/O
+                # site the PLL needs, so the pin goes straight to SB_PLL40_PAD's PACKAGEPIN (icepll -p)
+                clk_in = clk_port.io
+            else:
+                m.submodules.clk_in = clk_buf = io.Buffer("i", clk_port)
+                clk_in = clk_buf.i
             m.domains.sync = sync = ClockDomain("sync")
             locked = Signal()
             i, o, lock = pll_ports(self._family)
-            m.submodules.pll = Instance(PLL_NAME, **{f"i_{i}": clk_in.i, f"o_{o}": sync.clk, f"o_{lock}": locked})
+            m.submodules.pll = Instance(PLL_NAME, **{f"i_{i}": clk_in, f"o_{o}": sync.clk, f"o_{lock}": locked})
             m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
             platform.add_clock_constraint(sync.clk, self._pll_hz)
         elif self._family == "ecp5":

@@ -125,19 +125,41 @@ FOLDING_SCHEMA = {
 }
 
 
-def load_folding(path: Path, model: LoweredModel, target: str = DEFAULT_TARGET) -> dict[str, Folding]:
-    """Read a folding file: ``{"layer_name": {"pe": 4, "simd": 16}, ...}`` with every layer named
-    (``"zero_skip": true`` asks a layer to skip its all-zero blocks of weights)."""
-    path = Path(path)
-    raw = read_json(path, "folding file", FOLDING_SCHEMA)
+def plain_json(doc):
+    """``doc`` with numpy's integers and booleans as Python's (a folding written in a numpy program)."""
+    import numpy as np
+
+    if isinstance(doc, dict):
+        return {key: plain_json(value) for key, value in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [plain_json(value) for value in doc]
+    if isinstance(doc, np.bool_):
+        return bool(doc)
+    if isinstance(doc, np.integer):
+        return int(doc)
+    return doc
+
+
+def load_folding(source: Path | dict, model: LoweredModel, target: str = DEFAULT_TARGET) -> dict[str, Folding]:
+    """Read a folding file, or take a folding given as a dict: ``{"layer_name": {"pe": 4, "simd": 16}, ...}``
+    with every layer named (``"zero_skip": true`` asks a layer to skip its all-zero blocks of weights)."""
+    from ..readers import validate
+
+    if isinstance(source, dict):
+        where = "fold"
+        raw = plain_json(source)
+        validate(raw, FOLDING_SCHEMA, where)
+    else:
+        where = Path(source)
+        raw = read_json(where, "folding file", FOLDING_SCHEMA)
     foldings = {}
     for name, entry in raw.items():
         try:
             foldings[name] = Folding(pe=entry["pe"], simd=entry["simd"], zero_skip=entry.get("zero_skip", False))
         except HdlgenError as e:
-            raise HdlgenError(f"{path}: layer {name!r}: {e}") from None
+            raise HdlgenError(f"{where}: layer {name!r}: {e}") from None
     try:
         check_foldings(model, foldings, target)
     except HdlgenError as e:
-        raise HdlgenError(f"{path}: {e}") from None
+        raise HdlgenError(f"{where}: {e}") from None
     return foldings

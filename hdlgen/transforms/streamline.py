@@ -277,4 +277,9 @@ def streamline(model: Model, requant: str = "auto") -> LoweredModel:
         output = OutputStage(quant=quant.quant, scale=quant.scale)
     if not any(isinstance(stage, MatrixVectorLayer) for stage in stages):
         raise HdlgenError(f"model {model.name!r} has no dense or convolution layer")
+    if requant == "fixed" and not any(getattr(stage, "requant", None) is not None and stage.requant.kind == "fixed"
+                                      for stage in stages):
+        raise HdlgenError(f"--requant fixed makes gemmlowp's fixed-point unit from onnxruntime's int32 rescale, and "
+                          f"model {model.name!r} has none (it is not an ONNX QDQ model with a quantized layer "
+                          f"between two others): leave --requant auto")
     return LoweredModel(model.name, model.input, tuple(stages), output, model.arithmetic, model.host)
