@@ -290,12 +290,16 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_boards(args) -> int:
+    from .backends.bitstream import PLL_RANGE_MHZ, family_of
     from .boards import boards
 
-    rows = [("board", "target", "clock", "UART", "flow", "description")]
+    rows = [("board", "target", "clock (--clock-mhz)", "UART", "flow", "description")]
     for name, board in sorted(boards().items()):
         uart = f"{board.baud} baud" + (" (header pins)" if "connector" in board.uart else "")
-        clock = f"{board.clock_mhz:g} MHz (PLL)" if board.clock_mhz else "oscillator"
+        reach = PLL_RANGE_MHZ.get(family_of(board))
+        reach = f"{reach[0]:g}-{reach[1]:g} MHz" if reach and board.flow == "yowasp" else None
+        clock = f"{board.clock_mhz:g} MHz from the PLL ({reach})" if board.clock_mhz else \
+            f"{board.oscillator_mhz:g} MHz oscillator" + (f"; PLL {reach}" if reach else "")
         rows.append((name, board.target, clock, uart, "bitstream" if board.flow == "yowasp" else "files for Vivado",
                      board.description))
     widths = [max(len(row[k]) for row in rows) for k in range(5)]

@@ -94,6 +94,13 @@ def test_a_clock_the_pll_cannot_make_names_the_nearest(work, capsys, clock, near
                    f"is {nearest} MHz: choose --clock-mhz {nearest}")
 
 
+def test_boards_lists_the_clocks_each_pll_makes(capsys):
+    status, out, _ = run_cli(["boards"], capsys)
+    rows = {line.split()[0]: line for line in out.splitlines()}
+    assert status == 0 and "12 MHz oscillator; PLL 16-275 MHz" in rows["icebreaker"]
+    assert "50 MHz from the PLL (3.125-400 MHz)" in rows["ulx3s-85f"] and "PLL" not in rows["arty-a7-35"]
+
+
 def test_the_board_demo_checks_its_clock_before_building(tmp_path, capsys):
     assert_refused(["demo", "--board", "icebreaker", "--clock-mhz", "300", "-o", tmp_path / "demo"], tmp_path, capsys,
                    "the nearest clock it makes is 275 MHz")
