@@ -262,7 +262,7 @@ def folding_for_rate(lowered: LoweredModel, target_fps: float, clock_mhz: float,
 
 
 def choose_folding(lowered: LoweredModel, fold: str | Path | dict, target_fps: float | None, clock_mhz: float, target: str,
-                   guard: SizeGuard) -> dict[str, Folding]:
+                   guard: SizeGuard, given_as: str = "fold") -> dict[str, Folding]:
     """The folding ``--fold`` asks for: ``auto`` (the default lanes, or ``--target-fps`` with the least
     hardware; where the default does not fit the target's device, the fastest folding that does),
     ``fit`` (the fastest folding that fits the device) or a folding file."""
@@ -270,7 +270,7 @@ def choose_folding(lowered: LoweredModel, fold: str | Path | dict, target_fps: f
         if target_fps is not None:
             raise HdlgenError("--target-fps chooses a folding; it cannot be combined with a folding given (a file or "
                               "a JSON object)")
-        return load_folding(fold, lowered, target)
+        return load_folding(fold, lowered, target, where=given_as)
     if fold == "fit":
         if target_fps is not None:
             raise HdlgenError("--fold fit chooses the fastest folding that fits the device; it cannot be combined "
@@ -310,6 +310,7 @@ def build(model_path: Path, outdir: Path, *, fold: str | Path | dict = "auto", t
     progress = progress or Progress(4, enabled=False)
     target, clock_mhz, target_fps = check_build_options(target=target, clock_mhz=clock_mhz, target_fps=target_fps,
                                                         requant=requant, bn=bn, bn_check=bn_check, output=output)
+    given_as = "--fold" if isinstance(fold, str) else "fold"         # how a folding given in full is named
     fold = fold_source(fold)
     outdir = Path(outdir)
     inputs = [model_path] + ([fold] if isinstance(fold, Path) else [])
@@ -326,7 +327,7 @@ def build(model_path: Path, outdir: Path, *, fold: str | Path | dict = "auto", t
             lowered = with_class_output(lowered)
         if bn_check is not None:
             check_labels(bn_check[1], len(bn_check[1]), class_count(lowered), "--check-labels")
-        foldings = choose_folding(lowered, fold, target_fps, clock_mhz, target, guard)
+        foldings = choose_folding(lowered, fold, target_fps, clock_mhz, target, guard, given_as)
         check_foldings(lowered, foldings, target)
         guard.check_folding(lowered, foldings)
         rate = "" if not target_fps else f"{target_fps:,.0f}" if target_fps >= 1 else f"{target_fps:g}"

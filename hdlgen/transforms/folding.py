@@ -140,13 +140,15 @@ def plain_json(doc):
     return doc
 
 
-def load_folding(source: Path | dict, model: LoweredModel, target: str = DEFAULT_TARGET) -> dict[str, Folding]:
+def load_folding(source: Path | dict, model: LoweredModel, target: str = DEFAULT_TARGET,
+                 where: str = "fold") -> dict[str, Folding]:
     """Read a folding file, or take a folding given as a dict: ``{"layer_name": {"pe": 4, "simd": 16}, ...}``
-    with every layer named (``"zero_skip": true`` asks a layer to skip its all-zero blocks of weights)."""
+    with every layer named (``"zero_skip": true`` asks a layer to skip its all-zero blocks of weights).
+    ``where`` names a folding given as a dict in messages (``fold``, or ``--fold`` for one on the
+    command line)."""
     from ..readers import validate
 
     if isinstance(source, dict):
-        where = "fold"
         raw = plain_json(source)
         validate(raw, FOLDING_SCHEMA, where)
     else:

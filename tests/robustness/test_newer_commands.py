@@ -283,3 +283,15 @@ def test_a_failed_bitstream_keeps_the_previous_one(work, capsys):
     status, out, err = run_cli(["-q", "run", work / "out", "--port", work / "ttyUSB9", "--inputs", work / "x.npy"],
                                capsys)
     assert status == 2 and "holds bitstreams for" not in err and "cannot open it" in err, err
+
+
+def test_a_folding_given_inline_on_the_command_line(work, capsys):
+    fold = '{"fc0": {"pe": 2, "simd": 8}, "fc1": {"pe": 4, "simd": 4}, "fc_out": {"pe": 1, "simd": 2}}'
+    status, _, err = run_cli(["-q", "build", work / "m" / "model.json", "-o", work / "inline", "--fold", fold], capsys)
+    assert status == 0, err
+    assert [(layer["pe"], layer["simd"]) for layer in hdlgen.open_design(work / "inline").report["layers"]] == \
+        [(2, 8), (4, 4), (1, 2)]
+    assert_refused(["build", work / "m" / "model.json", "-o", work / "bad", "--fold", fold.replace('"pe": 2', '"pe": 3')],
+                   work, capsys, "--fold: layer 'fc0': pe=3 does not divide")
+    assert_refused(["build", work / "m" / "model.json", "-o", work / "bad", "--fold", '{"fc0": '], work, capsys,
+                   "--fold: folding is not valid JSON")
