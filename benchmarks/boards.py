@@ -4,11 +4,12 @@ network alone (``hdlgen synth`` at the same clock: out of context on ECP5, insid
 on iCE40), so the shell's cost shows; the network's frame rate beside the rate the UART carries;
 and the wall time of each step.
 
-    python benchmarks/boards.py [--board icebreaker --board ulx3s-85f]
+    python benchmarks/boards.py [--board icebreaker --board ulx3s-85f] [--clock-mhz F]
 
 Each board builds its demo model (``boards/boards.json``: the digits BNN for the iCEBreaker, the
 Brevitas digits CNN w4a4 for the ULX3S-85F) with class output, runs the test split through the
-simulated board (bit-exact against the golden model), and makes the bitstream.
+simulated board (bit-exact against the golden model), and makes the bitstream. ``--clock-mhz``
+runs the shells from their PLL at that clock (folded for it, as ``hdlgen demo --board B --clock-mhz F``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_BOARDS = ("icebreaker", "ulx3s-85f")
 
 
-def measure(board_name: str, workdir: Path) -> list[str]:
+def measure(board_name: str, workdir: Path, clock_mhz: float | None = None) -> list[str]:
     import hdlgen
     from hdlgen.boards import get_board
     from hdlgen.host.protocol import link_frames_per_second
@@ -34,7 +35,7 @@ def measure(board_name: str, workdir: Path) -> list[str]:
 
     board = get_board(board_name)
     model = EXAMPLES / board.demo["model"]
-    clock = board.clock_mhz or board.oscillator_mhz
+    clock = clock_mhz or board.clock_mhz or board.oscillator_mhz
     times = {}
     start = time.monotonic()
     design = hdlgen.build(model, workdir / board_name, target=board.target, output="class", clock_mhz=clock,
@@ -46,7 +47,7 @@ def measure(board_name: str, workdir: Path) -> list[str]:
     times["simulated board"] = time.monotonic() - start
     same = int(np.all(run.hw_words == run.golden_words, axis=1).sum())
     start = time.monotonic()
-    shell = design.bitstream(board_name)
+    shell = design.bitstream(board_name, clock_mhz=clock_mhz)
     times["bitstream"] = time.monotonic() - start
     start = time.monotonic()
     alone = design.synthesize(clock_mhz=clock)
@@ -72,10 +73,11 @@ def measure(board_name: str, workdir: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--board", action="append", help=f"boards to measure (default: {', '.join(DEFAULT_BOARDS)})")
+    parser.add_argument("--clock-mhz", type=float, help="the shells' clock, from their PLL (default: each board's)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="hdlgen-boards-") as tmp:
         for name in args.board or DEFAULT_BOARDS:
-            print("\n".join(measure(name, Path(tmp))), flush=True)
+            print("\n".join(measure(name, Path(tmp), args.clock_mhz)), flush=True)
             print()
     return 0
 

@@ -130,21 +130,15 @@ def build(model: str | Path, outdir: str | Path | None = None, *, target: str = 
     from .flow import Progress
     from .flow import build as flow_build
 
-    from .flow import check_build_options, fold_source
-
     model = _path("model", model)
     outdir = None if outdir is None else _path("outdir", outdir)
-    check_build_options(target=target, clock_mhz=clock_mhz, target_fps=target_fps, requant=requant, bn=bn,
-                        bn_check=bn_check, output=output)
-    fold = fold_source(fold if not isinstance(fold, os.PathLike) else Path(fold))
-    O.check("input_type", _TEXT, input_type, optional=True)
     O.check("progress", O.Flag(), progress)
     made = outdir is None
     outdir = Path(tempfile.mkdtemp(prefix="hdlgen-design-")) / "build" if made else outdir
-    try:
-        flow_build(model, outdir, fold=fold, target_fps=target_fps, clock_mhz=clock_mhz, target=target,
-                   progress=Progress(4, enabled=progress), requant=requant, bn=bn, bn_check=bn_check,
-                   input_type=input_type, output=output)
+    try:          # flow.build checks the other options, as it does the command line's
+        flow_build(model, outdir, fold=Path(fold) if isinstance(fold, os.PathLike) else fold, target_fps=target_fps,
+                   clock_mhz=clock_mhz, target=target, progress=Progress(4, enabled=progress), requant=requant, bn=bn,
+                   bn_check=bn_check, input_type=input_type, output=output)
     except BaseException:
         if made:
             shutil.rmtree(outdir.parent, ignore_errors=True)
@@ -155,18 +149,6 @@ def build(model: str | Path, outdir: str | Path | None = None, *, target: str = 
 def open_design(path: str | Path) -> Design:
     """An existing build directory as a design."""
     return Design(_path("path", path))
-
-
-class _Text:
-    """A string option (a QONNX DataType name, a port)."""
-
-    def check(self, value) -> str:
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"expected a non-empty string, not {value!r}")
-        return value
-
-
-_TEXT = _Text()
 
 
 def _path(name: str, value) -> Path:

@@ -202,10 +202,9 @@ def cmd_synth(args) -> int:
 
 
 def cmd_quantize(args) -> int:
-    from .transforms.quantize import DEFAULT_PERCENTILE, check_output, quantize_model
+    from .transforms.quantize import DEFAULT_PERCENTILE, quantize_model
 
     model, out, calibration = Path(args.model), Path(args.output), Path(args.calibration)
-    check_output(out, [model, calibration])
 
     def progress(step):
         if not args.quiet:

@@ -93,7 +93,7 @@ def check_labels(labels, frames: int, classes: int | None, where: str) -> np.nda
     return labels
 
 
-def check_build_options(*, target, clock_mhz, target_fps, requant, bn, bn_check, output):
+def check_build_options(*, target, clock_mhz, target_fps, requant, bn, bn_check, output, input_type=None):
     """The build's options, checked as the command line checks them (``hdlgen.options``)."""
     from . import options as O
     from .targets import target_names
@@ -105,6 +105,7 @@ def check_build_options(*, target, clock_mhz, target_fps, requant, bn, bn_check,
     O.check("requant", O.Choice(MODES), requant)
     O.check("bn", O.Choice(BN_MODES), bn)
     O.check("output", O.Choice(OUTPUTS), output)
+    O.check("input_type", O.Text(), input_type, optional=True)
     if bn_check is not None:
         if bn != "shift":
             raise HdlgenError("bn_check (--check-inputs, --check-labels) measures what bn='shift' (--bn shift) "
@@ -309,7 +310,8 @@ def build(model_path: Path, outdir: Path, *, fold: str | Path | dict = "auto", t
     """
     progress = progress or Progress(4, enabled=False)
     target, clock_mhz, target_fps = check_build_options(target=target, clock_mhz=clock_mhz, target_fps=target_fps,
-                                                        requant=requant, bn=bn, bn_check=bn_check, output=output)
+                                                        requant=requant, bn=bn, bn_check=bn_check, output=output,
+                                                        input_type=input_type)
     given_as = "--fold" if isinstance(fold, str) else "fold"         # how a folding given in full is named
     fold = fold_source(fold)
     outdir = Path(outdir)

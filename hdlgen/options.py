@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from .errors import HdlgenError
 
-__all__ = ["Number", "Whole", "Choice", "Flag", "check", "argparse_type"]
+__all__ = ["Number", "Whole", "Choice", "Text", "Flag", "check", "argparse_type"]
 
 
 def _shown(value) -> str:
@@ -102,6 +102,19 @@ class Choice:
     def check(self, value) -> str:
         if not isinstance(value, str) or value not in self.choices:
             raise ValueError(f"must be one of {', '.join(self.choices)}, not {_shown(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Text:
+    """A non-empty string taken as given (a QONNX DataType name, a serial port)."""
+
+    def parse(self, text: str) -> str:
+        return self.check(text)
+
+    def check(self, value) -> str:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"expected a non-empty string, not {_shown(value)}")
         return value
 
 

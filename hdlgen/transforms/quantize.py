@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import options as O
 from ..errors import HdlgenError
 
 __all__ = ["METHODS", "ACTIVATION_TYPES", "DEFAULT_PERCENTILE", "TensorRange", "check_output", "quantize_model",
@@ -213,8 +214,6 @@ def _percentile(method: str, percentile) -> float | None:
     if method != "percentile":
         raise HdlgenError(f"--percentile applies to --method percentile only, not {method}: add --method percentile "
                           f"or leave --percentile out")
-    from .. import options as O
-
     O.check("percentile", O.PERCENTILE, percentile)
     return float(percentile)
 
@@ -344,8 +343,6 @@ def quantize_model(model: Path, calibration, output: Path, *, method: str = "min
     from ..frontend.qonnx import read_onnx
     from ..readers import read_npy
     from .streamline import streamline
-
-    from .. import options as O
 
     O.check("method", O.Choice(METHODS), method)
     O.check("activations", O.Choice(ACTIVATION_TYPES), activations)

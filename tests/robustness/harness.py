@@ -7,6 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from hdlgen.cli import DEMO_MODEL, main
 
 DIGITS = DEMO_MODEL.parent
@@ -55,3 +57,13 @@ def copy_native_model(folder: Path) -> Path:
     shutil.copy(DIGITS / "model.json", folder / "model.json")
     shutil.copy(DIGITS / "model.npz", folder / "model.npz")
     return folder / "model.json"
+
+
+def working_copy(built: Path, tmp_path: Path) -> Path:
+    """A test's own copy of a module's build: the model folder ``m``, the build ``out``, and four test
+    images with their labels as ``x.npy`` and ``y.npy``."""
+    shutil.copytree(built / "m", tmp_path / "m")
+    shutil.copytree(built / "out", tmp_path / "out")
+    np.save(tmp_path / "x.npy", np.load(DIGITS / "test_x.npy")[:4])
+    np.save(tmp_path / "y.npy", np.load(DIGITS / "test_y.npy")[:4])
+    return tmp_path

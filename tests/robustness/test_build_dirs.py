@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from hdlgen.builddir import MARKER
-from robustness.harness import DIGITS, assert_refused, copy_native_model, run_cli, snapshot
+from robustness.harness import assert_refused, copy_native_model, run_cli, snapshot, working_copy
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +31,7 @@ def built(tmp_path_factory):
 
 @pytest.fixture
 def work(tmp_path, built):
-    shutil.copytree(built / "m", tmp_path / "m")
-    shutil.copytree(built / "out", tmp_path / "out")
-    np.save(tmp_path / "x.npy", np.load(DIGITS / "test_x.npy")[:4])
-    return tmp_path
+    return working_copy(built, tmp_path)
 
 
 def test_rebuild_replaces_only_its_own_build(work, capsys):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ import pytest
 import hdlgen
 from hdlgen.builddir import MARKER
 from hdlgen.errors import HdlgenError
-from robustness.harness import DIGITS, assert_refused, copy_native_model, run_cli, snapshot
+from robustness.harness import DIGITS, assert_refused, copy_native_model, run_cli, snapshot, working_copy
 
 BOARD = dict(target="ice40-up5k", output="class", clock_mhz=12, target_fps=20000)   # the icebreaker demo's build
 
@@ -33,11 +32,7 @@ def built(tmp_path_factory):
 
 @pytest.fixture
 def work(tmp_path, built):
-    shutil.copytree(built / "m", tmp_path / "m")
-    shutil.copytree(built / "out", tmp_path / "out")
-    np.save(tmp_path / "x.npy", np.load(DIGITS / "test_x.npy")[:4])
-    np.save(tmp_path / "y.npy", np.load(DIGITS / "test_y.npy")[:4])
-    return tmp_path
+    return working_copy(built, tmp_path)
 
 
 # -- explore writes a folder of its own kind, and replaces only that ----------------------------------

@@ -25,7 +25,7 @@ import hdlgen
 from hdlgen.cli import parser
 from hdlgen.errors import HdlgenError
 from hdlgen.options import Choice, Number, Whole
-from robustness.harness import DIGITS, assert_refused, copy_native_model, run_cli
+from robustness.harness import DIGITS, assert_refused, copy_native_model, working_copy
 
 FLOAT = DIGITS.parent / "float_digits"
 
@@ -164,8 +164,6 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("generated")
     model = copy_native_model(root / "m")
     hdlgen.build(model, root / "out", target="ice40-up5k", output="class", clock_mhz=12, target_fps=20000)
-    np.save(root / "x.npy", X)
-    np.save(root / "y.npy", np.load(DIGITS / "test_y.npy")[:2])
     return root
 
 
@@ -260,10 +258,7 @@ def _path_cases():
 
 @pytest.fixture
 def work(tmp_path, built):
-    shutil.copytree(built / "m", tmp_path / "m")
-    shutil.copytree(built / "out", tmp_path / "out")
-    for name in ("x.npy", "y.npy"):
-        shutil.copy(built / name, tmp_path / name)
+    working_copy(built, tmp_path)
     shutil.copy(FLOAT / "cnn.onnx", tmp_path / "cnn.onnx")
     shutil.copy(FLOAT / "calibration.npy", tmp_path / "calibration.npy")
     return tmp_path
