@@ -156,6 +156,13 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
                 entry["buffer_memory_bits"] = SlidingWindow.memory_bits(stage)
             stages.append(entry)
     plan = stream_plan(model, foldings)
+    fifos = []
+    for previous, planned in zip(plan, plan[1:]):
+        depth = top.fifos.get(planned.stage.name)
+        if depth is not None:
+            width = planned.in_count * planned.stage.in_type.bits
+            fifos.append({"from": previous.stage.name, "into": planned.stage.name, "depth": depth,
+                          "width": width, "memory_bits": depth * width})
     first, last = plan[0], plan[-1]
     output = {"features": model.out_features, "shape": list(model.out_shape),
               "values_per_beat": last.out_count, "bits_per_value": last.out_bits,
@@ -173,7 +180,8 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
         "stages": stages,
         "pipeline": {"initiation_interval_cycles": cycles.initiation_interval,
                      "latency_bound_cycles": cycles.latency_bound,
-                     "bottleneck": max(cycles.layer_cycles, key=cycles.layer_cycles.get)},
+                     "bottleneck": max(cycles.layer_cycles, key=cycles.layer_cycles.get),
+                     "fifos": fifos},
         "input": {"features": int(np.prod(model.in_shape)), "shape": list(model.in_shape),
                   "values_per_beat": first.in_count, "bits_per_value": first.stage.in_type.bits,
                   "beats_per_frame": cycles.input_beats, "code": str(first.stage.in_type)},

@@ -323,3 +323,59 @@ def qdq_dense(rng, *, x_scale, w_scale, y_scale, x_zp=7, y_zp=131, relu=False, y
 def inputs(rng, frames: int, x_scale: float, x_zp: int) -> np.ndarray:
     """Real inputs on the quantization grid, so every stored integer 0..255 occurs."""
     return ((rng.integers(0, 256, size=(frames, IN)) - x_zp) * np.float32(x_scale)).astype(np.float32)
+
+
+def depthwise_separable_cnn(rng, batch: int) -> Graph:
+    """MobileNetV1's blocks, small: an 8-bit image, a 3x3 convolution, a strided depthwise 3x3 with a
+    pointwise 1x1 after it, a grouped 3x3 (4 groups of 4 inputs, 8 outputs each), then a bipolar
+    depthwise 3x3 with zero padding, into a dense layer. Batch norm and ReLU between them, weights
+    with power-of-two scales (so the executor's float sums are exact)."""
+    g = Graph([3, 10, 10], batch).quant(2 ** -7, 8)
+
+    def conv(out, per_group, kernel, *, bits=4, scale=0.125, **attrs):
+        w = rng.integers(-7, 8, size=(out, per_group, kernel, kernel)) if bits else \
+            rng.choice([-1, 1], size=(out, per_group, kernel, kernel))
+        g.op("Conv", g.quantized_weight(w, scale if bits else 1.0, bits=bits or None), kernel_shape=[kernel, kernel],
+             **attrs)
+
+    conv(8, 3, 3, scale=0.0625, pads=[1, 1, 1, 1])
+    g.batchnorm(*_batchnorm(rng, 8, 8.0)).op("Relu").quant(0.25, 4, signed=False)
+    conv(8, 1, 3, pads=[1, 1, 1, 1], group=8, strides=[2, 2])                     # depthwise, 10x10 -> 5x5
+    g.batchnorm(*_batchnorm(rng, 8, 4.0)).op("Relu").quant(0.25, 4, signed=False)
+    conv(16, 8, 1)                                                                 # pointwise
+    g.op("Relu").quant(0.5, 4, signed=False)
+    conv(32, 4, 3, group=4)                                                        # grouped, 5x5 -> 3x3
+    g.op("Relu").quant(0.5, 4, signed=False)
+    conv(32, 1, 3, bits=0, group=32, pads=[1, 1, 1, 1])                           # bipolar depthwise
+    g.quant(1.0, 4).op("Flatten", axis=1)
+    return g.gemm(g.quantized_weight(rng.integers(-7, 8, size=(5, 32 * 9)), 0.125, bits=4), transB=1)
+
+
+def _batchnorm(rng, n, spread):
+    gamma = rng.normal(0, 1, n).astype(np.float32)
+    gamma[:2] = [-1.5, 0.0]
+    return (gamma, rng.normal(0, 1, n).astype(np.float32), rng.normal(0, spread, n).astype(np.float32),
+            rng.uniform(0.2, 3, n).astype(np.float32) * spread)
+
+
+def float_depthwise_cnn(rng) -> onnx.ModelProto:
+    """A float CNN for ``hdlgen quantize``: a 3x3 convolution, a depthwise 3x3 with a depth
+    multiplier of 2, a pointwise 1x1, ReLUs between, into a dense layer."""
+    nodes, inits = [], []
+
+    def conv(x, out, shape, **attrs):
+        k = len(nodes)
+        inits.extend([numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), f"w{k}"),
+                      numpy_helper.from_array(rng.normal(0, 0.1, shape[0]).astype(np.float32), f"b{k}")])
+        nodes.append(helper.make_node("Conv", [x, f"w{k}", f"b{k}"], [f"c{k}"], name=f"conv{k}", **attrs))
+        nodes.append(helper.make_node("Relu", [f"c{k}"], [out], name=f"relu{k}"))
+
+    conv("x", "r0", (8, 1, 3, 3), pads=[1, 1, 1, 1])
+    conv("r0", "r1", (16, 1, 3, 3), pads=[1, 1, 1, 1], group=8)
+    conv("r1", "r2", (8, 16, 1, 1))
+    nodes.append(helper.make_node("Flatten", ["r2"], ["f"], name="flat"))
+    inits.append(numpy_helper.from_array(rng.normal(0, 0.1, (10, 8 * 8 * 8)).astype(np.float32), "wf"))
+    nodes.append(helper.make_node("Gemm", ["f", "wf"], ["y"], name="fc", transB=1))
+    graph = helper.make_graph(nodes, "depthwise", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 10])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

@@ -25,13 +25,14 @@ from amaranth.lib.wiring import In, Out
 from ..cores.products import ProductKind, choose_product, packing
 from ..targets import DEFAULT_TARGET, Target, get_target
 from ..cores.requant import REQUANT_UNITS, requant_unit
-from ..cores import ArgmaxUnit, GlobalSum, MatrixVectorUnit, MaxPool, Padding, SlidingWindow, WidthConverter, threshold_latency, threshold_unit
+from ..cores import (ArgmaxUnit, GlobalSum, MatrixVectorUnit, MaxPool, Padding, SlidingWindow, StreamFifo, WidthConverter,
+                     threshold_latency, threshold_unit)
 from ..cores.params import counter, validating
 from ..ir.lowered import Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
 from ..cores.sparse_mvu import SparseMatrixVectorUnit
 from ..transforms.folding import check_foldings, layer_cycles
 
-__all__ = ["DataflowTop", "CycleModel", "PlannedStage", "stream_plan", "frame_cycles", "CLASS_STAGE"]
+__all__ = ["DataflowTop", "CycleModel", "PlannedStage", "stream_plan", "frame_cycles", "edge_fifos", "CLASS_STAGE"]
 
 CLASS_STAGE = "class_argmax"        # the argmax after the last stage (``--output class``)
 
@@ -101,6 +102,28 @@ def frame_cycles(model: LoweredModel, foldings: dict[str, Folding]) -> dict[str,
     return cycles
 
 
+def edge_fifos(model: LoweredModel, foldings: dict[str, Folding]) -> dict[str, int]:
+    """The FIFO depth (beats) in front of each stage that needs one, by the stage's name.
+
+    A padding stage takes no input while it makes a border (``Padding.pause_beats``); a producer
+    with no slack in the pipeline's interval would lose those cycles for good. Its FIFO holds what
+    the producer makes meanwhile, at the producer's beat period (cycles per frame over beats per
+    frame), plus two for the FIFO's own registers. Every other stage takes its input at least as
+    fast as its cycles per frame allow, with no pause longer than its producer's slack.
+    """
+    plan, cycles = stream_plan(model, foldings), frame_cycles(model, foldings)
+    interval, depths = max(cycles.values()), {}
+    for previous, planned in zip(plan, plan[1:]):
+        if not isinstance(planned.stage, PadStage):
+            continue
+        pause = Padding.pause_beats(planned.stage, planned.in_count)
+        producer = cycles[previous.stage.name]
+        if producer + pause <= interval:
+            continue
+        depths[planned.stage.name] = -(-pause * planned.in_beats // producer) + 2
+    return depths
+
+
 @dataclass(frozen=True)
 class CycleModel:
     """Analytical timing of a pipeline in clock cycles."""
@@ -132,6 +155,11 @@ class DataflowTop(wiring.Component):
     @property
     def plan(self) -> list[PlannedStage]:
         return list(self._plan)
+
+    @property
+    def fifos(self) -> dict[str, int]:
+        """FIFO depths in front of stages, by stage name (``edge_fifos``)."""
+        return edge_fifos(self._model, self._foldings)
 
     @staticmethod
     def core(planned: PlannedStage, target: Target, levels_per_stage: int = 1):
@@ -180,7 +208,7 @@ class DataflowTop(wiring.Component):
         for planned, core in zip(self._plan, self._cores):
             stage = planned.stage
             # every beat of a frame, plus the pipeline, plus a few cycles for registers and FIFOs
-            latency += cycles[stage.name] + 4
+            latency += cycles[stage.name] + 4 + (2 if stage.name in self.fifos else 0)
             if isinstance(stage, MatrixVectorLayer):
                 latency += (stage.mw // planned.in_count if core.buffered else 0) + core.pipeline_latency
             if isinstance(stage, MatrixVectorLayer) and stage.requant is not None:
@@ -197,7 +225,7 @@ class DataflowTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         source = wiring.flipped(self.i)
-        previous = None
+        previous, fifos = None, self.fifos
         for planned, core in zip(self._plan, self._cores):
             stage = planned.stage
             if previous is not None and previous.out_count != planned.in_count:
@@ -205,6 +233,11 @@ class DataflowTop(wiring.Component):
                 m.submodules[f"{stage.name}_regroup"] = conv
                 wiring.connect(m, source, conv.i)
                 source = conv.o
+            if stage.name in fifos:
+                m.submodules[f"{stage.name}_fifo"] = queue = StreamFifo(layout=core.i.payload.shape(),
+                                                                         depth=fifos[stage.name])
+                wiring.connect(m, source, queue.i)
+                source = queue.o
             kind = {MatrixVectorUnit: "mvu", SparseMatrixVectorUnit: "mvu", Padding: "pad", SlidingWindow: "swg", MaxPool: "pool", GlobalSum: "sum"}[type(core)]
             m.submodules[f"{stage.name}_{kind}" if not stage.name.endswith(kind) else stage.name] = core
             wiring.connect(m, source, core.i)

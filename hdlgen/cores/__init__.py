@@ -9,10 +9,11 @@ from .padding import Padding
 from .pooling import MaxPool
 from .sliding_window import SlidingWindow
 from .sparse_mvu import SparseMatrixVectorUnit
+from .stream_fifo import StreamFifo
 from .threshold_search import ThresholdSearch
 from .thresholds import Thresholding, threshold_latency, threshold_unit
 from .width_converter import WidthConverter
 
 __all__ = ["AdderTree", "ArgmaxUnit", "DotProductArray", "GlobalSum", "MatrixVectorUnit", "Padding", "MaxPool", "SlidingWindow", "Thresholding",
-           "SparseMatrixVectorUnit", "ThresholdSearch", "threshold_latency", "threshold_unit",
+           "SparseMatrixVectorUnit", "StreamFifo", "ThresholdSearch", "threshold_latency", "threshold_unit",
            "WidthConverter"]

@@ -27,6 +27,17 @@ class Padding(ImageStageCore):
         h, w, c = stage.out_shape
         return h * w * (c // count)
 
+    @staticmethod
+    def pause_beats(stage: PadStage, count: int) -> int:
+        """The most output beats the stage makes in a row without taking an input beat: the border
+        between one frame's last interior beat and the next frame's first (right, bottom rows, top
+        rows, left), or between two rows (right and left)."""
+        h, w, c = stage.in_shape
+        top, left, bottom, right = stage.padding
+        _, out_w, _ = stage.out_shape
+        per_pixel = c // count
+        return max(right + (bottom + top) * out_w + left, right + left) * per_pixel
+
     def elaborate(self, platform):
         m = Module()
         stage, count = self._stage, self._count

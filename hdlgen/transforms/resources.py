@@ -198,18 +198,31 @@ def _stream_features(kind: str, bits: int, ram_bits: int = 0) -> dict:
     return {kind: 1.0, f"{kind}_bits": float(bits), f"{kind}_ram": float(ram_bits)}
 
 
+def _edge_fifo(name: str, depth: int, width: int, target: Target) -> tuple:
+    """An edge's FIFO (``cores.stream_fifo``), estimated with the fitted costs of the parts it shares
+    with other stages: the control of a width converter (counters, a two-word register stage) and
+    the window buffer's cost per bit of LUT RAM, or block RAM where Yosys puts it there."""
+    ram = in_block_ram(depth, width)
+    features = _stream_features("regroup", width)
+    features["window_ram"] = 0.0 if ram else float(depth * width)
+    bram = block_rams(target.family, width, depth) if ram else _fifo_brams(target.family, width)
+    return name, "fifo", features, bram, 0
+
+
 def stage_features(model: LoweredModel, foldings: dict[str, Folding], target: Target | str) -> list[tuple]:
     """(name, kind, features, block RAMs, DSPs) of every stage, width converters as stages of their own
     (named ``<next stage>_regroup``, as the top names them)."""
-    from ..assemble.dataflow import stream_plan
+    from ..assemble.dataflow import edge_fifos, stream_plan
     target = get_target(target)
-    out, previous = [], None
+    out, previous, fifos = [], None, edge_fifos(model, foldings)
     for planned in stream_plan(model, foldings):
         stage = planned.stage
         bits = stage.in_type.bits
         if previous is not None and previous.out_count != planned.in_count:
             out.append((f"{stage.name}_regroup", "regroup",
                         _stream_features("regroup", (previous.out_count + planned.in_count) * bits), 0.0, 0))
+        if stage.name in fifos:
+            out.append(_edge_fifo(f"{stage.name}_fifo", fifos[stage.name], planned.in_count * bits, target))
         if isinstance(stage, MatrixVectorLayer):
             f, bram, dsp = _mvu_features(stage, foldings[stage.name], target)
             out.append((stage.name, "mvu", f, bram, dsp))

@@ -15,7 +15,10 @@ falls (batch-norm gamma < 0).
 
 A convolution becomes a padding stage (when it pads; zero padding widens a bipolar image to
 ternary codes so a padded tap adds exactly 0), a sliding window and a matrix-vector unit whose
-weight columns are in the window's (ky, kx, c) order. Images stream with channels innermost, so a
+weight columns are in the window's (ky, kx, c) order. A grouped convolution (depthwise: one group
+per input channel, with any depth multiplier) gets the full matrix, zero outside each output
+channel's group (bipolar weights become ternary there): the zero-skipping unit
+(``transforms.zero_skip``) then spends no cycle on the blocks outside a group. Images stream with channels innermost, so a
 dense layer after an image has its weight columns permuted from ONNX's C, H, W order.
 
 Thresholds are found by bisection on the source model's own arithmetic (``ir.semantics``, in its
@@ -119,11 +122,28 @@ def _thresholds(layer: MatrixVectorLayer, dense: Dense, tail, quant, in_scale: f
                              quant.quant.levels, layer.row_p_max)
 
 
+def ungrouped_weight(conv: Conv2d) -> np.ndarray:
+    """A grouped convolution's weight as an ordinary one, (out, in, kh, kw), zero between an output
+    channel and the inputs outside its group."""
+    if conv.groups == 1:
+        return conv.weight
+    out, per_group, kh, kw = conv.weight.shape
+    full = np.zeros((out, per_group * conv.groups, kh, kw), dtype=conv.weight.dtype)
+    per_out = out // conv.groups
+    for o in range(out):
+        g = o // per_out
+        full[o, g * per_group:(g + 1) * per_group] = conv.weight[o]
+    return full
+
+
 def hardware_weight_type(dense: Dense | Conv2d) -> QuantType:
     """The layer's weight type as hardware multiplies it, recognised from the values it holds: a
     signed type whose weights are all -1, 0 or +1 is ternary, and one whose non-zero weights are
-    all powers of two is POW2 (shifts instead of multiplications)."""
+    all powers of two is POW2 (shifts instead of multiplications). A grouped convolution's bipolar
+    weights are ternary, for the zeros between groups."""
     q, w = dense.weight_quant, np.abs(dense.weight)
+    if q.kind is QuantKind.BIPOLAR and getattr(dense, "groups", 1) > 1:
+        return TERNARY
     if q.kind in (QuantKind.BIPOLAR, QuantKind.TERNARY):
         return q
     top = int(w.max())
@@ -159,9 +179,6 @@ def _global_pool_stage(layer: GlobalAvgPool, tail, quant, shape, in_type: QuantT
 
 def _window_stages(conv: Conv2d, shape: tuple[int, int, int], in_type: QuantType):
     """Padding and sliding-window stages in front of a convolution's matrix-vector unit."""
-    if conv.groups != 1:
-        raise HdlgenError(f"layer {conv.name!r}: grouped convolutions (groups={conv.groups}) have no hardware "
-                          f"generator yet; use groups=1")
     stages = []
     if any(conv.padding):
         # a bipolar image has no code for 0, so zero padding widens it to ternary
@@ -255,7 +272,7 @@ def streamline(model: Model, requant: str = "auto") -> LoweredModel:
             stages += _window_stages(layer, shape, in_type)
             window = stages[-1]
             in_type, spatial = window.in_type, window.out_spatial
-            weight = layer.weight.transpose(0, 2, 3, 1).reshape(layer.weight.shape[0], -1)
+            weight = ungrouped_weight(layer).transpose(0, 2, 3, 1).reshape(layer.weight.shape[0], -1)
         else:
             weight, spatial = _hwc_columns(layer.weight, shape), ()
         if quant is None:

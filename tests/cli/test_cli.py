@@ -270,10 +270,12 @@ def test_inspect_shows_why_a_model_cannot_be_lowered(tmp_path, rng):
 
     g = Graph([2, 5, 5], 1).quant(0.5, 4)
     g.op("Conv", g.quantized_weight(rng.choice([-1, 1], size=(4, 1, 3, 3)), 1.0), kernel_shape=[3, 3], group=2)
+    g.quant(1.0, 4).op("GlobalAveragePool").binary("Mul", -1.0).quant(0.5, 4).op("Flatten", axis=1)
+    g.gemm(g.quantized_weight(rng.choice([-1, 1], size=(3, 4)), 1.0), transB=1)
     done = hdlgen("inspect", g.save(tmp_path / "conv.onnx"))
     assert done.returncode == 0, done.stderr
     assert "conv2d" in done.stdout and "4x1x3x3" in done.stdout and "groups 2" in done.stdout
-    assert "cannot lower: layer 'Conv_" in done.stdout and "grouped convolutions" in done.stdout
+    assert "cannot lower: layer 'GlobalAveragePool_" in done.stdout and "a falling activation" in done.stdout
 
 
 @pytest.mark.parametrize("content, message", [(b"garbage", "not an ONNX model"), (None, "model file not found")])

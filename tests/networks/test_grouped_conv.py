@@ -1,0 +1,113 @@
+"""Depthwise and grouped convolutions (MobileNet's blocks), from QONNX and from a float model through
+``hdlgen quantize``: the golden model equals the source framework's executor, and the RTL equals the
+golden model at the modelled frame interval, under stalls too. A grouped layer runs on the
+zero-skipping unit, its weights zero outside each group."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from hdlgen.flow import BuildDir, build, simulate
+from hdlgen.frontend import load_model
+from hdlgen.golden import predict
+from hdlgen.ir import Conv2d
+from hdlgen.transforms import streamline
+from qonnx_graphs import depthwise_separable_cnn, execute, float_depthwise_cnn, run_onnxruntime
+
+FRAMES = 16
+
+
+def image_inputs(rng, frames=FRAMES):
+    """8-bit images on whole and half steps (rounding ties), past both ends of the range."""
+    return (rng.integers(-260, 260, size=(frames, 3, 10, 10)) * 0.5 * 2 ** -7).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def mobilenet(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mobilenet")
+    rng = np.random.default_rng(11)
+    path = depthwise_separable_cnn(rng, FRAMES).save(folder / "model.onnx")
+    build(path, folder / "out")
+    return path, folder / "out"
+
+
+def test_lowered_model_equals_the_executor(mobilenet):
+    path, _ = mobilenet
+    x = image_inputs(np.random.default_rng(1))
+    assert np.array_equal(predict(streamline(load_model(path)), x), execute(path, x))
+
+
+def test_grouped_layers_skip_the_weights_outside_their_groups(mobilenet):
+    path, out = mobilenet
+    model = load_model(path)
+    lowered = streamline(model)
+    source = [layer for layer in model.layers if isinstance(layer, Conv2d)][1].weight     # depthwise: (8, 1, 3, 3)
+    depthwise = lowered.mvus[1].weights.reshape(8, 9, 8)             # rows, taps (ky, kx), channels
+    rows = np.arange(8)
+    assert np.array_equal(np.abs(depthwise[rows, :, rows]), np.abs(source.reshape(8, 9)))   # (rows of gamma < 0 negated)
+    depthwise[rows, :, rows] = 0
+    assert not depthwise.any()
+    assert str(lowered.mvus[4].weight_type) == "ternary"             # bipolar weights, zeros between groups
+    report = json.loads((out / "report.json").read_text())
+    last = next(layer for layer in report["layers"] if layer["name"] == lowered.mvus[4].name)
+    assert last["zero_skip"] and last["zero_blocks"] >= last["blocks"] * 3 // 4
+
+
+@pytest.mark.parametrize("stalls", [(0.0, 0.0), (0.3, 0.5)], ids=["no-stalls", "stalls"])
+def test_rtl_equals_the_executor(mobilenet, stalls):
+    path, out = mobilenet
+    x = image_inputs(np.random.default_rng(2))
+    result = simulate(BuildDir.open(out), x, idle=stalls[0], backpressure=stalls[1], seed=5)
+    assert np.array_equal(result.hw_words, result.golden_words)
+    assert np.array_equal(result.outputs, execute(path, x))
+    if stalls == (0.0, 0.0):
+        assert result.interval == result.interval_model
+
+
+def test_quantized_float_model_rtl_equals_onnxruntime(tmp_path, rng):
+    """A float depthwise CNN (depth multiplier 2) through onnxruntime's calibrator, then built."""
+    from hdlgen.transforms.quantize import quantize_model
+
+    onnx.save(float_depthwise_cnn(rng), tmp_path / "float.onnx")
+    quantize_model(tmp_path / "float.onnx", rng.uniform(0, 1, (64, 1, 8, 8)).astype(np.float32), tmp_path / "q.onnx")
+    x = rng.uniform(0, 1, (FRAMES, 1, 8, 8)).astype(np.float32)
+    build(tmp_path / "q.onnx", tmp_path / "out")
+    result = simulate(BuildDir.open(tmp_path / "out"), x)
+    assert np.array_equal(result.hw_words, result.golden_words)
+    assert np.array_equal(result.outputs, run_onnxruntime(tmp_path / "q.onnx", x))
+    assert result.interval == result.interval_model
+
+
+# Conv_3 and Conv_4 both take 1,296 cycles a frame: the padding stage between them pauses for
+# 12 pixels of border a frame (16 beats each) while Conv_3 cannot afford to wait
+TIED = {"Conv_0": (8, 3), "Conv_1": (2, 8), "Conv_2": (2, 2), "Conv_3": (2, 16), "Conv_4": (2, 2, True),
+        "Gemm_0": (1, 2)}
+
+
+def tied_folding():
+    return {name: {"pe": f[0], "simd": f[1], "zero_skip": len(f) > 2} for name, f in TIED.items()}
+
+
+def test_a_fifo_from_the_cycle_model_keeps_a_tied_pipeline_at_its_interval(mobilenet, tmp_path, monkeypatch):
+    path, _ = mobilenet
+    x = image_inputs(np.random.default_rng(3), 8)
+    build(path, tmp_path / "fifo", fold=tied_folding())
+    report = json.loads((tmp_path / "fifo" / "report.json").read_text())
+    assert report["pipeline"]["initiation_interval_cycles"] == 1296
+    # 192 border beats at Conv_3's 9 cycles a beat: 22 beats, plus 2 for the FIFO's registers
+    assert report["pipeline"]["fifos"] == [{"from": "Conv_3", "into": "Conv_4_pad", "depth": 24, "width": 8,
+                                            "memory_bits": 192}]
+    assert report["estimate"]["stages"]["Conv_4_pad_fifo"]["lut"] > 0
+    result = simulate(BuildDir.open(tmp_path / "fifo"), x)
+    assert np.array_equal(result.hw_words, result.golden_words)
+    assert result.interval == result.interval_model == 1296
+
+    import hdlgen.assemble.dataflow as dataflow
+
+    monkeypatch.setattr(dataflow, "edge_fifos", lambda model, foldings: {})
+    build(path, tmp_path / "none", fold=tied_folding())
+    result = simulate(BuildDir.open(tmp_path / "none"), x)
+    assert np.array_equal(result.hw_words, result.golden_words)
+    assert result.interval > 1296                 # without it, Conv_3 waits on every frame's border
