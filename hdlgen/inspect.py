@@ -6,7 +6,7 @@ import numpy as np
 
 from .errors import HdlgenError
 from .ir.lowered import LoweredModel, MatrixVectorLayer
-from .ir.model import (BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, MaxPool2d, Model, MultiThreshold, Quantizer, Requantize,
+from .ir.model import (AvgPool2d, BatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, MaxPool2d, Model, MultiThreshold, Quantizer, Requantize,
                        Trunc)
 from .transforms import streamline
 
@@ -48,7 +48,11 @@ def layer_details(layer) -> str:
         return (f"onnxruntime's int32 rescale by {m.min():.6g}" + (f" .. {m.max():.6g}" if m.size > 1 else "")
                 + f" -> {layer.quant}, scale {layer.scale:.6g}")
     if isinstance(layer, MaxPool2d):
-        return f"kernel {layer.kernel}, stride {layer.stride}, padding {layer.padding}"
+        return f"kernel {layer.kernel}, stride {layer.stride}, padding {layer.padding}" + \
+            (", ceil_mode" if layer.ceil_mode else "")
+    if isinstance(layer, AvgPool2d):
+        return f"kernel {layer.kernel}, stride {layer.stride}, padding {layer.padding}" + \
+            (", padded taps counted" if layer.count_include_pad and any(layer.padding) else "")
     if isinstance(layer, Flatten):
         return "C, H, W order"
     return ""

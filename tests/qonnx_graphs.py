@@ -379,3 +379,30 @@ def float_depthwise_cnn(rng) -> onnx.ModelProto:
     graph = helper.make_graph(nodes, "depthwise", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 10])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def ds_cnn(rng, batch: int) -> Graph:
+    """MLPerf Tiny's keyword-spotting DS-CNN, small: an 8-bit 12x8 "spectrogram", a strided 3x3
+    convolution, two depthwise-separable blocks (depthwise 3x3, pointwise 1x1, batch norm and ReLU
+    after each) with a 3x3 average pool (stride 1, zero padding counted) between them, then the
+    average over the whole map followed by a Trunc as Brevitas' TruncAvgPool2d exports it, into a
+    dense layer of 12 classes."""
+    g = Graph([1, 12, 8], batch).quant(2 ** -7, 8)
+
+    def conv(out, per_group, kernel, **attrs):
+        w = rng.integers(-7, 8, size=(out, per_group, kernel, kernel))
+        scale = 2.0 ** -round(np.log2(7 * np.sqrt(per_group * kernel * kernel)))      # outputs of about +-4
+        g.op("Conv", g.quantized_weight(w, scale, bits=4), kernel_shape=[kernel, kernel], **attrs)
+        if per_group == 1:                     # batch norm after the depthwise layers (a mild one: no dead channels)
+            g.batchnorm(rng.uniform(0.5, 1.5, out), rng.normal(0.5, 0.25, out), np.zeros(out), np.ones(out))
+        g.op("Relu").quant(0.25, 4, signed=False)
+
+    conv(16, 1, 3, pads=[1, 1, 1, 1], strides=[2, 2])                              # 12x8 -> 6x4
+    conv(16, 1, 3, pads=[1, 1, 1, 1], group=16)
+    conv(16, 16, 1)
+    g.op("AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1).quant(0.25, 4, signed=False)
+    conv(16, 1, 3, pads=[1, 1, 1, 1], group=16)
+    conv(16, 16, 1)
+    g.op("AveragePool", kernel_shape=[6, 4]).trunc(2 ** -5, 2 ** -4, 6, signed=False)
+    g.op("Flatten", axis=1)
+    return g.gemm(g.quantized_weight(rng.integers(-7, 8, size=(12, 16)), 0.125, bits=4), transB=1)

@@ -26,9 +26,10 @@ from ..cores.products import ProductKind, choose_product, packing
 from ..targets import DEFAULT_TARGET, Target, get_target
 from ..cores.requant import REQUANT_UNITS, requant_unit
 from ..cores import (ArgmaxUnit, GlobalSum, MatrixVectorUnit, MaxPool, Padding, SlidingWindow, StreamFifo, WidthConverter,
-                     threshold_latency, threshold_unit)
+                     WindowMax, threshold_latency, threshold_unit)
 from ..cores.params import counter, validating
-from ..ir.lowered import Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
+from ..ir.lowered import (Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowMaxStage,
+                          WindowStage)
 from ..cores.sparse_mvu import SparseMatrixVectorUnit
 from ..transforms.folding import check_foldings, layer_cycles
 
@@ -65,10 +66,11 @@ def stream_plan(model: LoweredModel, foldings: dict[str, Folding]) -> list[Plann
             in_count, out_count = fold.simd, fold.pe
             in_beats, out_beats = stage.vectors * stage.mw // fold.simd, stage.vectors * stage.mh // fold.pe
         else:
-            if isinstance(stage, (PoolStage, GlobalPoolStage)):
+            consumer = next(s for s in stages[index:] if isinstance(s, (MatrixVectorLayer, WindowMaxStage)))
+            if isinstance(stage, (PoolStage, GlobalPoolStage)) or isinstance(consumer, WindowMaxStage):
+                # pooling takes what its producer gives (and so do the padding and window before it)
                 count = plan[-1].out_count if plan else stage.in_shape[2]
             else:
-                consumer = next(s for s in stages[index:] if isinstance(s, MatrixVectorLayer))
                 count = foldings[consumer.name].simd
             in_count = out_count = count
             in_beats = stage.in_shape[0] * stage.in_shape[1] * stage.in_shape[2] // count
@@ -179,7 +181,7 @@ class DataflowTop(wiring.Component):
                                     if product is ProductKind.PACKED else None)
         if isinstance(stage, WindowStage):
             return SlidingWindow(stage=stage, count=planned.in_count, lut_ram=target.family != "ice40")
-        cls = {PadStage: Padding, PoolStage: MaxPool, GlobalPoolStage: GlobalSum}[type(stage)]
+        cls = {PadStage: Padding, PoolStage: MaxPool, WindowMaxStage: WindowMax, GlobalPoolStage: GlobalSum}[type(stage)]
         return cls(stage=stage, count=planned.in_count)
 
     @staticmethod
@@ -238,7 +240,8 @@ class DataflowTop(wiring.Component):
                                                                          depth=fifos[stage.name])
                 wiring.connect(m, source, queue.i)
                 source = queue.o
-            kind = {MatrixVectorUnit: "mvu", SparseMatrixVectorUnit: "mvu", Padding: "pad", SlidingWindow: "swg", MaxPool: "pool", GlobalSum: "sum"}[type(core)]
+            kind = {MatrixVectorUnit: "mvu", SparseMatrixVectorUnit: "mvu", Padding: "pad", SlidingWindow: "swg", MaxPool: "pool",
+                    WindowMax: "pool", GlobalSum: "sum"}[type(core)]
             m.submodules[f"{stage.name}_{kind}" if not stage.name.endswith(kind) else stage.name] = core
             wiring.connect(m, source, core.i)
             source = core.o

@@ -14,6 +14,7 @@ MultiThreshold                          MultiThreshold (outputs must be a quant 
 Trunc (qonnx opset 2)                   Trunc
 Gemm, MatMul (constant weights)         Dense (alpha into the scale, beta * C as the bias)
 Conv, MaxPool                           Conv2d, MaxPool2d
+AveragePool                             AvgPool2d
 GlobalAveragePool                       GlobalAvgPool
 Pad (constant, before a Conv)           the Conv's padding and pad value (e.g. +-1 for bipolar)
 BatchNormalization                      BatchNorm
@@ -39,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HdlgenError
-from ..ir.model import (BatchNorm, HostOp, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d,
+from ..ir.model import (AvgPool2d, BatchNorm, HostOp, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d,
                         Model, MultiThreshold, Quantizer, Trunc)
 from ..ir.quant import BIPOLAR, MAX_BITS, MAX_INPUT_BITS, TERNARY, QuantType
 from ..ir.semantics import round_mode
@@ -49,7 +50,8 @@ from .input_types import DeclaredInput, absorb_preprocessing, declared_input
 
 __all__ = ["load_qonnx", "read_graph", "read_onnx", "SUPPORTED_OPS"]
 
-SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Gemm", "MatMul", "Conv", "Pad", "MaxPool", "GlobalAveragePool",
+SUPPORTED_OPS = ("Quant", "BipolarQuant", "MultiThreshold", "Trunc", "Gemm", "MatMul", "Conv", "Pad", "MaxPool", "AveragePool",
+                 "GlobalAveragePool",
                  "BatchNormalization", "Add", "Sub", "Mul", "Div", "Relu", "Clip", "Identity", "Dropout",
                  "Reshape", "Flatten", "Transpose", "Softmax (last)", "LogSoftmax (last)", "ArgMax (last)")
 CONSTANT_OPS = ("Constant", "Quant", "BipolarQuant", "Identity", "Transpose", "Reshape", "Flatten", "Mul", "Div",
@@ -652,18 +654,28 @@ class _Importer:
                 return layer.scale
         return self.input_quant.scale
 
-    def op_MaxPool(self, node, a):
+    def pool(self, node, a, pool) -> None:
+        """A MaxPool's or AveragePool's checks, then ``pool`` (made from ``node``'s attributes) added."""
         if len(self.shape) != 3:
             self.node_fail(node, f"needs a (batch, channels, height, width) input, not {(1,) + self.shape}")
-        if a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations", (1, 1))):
-            self.node_fail(node, "ceil_mode and dilations are not supported")
+        if any(d != 1 for d in a.get("dilations", (1, 1))):
+            self.node_fail(node, "dilations are not supported")
         if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
             self.node_fail(node, "auto_pad is not supported; export with explicit pads")
-        if len(node.output) > 1 and node.output[1]:
-            self.node_fail(node, "the Indices output is not supported")
-        pool = MaxPool2d(self.unique(node), a["kernel_shape"], a.get("strides", (1, 1)), a.get("pads", (0, 0, 0, 0)))
         self.shape = pool.out_shape(self.shape)
         self.add(pool)
+
+    def op_MaxPool(self, node, a):
+        if len(node.output) > 1 and node.output[1]:
+            self.node_fail(node, "the Indices output is not supported")
+        self.pool(node, a, MaxPool2d(self.unique(node), a["kernel_shape"], a.get("strides", (1, 1)),
+                                     a.get("pads", (0, 0, 0, 0)), bool(a.get("ceil_mode", 0))))
+
+    def op_AveragePool(self, node, a):
+        if a.get("ceil_mode", 0):
+            self.node_fail(node, "ceil_mode is not supported for average pooling; export with ceil_mode=0")
+        self.pool(node, a, AvgPool2d(self.unique(node), a["kernel_shape"], a.get("strides", (1, 1)),
+                                     a.get("pads", (0, 0, 0, 0)), bool(a.get("count_include_pad", 0))))
 
     def op_GlobalAveragePool(self, node, a):
         if len(self.shape) != 3:

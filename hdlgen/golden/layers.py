@@ -15,7 +15,8 @@ from .classes import class_indices
 from .host_ops import apply_host_op
 
 from ..ir.evaluate import apply_elementwise
-from ..ir.lowered import GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
+from ..ir.lowered import (GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowMaxStage,
+                          WindowStage)
 from ..ir.semantics import dense_affine
 from .reference import input_values
 
@@ -86,6 +87,12 @@ def pool(stage: PoolStage, codes: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(stage.minimum), windows.min(axis=(2, 4)), windows.max(axis=(2, 4)))
 
 
+def window_max(stage: WindowMaxStage, codes: np.ndarray) -> np.ndarray:
+    """The max over each window's taps: (batch, OH, OW, taps * C) to (batch, OH, OW, C)."""
+    oh, ow, c = stage.out_shape
+    return np.asarray(codes).reshape(len(codes), oh, ow, stage.taps, c).max(axis=3)
+
+
 def global_pool(stage: GlobalPoolStage, codes: np.ndarray) -> np.ndarray:
     """Channel sums of codes over the image, through the stage's thresholds: (batch, 1, 1, C)."""
     sums = np.asarray(codes, dtype=np.int64).sum(axis=(1, 2), keepdims=True)
@@ -101,6 +108,8 @@ def stage_output(stage, codes: np.ndarray) -> np.ndarray:
         return pad(stage, codes)
     if isinstance(stage, WindowStage):
         return window(stage, codes)
+    if isinstance(stage, WindowMaxStage):
+        return window_max(stage, codes)
     return pool(stage, codes)
 
 

@@ -8,8 +8,9 @@ import numpy as np
 from ..errors import HdlgenError
 from .host_ops import apply_host_op
 from ..ir.evaluate import (apply_elementwise, apply_quantizer, conv_values, dense_values, flatten_chw, global_mean, maxpool, real_output,
+                           window_mean,
                            to_channels_first, to_channels_last)
-from ..ir.model import (ELEMENTWISE, QUANTIZING, Conv2d, Dense, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d, Model,
+from ..ir.model import (ELEMENTWISE, QUANTIZING, AvgPool2d, Conv2d, Dense, Flatten, GlobalAvgPool, InputQuantizer, MaxPool2d, Model,
                         Requantize)
 from ..ir.semantics import quantize
 
@@ -53,10 +54,12 @@ def run_reference(model: Model, x: np.ndarray) -> np.ndarray:
         if isinstance(layer, (Dense, Conv2d)):
             acc = dense_values(layer, values) if isinstance(layer, Dense) else conv_values(layer, values)
             real, values = real_output(layer, acc, scale, dtype), None
-        elif isinstance(layer, GlobalAvgPool):
+        elif isinstance(layer, (GlobalAvgPool, AvgPool2d)):
             if values is None:
-                raise HdlgenError(f"layer {layer.name!r}: global average pooling of unquantized values is not supported")
-            real, values = global_mean(values, scale, dtype), None
+                raise HdlgenError(f"layer {layer.name!r}: average pooling of unquantized values is not supported")
+            real = global_mean(values, scale, dtype) if isinstance(layer, GlobalAvgPool) else \
+                window_mean(layer, values, scale, dtype)
+            values = None
         elif isinstance(layer, Flatten):
             values, real = (None if v is None else flatten_chw(v) for v in (values, real))
         elif isinstance(layer, MaxPool2d):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import BatchNorm, ShiftBatchNorm, Clip, Conv2d, Dense, Elementwise, MaxPool2d, MultiThreshold, Quantizer, Requantize, Trunc
+from .model import AvgPool2d, BatchNorm, ShiftBatchNorm, Clip, Conv2d, Dense, Elementwise, MaxPool2d, MultiThreshold, Quantizer, Requantize, Trunc
 from .semantics import batchnorm, shift_batchnorm, clip, dense_affine, elementwise, multithreshold, quantize, trunc
 
 __all__ = ["apply_elementwise", "apply_quantizer", "dense_values", "conv_values", "maxpool", "flatten_chw",
-           "real_output", "global_mean", "to_channels_last", "to_channels_first"]
+           "real_output", "global_mean", "window_mean", "to_channels_last", "to_channels_first"]
 
 
 def apply_elementwise(layer, y: np.ndarray) -> np.ndarray:
@@ -86,7 +86,7 @@ def conv_values(layer: Conv2d, values: np.ndarray) -> np.ndarray:
 def maxpool(layer: MaxPool2d, values: np.ndarray) -> np.ndarray:
     """Max over each window of channels-last values; padded taps hold the type's lowest value."""
     n, h, w, c = values.shape
-    top, left, bottom, right = layer.padding
+    top, left, bottom, right = layer.window_padding((h, w))
     (kh, kw), (sh, sw) = layer.kernel, layer.stride
     _, oh, ow = layer.out_shape((c, h, w))
     low = np.iinfo(values.dtype).min if np.issubdtype(values.dtype, np.integer) else -np.inf
@@ -105,6 +105,21 @@ def global_mean(values: np.ndarray, scale: float, dtype) -> np.ndarray:
     n, h, w, c = values.shape
     total = (values.reshape(n, h * w, c).sum(axis=1) * np.float64(scale)).astype(dtype)
     return (total / np.asarray(h * w, dtype=dtype)).reshape(n, 1, 1, c)
+
+
+def window_mean(layer: AvgPool2d, values: np.ndarray, scale: float, dtype) -> np.ndarray:
+    """Average pooling of channels-last integer values (batch, H, W, C): each window's exact sum
+    (padded taps hold 0) times the scale, rounded once to ``dtype``, divided by the window's count
+    (``AvgPool2d.counts``) in ``dtype``."""
+    n, h, w, c = values.shape
+    top, left, bottom, right = layer.padding
+    (kh, kw), (sh, sw) = layer.kernel, layer.stride
+    _, oh, ow = layer.out_shape((c, h, w))
+    padded = np.pad(values.astype(np.int64), ((0, 0), (top, bottom), (left, right), (0, 0)))
+    total = sum(padded[:, ky: ky + sh * (oh - 1) + 1: sh, kx: kx + sw * (ow - 1) + 1: sw, :]
+                for ky in range(kh) for kx in range(kw))
+    counts = layer.counts((h, w)).astype(dtype)[None, :, :, None]
+    return (total * np.float64(scale)).astype(dtype) / counts
 
 
 def real_output(layer, acc: np.ndarray, in_scale: float, dtype) -> np.ndarray:

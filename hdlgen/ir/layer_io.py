@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from .model import (BatchNorm, ShiftBatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, MaxPool2d, MultiThreshold, Quantizer,
+from .model import (AvgPool2d, BatchNorm, ShiftBatchNorm, Clip, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool, MaxPool2d, MultiThreshold, Quantizer,
                     Requantize, Trunc)
 from ..readers import schema_problem
 from .quant import QuantType
@@ -19,7 +19,7 @@ __all__ = ["OPS", "encode_layer", "decode_layer"]
 
 OPS = {"dense": Dense, "conv2d": Conv2d, "batchnorm": BatchNorm, "shift_batchnorm": ShiftBatchNorm, "mul": Elementwise, "add": Elementwise,
        "sub": Elementwise, "div": Elementwise, "clip": Clip, "quantizer": Quantizer,
-       "multithreshold": MultiThreshold, "trunc": Trunc, "requantize": Requantize, "maxpool2d": MaxPool2d, "flatten": Flatten,
+       "multithreshold": MultiThreshold, "trunc": Trunc, "requantize": Requantize, "maxpool2d": MaxPool2d, "avgpool2d": AvgPool2d, "flatten": Flatten,
        "global_avg_pool": GlobalAvgPool}
 TENSOR_FIELDS = {"weight", "weight_scale", "bias", "gamma", "beta", "mean", "var", "operand", "thresholds", "multiplier",
                  "norm_shift", "gamma_shift", "sign"}
@@ -49,13 +49,15 @@ FIELD_SCHEMAS = {
     "stride": _ints(2, 1), "dilation": _ints(2, 1), "kernel": _ints(2, 1), "padding": _ints(4, 0),
     "groups": {"type": "integer", "minimum": 1, "maximum": 1 << 16},
     "pad_value": {"type": "integer", "minimum": -256, "maximum": 256},
+    "count_include_pad": {"type": "boolean"},
+    "ceil_mode": {"type": "boolean"},
 }
 
 
 def _schema(cls) -> dict:
     required, optional = _fields(cls)
     schema = {"type": "object", "properties": {f: FIELD_SCHEMAS[f] for f in required | optional}}
-    if cls is MaxPool2d:
+    if cls in (MaxPool2d, AvgPool2d):
         schema["properties"]["stride"] = {"anyOf": [{"type": "null"}, _ints(2, 1)],
                                           "description": "must be null or 2 positive integers"}
     return schema

@@ -25,7 +25,7 @@ from ..errors import HdlgenError
 from .model import HostOp, InputQuantizer
 from .quant import QuantType
 
-__all__ = ["Folding", "RequantUnit", "MatrixVectorLayer", "PadStage", "WindowStage", "PoolStage", "GlobalPoolStage", "Stage", "OutputStage", "ClassOutput",
+__all__ = ["Folding", "RequantUnit", "MatrixVectorLayer", "PadStage", "WindowStage", "PoolStage", "WindowMaxStage", "GlobalPoolStage", "Stage", "OutputStage", "ClassOutput",
            "LoweredModel"]
 
 
@@ -274,6 +274,35 @@ class PoolStage:
 
 
 @dataclass(frozen=True, eq=False)
+class WindowMaxStage:
+    """Max pooling after a sliding window (``WindowStage``): for each output pixel, the window's
+    ``taps * C`` codes in (tap, c) order in, the ``C`` maxima out. This is max pooling where windows
+    overlap (stride below the kernel) or are padded: the window stage holds the rows, and a padding
+    stage before it pads with code 0, the lowest value of every type, which never wins."""
+
+    name: str
+    in_shape: tuple[int, int, int]      # (OH, OW, taps * C): the window stage's output
+    taps: int
+    in_type: QuantType
+
+    def __post_init__(self):
+        if self.taps < 1 or self.in_shape[2] % self.taps:
+            raise HdlgenError(f"pool {self.name!r}: {self.taps} taps do not divide {self.in_shape[2]} window values")
+
+    @property
+    def channels(self) -> int:
+        return self.in_shape[2] // self.taps
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        return self.in_shape[0], self.in_shape[1], self.channels
+
+    @property
+    def out_type(self) -> QuantType:
+        return self.in_type
+
+
+@dataclass(frozen=True, eq=False)
 class GlobalPoolStage:
     """Global average pooling with its activation: per channel the sum ``S`` of the (H, W) codes, then
     ``code = sum_j [S >= thresholds[c, j]]``. The thresholds fold the mean (``sum / (H * W)``), the
@@ -304,7 +333,7 @@ class GlobalPoolStage:
         return sums + self.pixels * self.in_type.lo
 
 
-Stage = MatrixVectorLayer | PadStage | WindowStage | PoolStage | GlobalPoolStage
+Stage = MatrixVectorLayer | PadStage | WindowStage | PoolStage | WindowMaxStage | GlobalPoolStage
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import HdlgenError
 from .lowered import (ClassOutput, Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage,
                       RequantUnit,
-                      WindowStage)
+                      WindowMaxStage, WindowStage)
 from .layer_io import decode_layer, encode_layer
 from .model import HostOp, InputQuantizer
 from ..readers import read_json, read_npz
@@ -65,7 +65,8 @@ def input_quantizer(entry: dict) -> InputQuantizer:
                           given_scale=entry.get("given_scale", 1.0), preprocess=preprocess)
 
 
-STAGES = {"pad": PadStage, "window": WindowStage, "pool": PoolStage, "global_pool": GlobalPoolStage}
+STAGES = {"pad": PadStage, "window": WindowStage, "pool": PoolStage, "window_max": WindowMaxStage,
+          "global_pool": GlobalPoolStage}
 
 
 def _stage_entry(stage, tensors: dict) -> dict:

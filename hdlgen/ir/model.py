@@ -16,7 +16,7 @@ from ..errors import HdlgenError
 from .quant import MAX_BITS, MAX_INPUT_BITS, QuantKind, QuantType
 from .semantics import ROUNDING_MODES, requantize
 
-__all__ = ["HostOp", "InputQuantizer", "Dense", "Conv2d", "BatchNorm", "ShiftBatchNorm", "Elementwise", "Clip", "Quantizer", "MultiThreshold",
+__all__ = ["HostOp", "InputQuantizer", "AvgPool2d", "Dense", "Conv2d", "BatchNorm", "ShiftBatchNorm", "Elementwise", "Clip", "Quantizer", "MultiThreshold",
            "Requantize", "Trunc", "MaxPool2d", "GlobalAvgPool", "Flatten", "Layer", "Model", "QUANTIZING", "ELEMENTWISE", "channels"]
 
 
@@ -443,12 +443,16 @@ def _window_out(name, hw, kernel, stride, padding, dilation) -> tuple[int, int]:
 
 @dataclass(frozen=True, eq=False)
 class MaxPool2d:
-    """Max pooling over ``kernel`` windows (ONNX MaxPool; padded taps never win)."""
+    """Max pooling over ``kernel`` windows (ONNX MaxPool; padded taps never win). With ``ceil_mode``
+    the output takes a last, partial window where the input leaves one (ONNX's rule: a window that
+    would start in the bottom or right padding is dropped), as if padded further at the bottom and
+    right (``window_padding``)."""
 
     name: str
     kernel: tuple[int, int]
     stride: tuple[int, int] | None = None
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    ceil_mode: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "kernel", _pair(self.name, "kernel", self.kernel, 1))
@@ -456,10 +460,68 @@ class MaxPool2d:
         object.__setattr__(self, "padding", _pair(self.name, "padding", self.padding, 0))
         if len(self.kernel) != 2 or len(self.stride) != 2 or len(self.padding) != 4:
             raise HdlgenError(f"layer {self.name!r}: kernel and stride take 2 values, padding 4")
+        if not isinstance(getattr(self, "ceil_mode", False), (bool, np.bool_)):
+            raise HdlgenError(f"layer {self.name!r}: ceil_mode must be true or false, not {self.ceil_mode!r}")
+
+    def window_padding(self, hw: tuple[int, int]) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right): the padding, with ``ceil_mode``'s partial windows as more."""
+        top, left, bottom, right = self.padding
+        if not getattr(self, "ceil_mode", False):
+            return self.padding
+        extra = []
+        for axis in range(2):
+            size = hw[axis] + self.padding[axis] + self.padding[axis + 2]
+            k, s = self.kernel[axis], self.stride[axis]
+            if size < k:
+                extra.append(0)
+                continue
+            out = -(-(size - k) // s) + 1
+            if (out - 1) * s >= hw[axis] + self.padding[axis]:      # the last window starts in the padding
+                out -= 1
+            extra.append(max(0, (out - 1) * s + k - size))
+        return top, left, bottom + extra[0], right + extra[1]
 
     def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
         c, h, w = in_shape
-        return (c,) + _window_out(self.name, (h, w), self.kernel, self.stride, self.padding, (1, 1))
+        return (c,) + _window_out(self.name, (h, w), self.kernel, self.stride, self.window_padding((h, w)), (1, 1))
+
+
+@dataclass(frozen=True, eq=False)
+class AvgPool2d:
+    """ONNX AveragePool of quantized values over ``kernel`` windows (``stride`` defaults to the
+    kernel). Each window's sum is exact, and ``mean = float(sum * scale) / count``, one rounding and
+    one division in the model's float type, as onnxruntime gives for exact sums. ``count`` is
+    ``kh * kw``, or with ``count_include_pad`` false the window's taps inside the image (padded
+    taps hold 0 either way)."""
+
+    name: str
+    kernel: tuple[int, int]
+    stride: tuple[int, int] | None = None
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    count_include_pad: bool = False
+
+    def __post_init__(self):
+        MaxPool2d.__post_init__(self)
+        if not isinstance(self.count_include_pad, (bool, np.bool_)):
+            raise HdlgenError(f"layer {self.name!r}: count_include_pad must be true or false, not {self.count_include_pad!r}")
+        object.__setattr__(self, "count_include_pad", bool(self.count_include_pad))
+
+    def window_padding(self, hw: tuple[int, int]) -> tuple[int, int, int, int]:
+        return self.padding
+
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        return MaxPool2d.out_shape(self, in_shape)
+
+    def counts(self, hw: tuple[int, int]) -> np.ndarray:
+        """The divisor of each output pixel, (OH, OW)."""
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        _, oh, ow = self.out_shape((1,) + tuple(hw))
+        if self.count_include_pad:
+            return np.full((oh, ow), kh * kw, dtype=np.int64)
+        top, left, bottom, right = self.padding
+        inside = np.pad(np.ones(hw, dtype=np.int64), ((top, bottom), (left, right)))
+        return sum(inside[ky: ky + sh * (oh - 1) + 1: sh, kx: kx + sw * (ow - 1) + 1: sw]
+                   for ky in range(kh) for kx in range(kw))
 
 
 @dataclass(frozen=True, eq=False)
@@ -477,7 +539,7 @@ class Flatten:
     name: str
 
 
-Layer = (GlobalAvgPool | Flatten | Dense | Conv2d | BatchNorm | ShiftBatchNorm | Elementwise | Clip | Quantizer | MultiThreshold | Trunc
+Layer = (AvgPool2d | GlobalAvgPool | Flatten | Dense | Conv2d | BatchNorm | ShiftBatchNorm | Elementwise | Clip | Quantizer | MultiThreshold | Trunc
          | Requantize | MaxPool2d)
 
 #: Layers that produce quantized values (integers times a scale).
@@ -590,13 +652,14 @@ class Model:
                 quantized = False
             elif isinstance(layer, Flatten):
                 shape = (int(np.prod(shape)),)
-            elif isinstance(layer, GlobalAvgPool):
+            elif isinstance(layer, (GlobalAvgPool, AvgPool2d)):
                 if not quantized:
-                    raise HdlgenError(f"layer {layer.name!r}: global average pooling needs quantized inputs; "
+                    raise HdlgenError(f"layer {layer.name!r}: average pooling needs quantized inputs; "
                                       f"add a quantizer before it")
                 if len(shape) != 3:
                     raise HdlgenError(f"layer {layer.name!r}: needs a (channels, height, width) input, not {shape}")
-                shape, quantized = (shape[0], 1, 1), False
+                shape = (shape[0], 1, 1) if isinstance(layer, GlobalAvgPool) else layer.out_shape(shape)
+                quantized = False
             elif isinstance(layer, (Quantizer, Trunc, Requantize)):
                 quantized = True
             else:

@@ -45,7 +45,8 @@ from ..cores.sliding_window import SlidingWindow
 from ..cores.sparse_mvu import sparse_entries
 from ..cores.weights import word_width
 from ..errors import HdlgenError
-from ..ir.lowered import Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowStage
+from ..ir.lowered import (Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowMaxStage,
+                          WindowStage)
 from ..paths import BOARDS
 from ..targets import Target, get_target
 
@@ -236,10 +237,10 @@ def stage_features(model: LoweredModel, foldings: dict[str, Folding], target: Ta
                         0))
         elif isinstance(stage, PadStage):
             out.append((stage.name, "pad", _stream_features("pad", planned.in_count * bits), 0.0, 0))
-        elif isinstance(stage, (PoolStage, GlobalPoolStage)):
+        elif isinstance(stage, (PoolStage, WindowMaxStage, GlobalPoolStage)):
             width = planned.in_count * bits
             partial = stage.out_shape[1] * (stage.in_shape[2] // planned.in_count) if isinstance(stage, PoolStage) \
-                else stage.in_shape[2] // planned.in_count
+                else stage.out_shape[2] // planned.in_count
             out.append((stage.name, "pool", _stream_features("pool", width, partial * width), 0.0, 0))
         previous = planned
     return out

@@ -2,7 +2,7 @@
 
 Recognised pattern, repeated: a dense or convolution layer, any chain of elementwise layers (batch
 norm, scalar or per-channel mul/add/sub/div, clip/ReLU), then a quantizing layer (quantizer,
-MultiThreshold or Trunc), optionally followed by max pooling (stride = kernel) and flattening. The
+MultiThreshold or Trunc), optionally followed by max pooling and flattening. The
 last dense layer may instead end the model with its elementwise chain: its outputs come back in
 model units through ``OutputStage``. Each layer's input must be the input quantizer or a
 quantizing layer; its weights are bipolar, ternary, signed integers of 2 to 8 bits, or powers of
@@ -40,8 +40,8 @@ import numpy as np
 from ..errors import HdlgenError
 from ..ir.evaluate import apply_elementwise, apply_quantizer, real_output
 from ..ir.lowered import (GlobalPoolStage, LoweredModel, MatrixVectorLayer, OutputStage, PadStage, PoolStage,
-                          WindowStage)
-from ..ir.model import (ELEMENTWISE, QUANTIZING, BatchNorm, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool,
+                          WindowMaxStage, WindowStage)
+from ..ir.model import (ELEMENTWISE, QUANTIZING, AvgPool2d, BatchNorm, Conv2d, Dense, Elementwise, Flatten, GlobalAvgPool,
                         MaxPool2d, Model, Requantize, ShiftBatchNorm)
 from ..ir.quant import MAX_BITS, TERNARY, QuantKind, QuantType
 from .bisect import smallest_reaching
@@ -67,9 +67,9 @@ def _groups(model: Model):
             groups.append(layer)
             i += 1
             continue
-        if isinstance(layer, GlobalAvgPool) and not quantized:
+        if isinstance(layer, (GlobalAvgPool, AvgPool2d)) and not quantized:
             raise HdlgenError(f"{_describe(layer)} on real values is not supported; quantize its input")
-        if not isinstance(layer, (Dense, Conv2d, GlobalAvgPool)):
+        if not isinstance(layer, (Dense, Conv2d, GlobalAvgPool, AvgPool2d)):
             after = layers[i - 1].name if i else model.input.name
             raise HdlgenError(f"{_describe(layer)} after {after!r} is not a supported pattern; layers must come as "
                               f"dense or conv, elementwise layers (batch norm, scale, bias, clip), quantizer")
@@ -81,7 +81,7 @@ def _groups(model: Model):
         if quant is None and any(not isinstance(r, Flatten) for r in rest):
             raise HdlgenError(f"layer {layers[j].name!r}: only the last dense layer may go without a quantizer; "
                               f"add a quantizer after {layers[j - 1].name!r}")
-        if quant is None and isinstance(layer, GlobalAvgPool):
+        if quant is None and isinstance(layer, (GlobalAvgPool, AvgPool2d)):
             raise HdlgenError(f"{_describe(layer)} must be followed by a quantizer (Trunc or Quant), optionally "
                               f"after elementwise layers")
         groups.append((layer, tuple(t for t in layers[i + 1:j] if not isinstance(t, Flatten)), quant))
@@ -154,16 +154,51 @@ def hardware_weight_type(dense: Dense | Conv2d) -> QuantType:
     return q
 
 
-def _global_pool_stage(layer: GlobalAvgPool, tail, quant, shape, in_type: QuantType, in_scale: float,
-                       dtype) -> GlobalPoolStage:
-    """Sum of codes per channel with thresholds that fold the mean, the elementwise chain and the quantizer."""
-    sign = np.ones(shape[2])
+def _rising_after_pool(layer, tail, channels: int) -> None:
+    sign = np.ones(channels)
     for t in tail:
         sign = sign * (np.sign(t.gamma) if isinstance(t, BatchNorm) else t.sign if isinstance(t, ShiftBatchNorm) else
                        np.sign(t.operand) if isinstance(t, Elementwise) and t.op in ("mul", "div") else 1)
     if np.any(sign < 0):
-        raise HdlgenError(f"layer {layer.name!r}: a falling activation (negative factor or gamma) after global "
-                          f"pooling is not supported")
+        what = "global pooling" if isinstance(layer, GlobalAvgPool) else "average pooling"
+        raise HdlgenError(f"layer {layer.name!r}: a falling activation (negative factor or gamma) after {what} "
+                          f"is not supported")
+
+
+def _avg_pool_stages(layer: AvgPool2d, tail, quant, shape, in_type: QuantType, in_scale: float, dtype):
+    """Average pooling as a depthwise convolution with weights 1 (padding, sliding window, a layer
+    with one weight a tap, zero-skipping its other channels) whose thresholds fold the division by
+    the window's count, the elementwise chain and the quantizer."""
+    h, w, c = shape
+    counts = layer.counts((h, w))
+    if np.any(counts != counts.flat[0]):
+        raise HdlgenError(f"layer {layer.name!r}: average pooling with padding {layer.padding} and "
+                          f"count_include_pad=0 divides border windows by fewer taps than the others, which hardware "
+                          f"thresholds cannot follow; export with count_include_pad=1 or without padding")
+    _rising_after_pool(layer, tail, c)
+    ones = Conv2d(layer.name, np.ones((c, 1) + tuple(layer.kernel)), TERNARY, stride=layer.stride,
+                  padding=layer.padding, groups=c)
+    stages = _window_stages(ones, shape, in_type)
+    window = stages[-1]
+    weights = ungrouped_weight(ones).transpose(0, 2, 3, 1).reshape(c, -1)
+    sums = MatrixVectorLayer(layer.name, window.in_type, TERNARY, weights, None, None, window.out_spatial)
+    count = np.asarray(counts.flat[0], dtype=dtype)
+
+    def codes(p):
+        real = ((sums.acc_gain * p + sums.acc_offset) * np.float64(in_scale)).astype(dtype) / count
+        for t in tail:
+            real = apply_elementwise(t, real)
+        return quant.quant.encode(apply_quantizer(quant, real))
+
+    thresholds = smallest_reaching(codes, quant.quant.levels, sums.row_p_max)
+    return stages + [MatrixVectorLayer(layer.name, window.in_type, TERNARY, weights, thresholds, quant.quant,
+                                       window.out_spatial)]
+
+
+def _global_pool_stage(layer: GlobalAvgPool | AvgPool2d, tail, quant, shape, in_type: QuantType, in_scale: float,
+                       dtype) -> GlobalPoolStage:
+    """Sum of codes per channel with thresholds that fold the mean, the elementwise chain and the quantizer."""
+    _rising_after_pool(layer, tail, shape[2])
     probe = GlobalPoolStage(layer.name, shape, in_type, np.zeros((shape[2], quant.quant.levels - 1), np.int64), quant.quant)
     pixels = probe.pixels
 
@@ -190,6 +225,25 @@ def _window_stages(conv: Conv2d, shape: tuple[int, int, int], in_type: QuantType
         shape, in_type = stages[-1].out_shape, out_type
     stages.append(WindowStage(f"{conv.name}_window", shape, conv.kernel, conv.stride, conv.dilation, in_type))
     return stages
+
+
+def _max_pool_stages(pool: MaxPool2d, shape: tuple[int, int, int], in_type: QuantType, minimum: tuple[bool, ...]):
+    """Non-overlapping, unpadded windows: one pooling stage (``PoolStage``). Otherwise padding with
+    code 0 (the lowest value, which never wins), a sliding window and its maximum (``WindowMaxStage``)."""
+    padding = pool.window_padding(shape[:2])
+    if pool.stride == pool.kernel and not any(padding):
+        return [PoolStage(pool.name, shape, pool.kernel, in_type, minimum)]
+    if any(minimum):
+        raise HdlgenError(f"layer {pool.name!r}: a max pool with stride {pool.stride} and padding {padding} between a "
+                          f"convolution and an activation that falls in some channels (batch-norm gamma < 0) is not "
+                          f"supported; put the pool after the activation")
+    stages = []
+    if any(padding):
+        stages.append(PadStage(f"{pool.name}_pad", shape, padding, in_type, in_type, 0))
+        shape = stages[-1].out_shape
+    stages.append(WindowStage(f"{pool.name}_window", shape, pool.kernel, pool.stride, (1, 1), in_type))
+    taps = pool.kernel[0] * pool.kernel[1]
+    return stages + [WindowMaxStage(pool.name, stages[-1].out_shape, taps, in_type)]
 
 
 def _hwc_columns(weight: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -255,14 +309,16 @@ def streamline(model: Model, requant: str = "auto") -> LoweredModel:
         if isinstance(group, Flatten):
             continue
         if isinstance(group, MaxPool2d):
-            if group.stride != group.kernel or any(group.padding):
-                raise HdlgenError(f"layer {group.name!r}: max pooling with stride {group.stride} and padding "
-                                  f"{group.padding} has no hardware generator yet; use stride = kernel, no padding")
-            stages.append(PoolStage(group.name, shape, group.kernel, in_type, pool_minimum.get(group.name, ())))
+            stages += _max_pool_stages(group, shape, in_type, pool_minimum.get(group.name, ()))
             shape = stages[-1].out_shape
             continue
         layer, tail, quant = group
-        if isinstance(layer, GlobalAvgPool):
+        if isinstance(layer, AvgPool2d) and (tuple(layer.kernel) != tuple(shape[:2]) or any(layer.padding)):
+            stages += _avg_pool_stages(layer, tail, quant, shape, in_type, in_scale, dtype)
+            shape, in_type, in_scale = stages[-1].out_shape, quant.quant, quant.scale
+            output = OutputStage(quant=quant.quant, scale=quant.scale)
+            continue
+        if isinstance(layer, (GlobalAvgPool, AvgPool2d)):          # (a window the size of the image)
             stages.append(_global_pool_stage(layer, tail, quant, shape, in_type, in_scale, dtype))
             shape, in_type, in_scale = stages[-1].out_shape, quant.quant, quant.scale
             output = OutputStage(quant=quant.quant, scale=quant.scale)

@@ -132,3 +132,27 @@ def test_cnv_frames_on_the_native_harness(tmp_path, cnv_model):
     assert np.array_equal(result.hw_words, result.golden_words)
     assert np.array_equal(result.outputs, run_reference(cnv_model, x))
     assert result.interval == result.interval_model
+
+
+@pytest.mark.parametrize("stalls", [(0.0, 0.0), (0.3, 0.5)], ids=["no-stalls", "stalls"])
+def test_overlapping_padded_and_ceil_mode_max_pools(tmp_path, rng, stalls):
+    """ResNet's stem pool (3x3, stride 2, padding 1) on bipolar codes, then a 2x2 stride-2 pool in
+    ceil_mode over an odd-sized image (a last, partial window): padding, sliding window and the
+    window's maximum, bit-exact against qonnx's executor."""
+    from hdlgen.flow import BuildDir, build, simulate
+    from qonnx_graphs import Graph, execute
+
+    g = Graph([2, 11, 9], 8).quant(2 ** -4, 6)
+    g.op("Conv", g.quantized_weight(rng.choice([-1, 1], size=(8, 2, 3, 3)), 1.0), kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    g.bipolar().op("MaxPool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])            # 11x9 -> 6x5
+    g.op("Conv", g.quantized_weight(rng.integers(-3, 4, size=(6, 8, 1, 1)), 0.25, bits=3), kernel_shape=[1, 1])
+    g.quant(0.5, 3).op("MaxPool", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)                 # 6x5 -> 3x3
+    g.op("Flatten", axis=1).gemm(g.quantized_weight(rng.choice([-1, 1], size=(4, 6 * 3 * 3)), 1.0), transB=1)
+    path = g.save(tmp_path / "pools.onnx")
+    x = (rng.integers(-70, 70, size=(8, 2, 11, 9)) * 0.5 * 2 ** -4).astype(np.float32)
+    build(path, tmp_path / "out")
+    result = simulate(BuildDir.open(tmp_path / "out"), x, idle=stalls[0], backpressure=stalls[1], seed=3)
+    assert np.array_equal(result.hw_words, result.golden_words)
+    assert np.array_equal(result.outputs, execute(path, x))
+    if stalls == (0.0, 0.0):
+        assert result.interval == result.interval_model

@@ -95,14 +95,15 @@ def test_nan_weight_in_npz(saved):
 
 def test_every_layer_kind_round_trips(tmp_path, rng):
     """A float32 model with every layer kind, saved and read back, computes the same outputs."""
-    from hdlgen.ir import (Clip, Conv2d, Dense, Elementwise, Flatten, InputQuantizer, MaxPool2d, Model,
+    from hdlgen.ir import (AvgPool2d, Clip, Conv2d, Dense, Elementwise, Flatten, InputQuantizer, MaxPool2d, Model,
                            MultiThreshold, QuantType, Quantizer, Trunc)
 
     layers = [
         Conv2d("conv", rng.choice([-1, 1], size=(4, 2, 3, 3)), BIPOLAR, 2.0 ** rng.integers(-2, 2, 4), rng.normal(0, 1, 4),
                stride=(1, 2), padding=(1, 0, 1, 1), dilation=(1, 1), groups=1),
         Elementwise("scale", "mul", rng.choice([-0.5, 0.5], size=4)), Clip("relu", 0.0, np.inf),
-        Quantizer("q0", UINT(3), 0.25, "HALF_UP"), MaxPool2d("pool", (2, 2), (1, 1)), Flatten("flat"),
+        Quantizer("q0", UINT(3), 0.25, "HALF_UP"), MaxPool2d("pool", (2, 2), (1, 1)),
+        AvgPool2d("avg", (2, 1), (1, 1), (1, 0, 0, 0), True), Quantizer("q1", UINT(3), 0.125), Flatten("flat"),
         Dense("fc", rng.choice([-1, 0, 1], size=(6, 4 * 5 * 1)), QuantType.int(2, narrow=True), 1.0, None),
         Elementwise("shift", "sub", 0.5), MultiThreshold("mt", np.sort(rng.normal(0, 2, (6, 3)), axis=1), QuantType.int(2), 0.5),
         Dense("fc2", rng.choice([-1, 1], size=(5, 6)), BIPOLAR, 1.0, None),

@@ -248,12 +248,12 @@ def test_conv_and_maxpool_match_the_executor(tmp_path, rng):
     g.op("Conv", g.quantized_weight(w1, 1.0, bits=2, narrow=True), g.const(rng.normal(0, 1, 8)),
          kernel_shape=[3, 2], pads=[2, 0, 1, 1], strides=[1, 2], dilations=[2, 1], group=2)
     g.quant(1.0, 3).op("MaxPool", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])
-    g.op("Flatten", axis=1)
+    g.op("Flatten", axis=1).gemm(g.quantized_weight(bipolar_weights(rng, 3, 8 * 3 * 2), 1.0), transB=1)
     model_proto_x = tie_inputs(rng, [3, 9, 9], 2 ** -7, -128, 127, count=32)
-    model = check(tmp_path, g, model_proto_x, hardware=False)
+    model = check(tmp_path, g, model_proto_x)
     assert [type(layer) for layer in model.layers][:4] == [Conv2d, BatchNorm, Quantizer, MaxPool2d]
-    with pytest.raises(HdlgenError, match=r"layer 'MaxPool_\d+': max pooling with stride \(1, 1\) and padding"):
-        streamline(model)
+    stages = [type(stage).__name__ for stage in streamline(model).layers]
+    assert stages[-4:-1] == ["PadStage", "WindowStage", "WindowMaxStage"]         # the overlapping, padded pool
 
 
 @pytest.mark.parametrize("first_act", ["bipolar", "int2"])
@@ -740,3 +740,52 @@ def test_custom_op_domains_and_opsets(tmp_path, rng, domain, opset):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Some old-style domain attributes", category=UserWarning)
         check(tmp_path, g, tie_inputs(rng, [16], 2 ** -4, -8, 7))
+
+
+@pytest.mark.parametrize("kernel, stride, pads, count_pad, after", [
+    (3, 1, [0, 0, 0, 0], 0, "quant"),
+    (2, 2, [0, 0, 0, 0], 0, "multithreshold"),
+    (3, 2, [1, 1, 1, 1], 1, "quant"),
+    (5, 1, [2, 1, 2, 1], 1, "trunc"),
+], ids=["3x3", "2x2-stride-2", "padded-counted", "5x5-trunc"])
+def test_average_pool_lowers_to_the_executor_exactly(tmp_path, rng, kernel, stride, pads, count_pad, after):
+    """The window's exact sum, one rounding, one division by its count: then a Quant (ties of the
+    division included), a MultiThreshold or a Trunc (Brevitas' TruncAvgPool2d)."""
+    g = Graph([4, 7, 7], BATCH).quant(0.5, 4, signed=False)
+    g.op("AveragePool", kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads, count_include_pad=count_pad)
+    if after == "quant":
+        g.quant(0.25, 5, signed=False)
+    elif after == "trunc":
+        g.trunc(2 ** -4, 2 ** -3, 6, signed=False)
+    else:
+        g.multithreshold(np.sort(rng.uniform(0, 7.5, size=(4, 3)).round(2), axis=1))
+    oh, ow = ((7 + pads[0] + pads[2] - kernel) // stride + 1, (7 + pads[1] + pads[3] - kernel) // stride + 1)
+    g.op("Flatten", axis=1).gemm(g.quantized_weight(bipolar_weights(rng, 3, 4 * oh * ow), 1.0), transB=1)
+    check(tmp_path, g, tie_inputs(rng, [4, 7, 7], 0.5, 0, 15))
+
+
+def test_average_pool_not_counting_its_padding_is_refused_by_hardware_only(tmp_path, rng):
+    g = Graph([4, 7, 7], BATCH).quant(0.5, 4, signed=False)
+    g.op("AveragePool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]).quant(0.25, 5, signed=False)
+    g.op("Flatten", axis=1).gemm(g.quantized_weight(bipolar_weights(rng, 3, 4 * 4 * 4), 1.0), transB=1)
+    model = check(tmp_path, g, tie_inputs(rng, [4, 7, 7], 0.5, 0, 15), hardware=False)
+    with pytest.raises(HdlgenError, match=r"layer 'AveragePool_0': average pooling with padding \(1, 1, 1, 1\) and "
+                                          r"count_include_pad=0 divides border windows .* export with count_include_pad=1"):
+        streamline(model)
+
+
+@pytest.mark.parametrize("kernel, stride, pads, ceil", [
+    (3, 2, [0, 0, 0, 0], 0), (3, 2, [0, 0, 0, 0], 1), (2, 2, [0, 0, 0, 0], 1), (3, 2, [1, 1, 1, 1], 1),
+    (2, 1, [1, 0, 0, 1], 0)], ids=["overlapping", "ceil", "ceil-2x2", "ceil-padded", "padded-stride-1"])
+def test_max_pool_with_any_stride_padding_and_ceil_mode(tmp_path, rng, kernel, stride, pads, ceil):
+    """A window that ceil_mode adds past the input takes the taps inside; padded taps never win,
+    bipolar ones included."""
+    for act, lo, hi in (("bipolar", -1, 1), ("int3", -4, 3)):
+        g = Graph([3, 8, 7], BATCH).quant(2 ** -4, 6)
+        g.op("Conv", g.quantized_weight(rng.choice([-1, 1], size=(4, 3, 1, 1)), 1.0), kernel_shape=[1, 1])
+        g.bipolar() if act == "bipolar" else g.quant(0.5, 3)
+        g.op("MaxPool", kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads, ceil_mode=ceil)
+        shape = load_qonnx(g.save(tmp_path / "probe.onnx")).shapes()[-1]
+        g.op("Flatten", axis=1).gemm(g.quantized_weight(bipolar_weights(rng, 3, int(np.prod(shape))), 1.0), transB=1)
+        model = check(tmp_path, g, tie_inputs(rng, [3, 8, 7], 2 ** -4, -32, 31))
+        assert any(type(stage).__name__ == "WindowMaxStage" for stage in streamline(model).layers)

@@ -1,7 +1,7 @@
-"""Depthwise and grouped convolutions (MobileNet's blocks), from QONNX and from a float model through
-``hdlgen quantize``: the golden model equals the source framework's executor, and the RTL equals the
-golden model at the modelled frame interval, under stalls too. A grouped layer runs on the
-zero-skipping unit, its weights zero outside each group."""
+"""Depthwise and grouped convolutions and average pooling (MobileNet's and DS-CNN's blocks), from
+QONNX and from a float model through ``hdlgen quantize``: the golden model equals the source
+framework's executor, and the RTL equals the golden model at the modelled frame interval, under
+stalls too. A grouped layer runs on the zero-skipping unit, its weights zero outside each group."""
 
 import json
 
@@ -14,7 +14,7 @@ from hdlgen.frontend import load_model
 from hdlgen.golden import predict
 from hdlgen.ir import Conv2d
 from hdlgen.transforms import streamline
-from qonnx_graphs import depthwise_separable_cnn, execute, float_depthwise_cnn, run_onnxruntime
+from qonnx_graphs import depthwise_separable_cnn, ds_cnn, execute, float_depthwise_cnn, run_onnxruntime
 
 FRAMES = 16
 
@@ -111,3 +111,57 @@ def test_a_fifo_from_the_cycle_model_keeps_a_tied_pipeline_at_its_interval(mobil
     result = simulate(BuildDir.open(tmp_path / "none"), x)
     assert np.array_equal(result.hw_words, result.golden_words)
     assert result.interval > 1296                 # without it, Conv_3 waits on every frame's border
+
+
+@pytest.fixture(scope="module")
+def kws(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ds_cnn")
+    path = ds_cnn(np.random.default_rng(0), FRAMES).save(folder / "model.onnx")
+    build(path, folder / "out")
+    return path, folder / "out"
+
+
+def spectrograms(rng, frames=FRAMES):
+    """8-bit 12x8 inputs: a level per frame (so the pooled features differ) plus noise, on half steps."""
+    level = rng.integers(-200, 200, size=(frames, 1, 1, 1))
+    return ((level + rng.integers(-60, 60, size=(frames, 1, 12, 8))) * 0.5 * 2 ** -7).astype(np.float32)
+
+
+@pytest.mark.parametrize("stalls", [(0.0, 0.0), (0.3, 0.5)], ids=["no-stalls", "stalls"])
+def test_ds_cnn_rtl_equals_the_executor(kws, stalls):
+    path, out = kws
+    x = spectrograms(np.random.default_rng(4))
+    want = execute(path, x)
+    assert len({row.tobytes() for row in want}) > FRAMES // 2          # the frames are told apart
+    result = simulate(BuildDir.open(out), x, idle=stalls[0], backpressure=stalls[1], seed=6)
+    assert np.array_equal(result.hw_words, result.golden_words)
+    assert np.array_equal(result.outputs, want)
+    if stalls == (0.0, 0.0):
+        assert result.interval == result.interval_model
+
+
+def test_ds_cnn_pools_on_window_sums(kws):
+    """The 3x3 average pool is a sliding window into a layer of weights 1, one per channel; the pool
+    over the whole map is a global sum."""
+    path, _ = kws
+    lowered = streamline(load_model(path))
+    pool = next(layer for layer in lowered.mvus if layer.name.startswith("AveragePool"))
+    assert pool.spatial == (6, 4) and set(np.unique(pool.weights)) == {0, 1}
+    assert np.all(pool.weights.sum(axis=1) == 9)
+    last = [stage for stage in lowered.layers if stage.name.startswith("AveragePool")][-1]
+    assert type(last).__name__ == "GlobalPoolStage" and last.in_shape == (6, 4, 16)
+
+
+def test_mlperf_ds_cnn_at_its_real_size_lowers_exactly():
+    """MLPerf Tiny's DS-CNN (benchmarks/mlperf_tiny.py builds and places it): 49x10 input, 64
+    channels, four depthwise-separable blocks; the 25x5 average pool is a global sum."""
+    from hdlgen.golden import run_reference
+    from hdlgen.topologies import ds_cnn
+
+    model = ds_cnn(np.random.default_rng(0), calibration=16)
+    lowered = streamline(model)
+    assert [layer.mh for layer in lowered.mvus] == [64] * 9 + [12]
+    assert type(lowered.layers[-2]).__name__ == "GlobalPoolStage"
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, size=(4, 1, 49, 10)) * rng.uniform(0.2, 1, size=(4, 1, 1, 1))
+    assert np.array_equal(predict(lowered, x), run_reference(model, x))
