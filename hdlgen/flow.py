@@ -28,7 +28,8 @@ from .cores.products import ProductKind, choose_product, packing
 from .cores.requant import requant_memory_bits
 from .cores.thresholds import SEARCH_FROM_BITS, threshold_entries
 from .cores.sparse_mvu import nonzero_blocks, sparse_entries
-from .cores.weights import word_width
+from .cores.vvu import vector_unit_applies
+from .cores.weights import weight_bits, word_width
 from .errors import HdlgenError
 from .frontend import load_model
 from .inspect import exactness_notes
@@ -122,11 +123,14 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
         stage = planned.stage
         if isinstance(stage, MatrixVectorLayer):
             fold = foldings[stage.name]
-            plan = choose_product(stage.in_type, stage.weight_type, target, pe=fold.pe)
+            vector = vector_unit_applies(stage, fold)
+            plan = choose_product(stage.in_type, stage.weight_type, target, pe=1 if vector else fold.pe)
             pack = packing(stage.in_type, stage.weight_type, target) if plan.kind is ProductKind.PACKED else None
             words, width = stage.mh // fold.pe * (stage.mw // fold.simd), word_width(stage, fold, pack)
             blocks = nonzero_blocks(stage, fold) if not stage.weight_type.is_bipolar else None
-            if fold.zero_skip:
+            if vector:
+                words, width = stage.mw // fold.simd, fold.pe * weight_bits(stage)
+            elif fold.zero_skip:
                 words = sparse_entries(stage, fold)
             thr_bits = requant_memory_bits(stage) if stage.requant is not None else 0 if stage.thresholds is None else \
                 stage.mh * threshold_entries(stage.out_type) * (stage.acc_max + 1).bit_length()
@@ -140,6 +144,7 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
                 "weight_memory_bits": words * width,
                 "weight_memory_shape": [words, width],
                 "zero_skip": fold.zero_skip,
+                "unit": "vector-vector" if vector else "zero-skipping" if fold.zero_skip else "matrix-vector",
                 "blocks": stage.mh // fold.pe * (stage.mw // fold.simd),    # pe x simd blocks of weights
                 "zero_blocks": None if blocks is None else int(blocks.size - blocks.sum()),
                 "threshold_memory_bits": thr_bits,

@@ -31,6 +31,7 @@ from ..cores.params import counter, validating
 from ..ir.lowered import (Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowMaxStage,
                           WindowStage)
 from ..cores.sparse_mvu import SparseMatrixVectorUnit
+from ..cores.vvu import VectorVectorUnit, vector_product, vector_unit_applies
 from ..transforms.folding import check_foldings, layer_cycles
 
 __all__ = ["DataflowTop", "CycleModel", "PlannedStage", "stream_plan", "frame_cycles", "edge_fifos", "CLASS_STAGE"]
@@ -170,6 +171,10 @@ class DataflowTop(wiring.Component):
         if isinstance(stage, MatrixVectorLayer):
             pe = planned.out_count
             product = choose_product(stage.in_type, stage.weight_type, target, pe=pe).kind
+            folding = Folding(pe=pe, simd=planned.in_count, zero_skip=planned.zero_skip)
+            if vector_unit_applies(stage, folding):
+                return VectorVectorUnit(layer=stage, folding=folding, tree_group=target.tree_group,
+                                        levels_per_stage=levels_per_stage, product=vector_product(stage, target))
             if planned.zero_skip:
                 return SparseMatrixVectorUnit(layer=stage, folding=Folding(pe=pe, simd=planned.in_count),
                                               tree_group=target.tree_group, levels_per_stage=levels_per_stage,
@@ -240,7 +245,7 @@ class DataflowTop(wiring.Component):
                                                                          depth=fifos[stage.name])
                 wiring.connect(m, source, queue.i)
                 source = queue.o
-            kind = {MatrixVectorUnit: "mvu", SparseMatrixVectorUnit: "mvu", Padding: "pad", SlidingWindow: "swg", MaxPool: "pool",
+            kind = {MatrixVectorUnit: "mvu", SparseMatrixVectorUnit: "mvu", VectorVectorUnit: "mvu", Padding: "pad", SlidingWindow: "swg", MaxPool: "pool",
                     WindowMax: "pool", GlobalSum: "sum"}[type(core)]
             m.submodules[f"{stage.name}_{kind}" if not stage.name.endswith(kind) else stage.name] = core
             wiring.connect(m, source, core.i)

@@ -12,9 +12,10 @@ from .sparse_mvu import SparseMatrixVectorUnit
 from .stream_fifo import StreamFifo
 from .threshold_search import ThresholdSearch
 from .thresholds import Thresholding, threshold_latency, threshold_unit
+from .vvu import VectorVectorUnit
 from .width_converter import WidthConverter
 from .window_max import WindowMax
 
 __all__ = ["AdderTree", "ArgmaxUnit", "DotProductArray", "GlobalSum", "MatrixVectorUnit", "Padding", "MaxPool", "SlidingWindow", "Thresholding",
            "SparseMatrixVectorUnit", "StreamFifo", "ThresholdSearch", "threshold_latency", "threshold_unit",
-           "WidthConverter", "WindowMax"]
+           "VectorVectorUnit", "WidthConverter", "WindowMax"]

@@ -31,14 +31,20 @@ class DotProductArray(wiring.Component):
 
     ``carry_cells`` (the target's, see ``cores.carry_cells``) makes XNOR terms in a ``CarryTree``
     on those cells, the XNOR folded into its first level, instead of gates and an ``AdderTree``.
+
+    With ``row_inputs`` each row has inputs of its own, ``x[p][s]`` (a vector-vector unit's
+    channels): ``o[p] = sum_s term(x[p][s], w[p][s])``; not with PACKED products or carry cells,
+    which share one input among rows.
     """
 
     def __init__(self, *, in_type: QuantType, weight_type: QuantType, pe: int, simd: int, tree_group: int = 2,
                  levels_per_stage: int = 1, product: ProductKind | None = None, packing: Packing | None = None,
-                 carry_cells: str | None = None, behavioural_cells: bool = False):
+                 carry_cells: str | None = None, behavioural_cells: bool = False, row_inputs: bool = False):
         with validating(self):
             positive_int("pe", pe)
             positive_int("simd", simd)
+            if row_inputs and (packing is not None or product is ProductKind.PACKED):
+                raise ValueError("PACKED products share one input among rows; row_inputs cannot have them")
             if in_type.is_pow2:
                 raise ValueError(f"in_type {in_type} is a weight type")
             if product is not None and not isinstance(product, ProductKind):
@@ -68,7 +74,9 @@ class DotProductArray(wiring.Component):
         if packing is not None:
             self.term_max = (1 << packing.lane_bits) - 1
         # XNOR terms go straight into a compressor tree on the target's carry cells, if it has one
-        self.carry_tree = self._carry = product is ProductKind.XNOR and carry_cells is not None and simd >= 4
+        self._row_inputs = row_inputs
+        self.carry_tree = self._carry = (product is ProductKind.XNOR and carry_cells is not None and simd >= 4
+                                         and not row_inputs)
         if self._carry:
             # one carry tree for all rows, so that the rows' lanes share chains
             self._trees = [CarryTree(count=simd, rows=pe, cells=carry_cells, levels_per_stage=levels_per_stage,
@@ -79,8 +87,9 @@ class DotProductArray(wiring.Component):
         # a packed multiplier registers its product and its output (a DSP slice's MREG and PREG)
         self.latency = self._trees[0].latency + (2 if packing else 0)
         rows, bits = (pe, weight_bits(weight_type)) if packing is None else (groups(pe, packing), packing.word_bits)
+        x_layout = data.ArrayLayout(in_type.bits, simd)
         super().__init__({
-            "x": In(data.ArrayLayout(in_type.bits, simd)),
+            "x": In(data.ArrayLayout(x_layout, pe) if row_inputs else x_layout),
             "w": In(data.ArrayLayout(data.ArrayLayout(bits, simd), rows)),
             "o": Out(data.ArrayLayout(range(simd * self.term_max + 1), pe)),
         })
@@ -100,8 +109,9 @@ class DotProductArray(wiring.Component):
             self._packed_terms(m)
             return m
         for p, tree in enumerate(self._trees):
-            for s in range(len(self.x)):
-                m.d.comb += tree.i[s].eq(term(self.product, self._in_type, self._weight_type, self.x[s],
+            x = self.x[p] if self._row_inputs else self.x
+            for s in range(len(x)):
+                m.d.comb += tree.i[s].eq(term(self.product, self._in_type, self._weight_type, x[s],
                                               Value.cast(self.w[p][s])))
         return m
 

@@ -18,6 +18,7 @@ type's ``magnitude`` on both sides (an int8 weight of -128 negates to 128).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -115,6 +116,19 @@ class MatrixVectorLayer:
     @property
     def mw(self) -> int:
         return self.weights.shape[1]
+
+    @cached_property
+    def depthwise(self) -> bool:
+        """Whether each row takes only its own channel at each window position: a convolution whose
+        ``MW = taps * MH`` columns are in (tap, channel) order and whose row ``r`` is zero outside
+        channel ``r`` (a depthwise convolution with a depth multiplier of 1, or average pooling)."""
+        mh, mw = self.weights.shape
+        if not self.spatial or mw % mh:
+            return False
+        off = self.weights.reshape(mh, mw // mh, mh).copy()
+        rows = np.arange(mh)
+        off[rows, :, rows] = 0
+        return not off.any()
 
     @property
     def vectors(self) -> int:

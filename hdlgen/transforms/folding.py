@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 
 from ..cores.products import ProductKind, choose_product, packing
+from ..cores.vvu import vector_unit_applies
 from ..errors import HdlgenError
 from ..readers import read_json
 from ..ir.lowered import Folding, LoweredModel, MatrixVectorLayer, WindowStage
@@ -54,14 +55,23 @@ def cheapest_folding(layer: MatrixVectorLayer, budget: int, simd_divides: int | 
     best = None
     for simd in _divisors(simd_divides or layer.mw):
         for pe in _divisors(layer.mh):
-            folding = Folding(pe=pe, simd=simd)
-            # dense where dense meets the budget; else skipping zero blocks, where that pays
-            if layer_cycles(layer, folding) > budget and target is not None and pays(layer, folding, target):
-                folding = Folding(pe=pe, simd=simd, zero_skip=True)
-            if layer_cycles(layer, folding) <= budget:
-                groups = -(-pe // packed_lanes)
-                key = (pe * simd, -simd) if packed_lanes == 1 else \
-                    (groups * simd, groups * packed_lanes - pe, pe * simd, -simd)
+            dense, skipping = Folding(pe=pe, simd=simd), Folding(pe=pe, simd=simd, zero_skip=True)
+            vector = target is not None and vector_unit_applies(layer, skipping)
+            # dense where dense meets the budget; else skipping zero blocks, where that pays; and a
+            # depthwise layer's vector-vector unit (cores.vvu), which makes pe products a cycle
+            candidates = [dense]
+            if vector or (layer_cycles(layer, dense) > budget and target is not None and pays(layer, dense, target)):
+                candidates.append(skipping)
+            for folding in candidates:
+                if layer_cycles(layer, folding) > budget:
+                    continue
+                if folding.zero_skip and vector:
+                    key = (pe, 0, pe, -simd)
+                elif packed_lanes == 1:
+                    key = (pe * simd, 0, pe * simd, -simd)
+                else:
+                    groups = -(-pe // packed_lanes)
+                    key = (groups * simd, groups * packed_lanes - pe, pe * simd, -simd)
                 if best is None or key < best[0]:
                     best = (key, folding)
     return best[1] if best else Folding(pe=layer.mh, simd=simd_divides or layer.mw)

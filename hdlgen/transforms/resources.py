@@ -43,7 +43,8 @@ from ..cores.products import ProductKind, choose_product, packing
 from ..cores.thresholds import threshold_comparators, threshold_entries
 from ..cores.sliding_window import SlidingWindow
 from ..cores.sparse_mvu import sparse_entries
-from ..cores.weights import word_width
+from ..cores.vvu import VectorVectorUnit, vector_product, vector_unit_applies
+from ..cores.weights import weight_bits, word_width
 from ..errors import HdlgenError
 from ..ir.lowered import (Folding, GlobalPoolStage, LoweredModel, MatrixVectorLayer, PadStage, PoolStage, WindowMaxStage,
                           WindowStage)
@@ -128,16 +129,19 @@ def coefficients(target: Target) -> dict:
 
 
 def _mvu_features(layer: MatrixVectorLayer, fold: Folding, target: Target) -> tuple[dict, float, int]:
-    pe, simd = fold.pe, fold.simd
+    """Features of a matrix-vector unit; a vector-vector unit (``cores.vvu``) counts as one of
+    ``pe`` rows and one input a cycle, without an input buffer, plus its memory of running sums."""
+    vector = vector_unit_applies(layer, fold)
+    pe, simd = fold.pe, 1 if vector else fold.simd
     nf, sf = layer.mh // pe, layer.mw // simd
-    kind = choose_product(layer.in_type, layer.weight_type, target, pe=pe).kind
+    kind = vector_product(layer, target) if vector else choose_product(layer.in_type, layer.weight_type, target, pe=pe).kind
     pack = packing(layer.in_type, layer.weight_type, target) if kind is ProductKind.PACKED else None
     in_bits = layer.in_type.bits
     w_bits = 1 if layer.weight_type.is_bipolar else layer.weight_type.bits
     term_max = (1 if layer.in_type.is_bipolar else (1 << in_bits) - 1) * layer.weight_type.magnitude
     if pack is not None:
         term_max = (1 << pack.lane_bits) - 1
-    acc_bits = layer.acc_max.bit_length()
+    acc_bits = (VectorVectorUnit.row_acc_max(layer) if vector else layer.acc_max).bit_length()
     f = dict.fromkeys(("xnor", "tree", "multiplier_tree", "product", "acc", "threshold", "rom", "buffer"), 0.0)
     f["mvu"] = 1.0
     lanes = pe * simd
@@ -156,7 +160,10 @@ def _mvu_features(layer: MatrixVectorLayer, fold: Folding, target: Target) -> tu
     family = target.family
     # weights (a zero-skipping unit stores its scheduled blocks, and their index in logic)
     words, width = nf * sf, word_width(layer, fold, pack)
-    if fold.zero_skip:
+    if vector:
+        words, width = layer.mw // layer.mh * nf, pe * weight_bits(layer)     # one word a beat: taps x NF
+        f["buffer"] = nf * pe * acc_bits                        # the running sums, in LUT RAM
+    elif fold.zero_skip:
         words = sparse_entries(layer, fold)
         f["rom"] += words * ((sf - 1).bit_length() + 2)
     if in_block_ram(words, width):
@@ -174,7 +181,7 @@ def _mvu_features(layer: MatrixVectorLayer, fold: Folding, target: Target) -> tu
             # a table read by row group, or a threshold search's table (more entries than comparators)
             f["rom"] += nf * pe * threshold_entries(layer.out_type) * (acc_bits + 1)
     # the input buffer, when the input vector is reused (always, when zeros are skipped)
-    if nf > 1 or fold.zero_skip:
+    if (nf > 1 or fold.zero_skip) and not vector:
         depth, bits = 2 * sf, simd * in_bits
         if in_block_ram(depth, bits):
             bram += block_rams(family, bits, depth)

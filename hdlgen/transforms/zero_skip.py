@@ -27,8 +27,13 @@ GAIN = 0.75
 
 
 def can_skip_zeros(layer: MatrixVectorLayer, folding: Folding, target: Target | str) -> bool:
-    return (not layer.weight_type.is_bipolar
-            and choose_product(layer.in_type, layer.weight_type, target, pe=folding.pe).kind is not ProductKind.PACKED)
+    """Weights that can be zero, and products not packed (a depthwise layer's vector-vector unit,
+    ``cores.vvu``, never packs them)."""
+    from ..cores.vvu import vector_unit_applies
+    if layer.weight_type.is_bipolar:
+        return False
+    return (vector_unit_applies(layer, Folding(folding.pe, folding.simd, zero_skip=True))
+            or choose_product(layer.in_type, layer.weight_type, target, pe=folding.pe).kind is not ProductKind.PACKED)
 
 
 @lru_cache(maxsize=4096)
