@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .assemble import DataflowTop
-from .assemble.dataflow import frame_cycles, stream_plan
+from .assemble.dataflow import fifo_bounds, frame_cycles, stream_plan
 from .cores import SlidingWindow
 from .backends.packing import pack_beats, unpack_beats
 from .backends.verilog import emit, top_name
@@ -161,13 +161,14 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
                 entry["buffer_memory_bits"] = SlidingWindow.memory_bits(stage)
             stages.append(entry)
     plan = stream_plan(model, foldings)
-    fifos = []
+    fifos, bounds = [], fifo_bounds(model, foldings)
     for previous, planned in zip(plan, plan[1:]):
         depth = top.fifos.get(planned.stage.name)
         if depth is not None:
             width = planned.in_count * planned.stage.in_type.bits
             fifos.append({"from": previous.stage.name, "into": planned.stage.name, "depth": depth,
-                          "width": width, "memory_bits": depth * width})
+                          "cycle_model_depth": bounds[planned.stage.name], "width": width,
+                          "memory_bits": depth * width})
     first, last = plan[0], plan[-1]
     output = {"features": model.out_features, "shape": list(model.out_shape),
               "values_per_beat": last.out_count, "bits_per_value": last.out_bits,

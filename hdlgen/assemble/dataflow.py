@@ -23,6 +23,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..cores.products import ProductKind, choose_product, packing
+from ..errors import HdlgenError
 from ..targets import DEFAULT_TARGET, Target, get_target
 from ..cores.requant import REQUANT_UNITS, requant_unit
 from ..cores import (ArgmaxUnit, GlobalSum, MatrixVectorUnit, MaxPool, Padding, SlidingWindow, StreamFifo, WidthConverter,
@@ -34,7 +35,8 @@ from ..cores.sparse_mvu import SparseMatrixVectorUnit
 from ..cores.vvu import VectorVectorUnit, vector_product, vector_unit_applies
 from ..transforms.folding import check_foldings, layer_cycles
 
-__all__ = ["DataflowTop", "CycleModel", "PlannedStage", "stream_plan", "frame_cycles", "edge_fifos", "CLASS_STAGE"]
+__all__ = ["DataflowTop", "CycleModel", "PlannedStage", "stream_plan", "frame_cycles", "fifo_bounds", "edge_fifos",
+           "CLASS_STAGE"]
 
 CLASS_STAGE = "class_argmax"        # the argmax after the last stage (``--output class``)
 
@@ -105,8 +107,9 @@ def frame_cycles(model: LoweredModel, foldings: dict[str, Folding]) -> dict[str,
     return cycles
 
 
-def edge_fifos(model: LoweredModel, foldings: dict[str, Folding]) -> dict[str, int]:
-    """The FIFO depth (beats) in front of each stage that needs one, by the stage's name.
+def fifo_bounds(model: LoweredModel, foldings: dict[str, Folding]) -> dict[str, int]:
+    """The cycle model's FIFO depth (beats) in front of every padding stage with a producer, by the
+    stage's name: 0 where none is needed.
 
     A padding stage takes no input while it makes a border (``Padding.pause_beats``); a producer
     with no slack in the pipeline's interval would lose those cycles for good. Its FIFO holds what
@@ -115,15 +118,38 @@ def edge_fifos(model: LoweredModel, foldings: dict[str, Folding]) -> dict[str, i
     fast as its cycles per frame allow, with no pause longer than its producer's slack.
     """
     plan, cycles = stream_plan(model, foldings), frame_cycles(model, foldings)
-    interval, depths = max(cycles.values()), {}
+    interval, bounds = max(cycles.values()), {}
     for previous, planned in zip(plan, plan[1:]):
         if not isinstance(planned.stage, PadStage):
             continue
         pause = Padding.pause_beats(planned.stage, planned.in_count)
         producer = cycles[previous.stage.name]
-        if producer + pause <= interval:
+        bounds[planned.stage.name] = 0 if producer + pause <= interval else -(-pause * planned.in_beats // producer) + 2
+    return bounds
+
+
+def edge_fifos(model: LoweredModel, foldings: dict[str, Folding]) -> dict[str, int]:
+    """The FIFO depth in front of each stage that has one, by the stage's name: the cycle model's
+    (``fifo_bounds``), or a layer's ``fifo_depth`` for the padding stage before its window, which
+    may not be smaller."""
+    bounds, depths = fifo_bounds(model, foldings), {}
+    for name, bound in bounds.items():
+        if bound:
+            depths[name] = bound
+    stages = model.layers
+    for index, layer in enumerate(stages):
+        if not isinstance(layer, MatrixVectorLayer) or foldings[layer.name].fifo_depth is None:
             continue
-        depths[planned.stage.name] = -(-pause * planned.in_beats // producer) + 2
+        given = foldings[layer.name].fifo_depth
+        pad = stages[index - 2] if index >= 2 and isinstance(stages[index - 1], WindowStage) else None
+        if not isinstance(pad, PadStage) or pad.name not in bounds:
+            raise HdlgenError(f"layer {layer.name!r}: fifo_depth sizes the FIFO in front of a layer's padding stage, "
+                              f"and {layer.name!r} has none with a stage before it; drop fifo_depth")
+        if given < bounds[pad.name]:
+            raise HdlgenError(f"layer {layer.name!r}: fifo_depth {given} is below the {bounds[pad.name]} beats the cycle "
+                              f"model needs in front of {pad.name!r} (its producer cannot wait out the padding's "
+                              f"pause); give at least {bounds[pad.name]}, or leave fifo_depth out")
+        depths[pad.name] = given
     return depths
 
 

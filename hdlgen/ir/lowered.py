@@ -34,11 +34,14 @@ __all__ = ["Folding", "RequantUnit", "MatrixVectorLayer", "PadStage", "WindowSta
 class Folding:
     """How a matrix-vector layer is folded in time: ``pe`` output rows and ``simd`` inputs per cycle;
     ``zero_skip``: the unit spends no cycle on an all-zero ``pe x simd`` block of weights
-    (``cores.sparse_mvu``, chosen by ``transforms.zero_skip``)."""
+    (``cores.sparse_mvu``, chosen by ``transforms.zero_skip``); ``fifo_depth``: the depth of the
+    FIFO in front of the layer's padding stage, in place of the cycle model's (``assemble.dataflow
+    .edge_fifos``), never below it."""
 
     pe: int
     simd: int
     zero_skip: bool = False
+    fifo_depth: int | None = None
 
     def __post_init__(self):
         for what in ("pe", "simd"):
@@ -47,6 +50,9 @@ class Folding:
                 raise HdlgenError(f"folding {what} must be a positive integer, not {value!r}")
         if not isinstance(self.zero_skip, bool):
             raise HdlgenError(f"folding zero_skip must be true or false, not {self.zero_skip!r}")
+        if self.fifo_depth is not None and (not isinstance(self.fifo_depth, int) or isinstance(self.fifo_depth, bool)
+                                            or self.fifo_depth < 1):
+            raise HdlgenError(f"folding fifo_depth must be a positive integer, not {self.fifo_depth!r}")
 
 
 @dataclass(frozen=True, eq=False)

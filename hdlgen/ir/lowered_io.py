@@ -108,7 +108,8 @@ def save_lowered(model: LoweredModel, foldings: dict[str, Folding], directory: P
         fold = foldings[layer.name]
         entry = {"kind": "matrix_vector", "name": layer.name, "in_type": layer.in_type.to_json(),
                  "weight_type": layer.weight_type.to_json(), "out_type": _opt(layer.out_type, QuantType.to_json),
-                 "spatial": list(layer.spatial), "pe": fold.pe, "simd": fold.simd, "zero_skip": fold.zero_skip}
+                 "spatial": list(layer.spatial), "pe": fold.pe, "simd": fold.simd, "zero_skip": fold.zero_skip,
+                 "fifo_depth": fold.fifo_depth}
         unit = layer.requant
         if unit is not None:
             entry["requant"] = {"kind": unit.kind, "half_even": unit.half_even, "lo": unit.lo, "hi": unit.hi,
@@ -172,7 +173,8 @@ def _decode(doc: dict, tensors: dict, json_file: Path) -> tuple[LoweredModel, di
         layers.append(MatrixVectorLayer(name, QuantType.from_json(entry["in_type"]), QuantType.from_json(entry["weight_type"]),
                                         tensors[f"{name}.weights"], tensors.get(f"{name}.thresholds"),
                                         _opt(entry["out_type"], QuantType.from_json), tuple(entry["spatial"]), unit))
-        foldings[name] = Folding(pe=entry["pe"], simd=entry["simd"], zero_skip=entry.get("zero_skip", False))
+        foldings[name] = Folding(pe=entry["pe"], simd=entry["simd"], zero_skip=entry.get("zero_skip", False),
+                                 fifo_depth=entry.get("fifo_depth"))
     out = doc["output"]
 
     def fail(where, message):

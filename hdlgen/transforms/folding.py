@@ -127,10 +127,12 @@ FOLDING_SCHEMA = {
     "description": "must map layer names to {\"pe\": N, \"simd\": N}",
     "additionalProperties": {
         "type": "object", "required": ["pe", "simd"], "additionalProperties": False,
-        "description": "must map to {\"pe\": N, \"simd\": N} with positive integers (and optionally \"zero_skip\": true)",
+        "description": "must map to {\"pe\": N, \"simd\": N} with positive integers (and optionally \"zero_skip\": "
+                       "true, \"fifo_depth\": N)",
         "properties": {"pe": {"type": "integer", "minimum": 1, "maximum": 1 << 20},
                        "simd": {"type": "integer", "minimum": 1, "maximum": 1 << 20},
-                       "zero_skip": {"type": "boolean"}},
+                       "zero_skip": {"type": "boolean"},
+                       "fifo_depth": {"type": "integer", "minimum": 1, "maximum": 1 << 20}},
     },
 }
 
@@ -153,7 +155,8 @@ def plain_json(doc):
 def load_folding(source: Path | dict, model: LoweredModel, target: str = DEFAULT_TARGET,
                  where: str = "fold") -> dict[str, Folding]:
     """Read a folding file, or take a folding given as a dict: ``{"layer_name": {"pe": 4, "simd": 16}, ...}``
-    with every layer named (``"zero_skip": true`` asks a layer to skip its all-zero blocks of weights).
+    with every layer named (``"zero_skip": true`` asks a layer to skip its all-zero blocks of weights,
+    ``"fifo_depth": N`` sets the FIFO in front of its padding stage, at least the cycle model's).
     ``where`` names a folding given as a dict in messages (``fold``, or ``--fold`` for one on the
     command line)."""
     from ..readers import validate
@@ -167,11 +170,14 @@ def load_folding(source: Path | dict, model: LoweredModel, target: str = DEFAULT
     foldings = {}
     for name, entry in raw.items():
         try:
-            foldings[name] = Folding(pe=entry["pe"], simd=entry["simd"], zero_skip=entry.get("zero_skip", False))
+            foldings[name] = Folding(pe=entry["pe"], simd=entry["simd"], zero_skip=entry.get("zero_skip", False),
+                                     fifo_depth=entry.get("fifo_depth"))
         except HdlgenError as e:
             raise HdlgenError(f"{where}: layer {name!r}: {e}") from None
     try:
         check_foldings(model, foldings, target)
+        from ..assemble.dataflow import edge_fifos
+        edge_fifos(model, foldings)              # a fifo_depth below the cycle model's is refused here
     except HdlgenError as e:
         raise HdlgenError(f"{where}: {e}") from None
     return foldings

@@ -97,8 +97,8 @@ def test_a_fifo_from_the_cycle_model_keeps_a_tied_pipeline_at_its_interval(mobil
     report = json.loads((tmp_path / "fifo" / "report.json").read_text())
     assert report["pipeline"]["initiation_interval_cycles"] == 1296
     # 192 border beats at Conv_3's 9 cycles a beat: 22 beats, plus 2 for the FIFO's registers
-    assert report["pipeline"]["fifos"] == [{"from": "Conv_3", "into": "Conv_4_pad", "depth": 24, "width": 8,
-                                            "memory_bits": 192}]
+    assert report["pipeline"]["fifos"] == [{"from": "Conv_3", "into": "Conv_4_pad", "depth": 24,
+                                            "cycle_model_depth": 24, "width": 8, "memory_bits": 192}]
     assert report["estimate"]["stages"]["Conv_4_pad_fifo"]["lut"] > 0
     result = simulate(BuildDir.open(tmp_path / "fifo"), x)
     assert np.array_equal(result.hw_words, result.golden_words)
@@ -165,3 +165,24 @@ def test_mlperf_ds_cnn_at_its_real_size_lowers_exactly():
     rng = np.random.default_rng(1)
     x = rng.uniform(-1, 1, size=(4, 1, 49, 10)) * rng.uniform(0.2, 1, size=(4, 1, 1, 1))
     assert np.array_equal(predict(lowered, x), run_reference(model, x))
+
+
+def test_a_folding_may_deepen_a_fifo_but_not_below_the_cycle_models_depth(mobilenet, tmp_path):
+    from hdlgen import HdlgenError
+
+    path, _ = mobilenet
+    fold = tied_folding()
+    fold["Conv_4"]["fifo_depth"] = 40
+    report = build(path, tmp_path / "deeper", fold=fold)
+    assert [(f["into"], f["depth"], f["cycle_model_depth"]) for f in report["pipeline"]["fifos"]] == [("Conv_4_pad", 40, 24)]
+    assert report["estimate"]["stages"]["Conv_4_pad_fifo"]["lut"] > 0
+    fold["Conv_4"]["fifo_depth"] = 23
+    with pytest.raises(HdlgenError, match=r"fold: layer 'Conv_4': fifo_depth 23 is below the 24 beats the cycle model "
+                                          r"needs in front of 'Conv_4_pad' .* give at least 24"):
+        build(path, tmp_path / "shallow", fold=fold)
+    assert not (tmp_path / "shallow").exists()
+    fold["Conv_4"]["fifo_depth"] = 24
+    fold["Conv_2"]["fifo_depth"] = 8                  # a 1x1 convolution: no padding, no FIFO to size
+    with pytest.raises(HdlgenError, match="layer 'Conv_2': fifo_depth sizes the FIFO in front of a layer's padding "
+                                          "stage, and 'Conv_2' has none"):
+        build(path, tmp_path / "unpadded", fold=fold)

@@ -427,3 +427,35 @@ def test_conv_padding_that_explodes_the_activation(tmp_path, capsys):
     save_model(Model("wide", InputQuantizer(64, QuantType.uint(2), 0.1, shape=(1, 8, 8)), [conv]), tmp_path / "w.json")
     assert_refused(["build", tmp_path / "w.json", "-o", tmp_path / "out"], tmp_path, capsys,
                    "layer 'c' gives 17,181,442,084 values per frame")
+
+
+def test_a_group_count_that_does_not_divide_the_channels(tmp_path, capsys):
+    import json
+
+    from hdlgen.frontend import save_model
+    from hdlgen.ir import Conv2d, InputQuantizer, Model, QuantType, Quantizer
+
+    conv = Conv2d("dw", np.ones((6, 1, 3, 3)), QuantType.int(2), padding=(1, 1, 1, 1), groups=6)
+    model = Model("dw", InputQuantizer(6 * 5 * 5, QuantType.uint(2), 0.5, shape=(6, 5, 5)),
+                  [conv, Quantizer("q", QuantType.uint(2), 0.5)])
+    save_model(model, tmp_path / "dw.json")
+    doc = json.loads((tmp_path / "dw.json").read_text())
+    doc["layers"][0]["groups"] = 4
+    (tmp_path / "dw.json").write_text(json.dumps(doc))
+    line = assert_refused(["build", tmp_path / "dw.json", "-o", tmp_path / "out"], tmp_path, capsys, "layer 'dw'")
+    assert "groups=4 must divide the 6 output channels" in line
+
+
+@pytest.mark.parametrize("attributes, message", [
+    ({"pads": [1, 1, 1, 1]}, "average pooling with padding (1, 1, 1, 1) and count_include_pad=0 divides border windows"),
+    ({"ceil_mode": 1}, "ceil_mode is not supported for average pooling; export with ceil_mode=0"),
+], ids=["padding-not-counted", "ceil-mode"])
+def test_average_pools_hardware_cannot_follow(tmp_path, capsys, attributes, message):
+    from qonnx_graphs import Graph
+
+    g = Graph([2, 6, 6], 1).quant(0.5, 4, signed=False)
+    g.op("AveragePool", kernel_shape=[3, 3], strides=[2, 2], **attributes).quant(0.25, 4, signed=False)
+    g.op("Flatten", axis=1)
+    line = assert_refused(["build", g.save(tmp_path / "pool.onnx"), "-o", tmp_path / "out"], tmp_path, capsys,
+                          "AveragePool_")
+    assert message in line
