@@ -103,6 +103,7 @@ def describe(model: Model) -> list[str]:
     except HdlgenError as e:
         return lines + [f"  cannot lower: {e}"]
     lines += describe_lowered(lowered)
+    lines += describe_pipeline(lowered)
     notes = exactness_notes(model)
     if notes:
         lines += ["", "notes:"] + [f"  {note}" for note in notes]
@@ -126,6 +127,31 @@ def describe_graph(path) -> list[str]:
     for k, node in enumerate(graph.node):
         domain = f" [{node.domain}]" if node.domain else ""
         lines.append(f"  {k:>3} {node.op_type}{domain} {node.name!r}: {', '.join(node.input)} -> {', '.join(node.output)}")
+    return lines
+
+
+def describe_pipeline(lowered: LoweredModel) -> list[str]:
+    """The pipeline at the default folding: its interval, each layer's unit, and the FIFOs the cycle
+    model puts between stages (``build`` chooses the same unless told otherwise)."""
+    from .assemble.dataflow import edge_fifos, frame_cycles, stream_plan
+    from .cores.vvu import vector_unit_applies
+    from .transforms.folding import auto_folding
+
+    foldings = auto_folding(lowered)
+    cycles = frame_cycles(lowered, foldings)
+    bottleneck = max(cycles, key=cycles.get)
+    units = ", ".join(f"{name} {f.pe}x{f.simd}" + (" vector-vector" if vector_unit_applies(lowered.layer(name), f) else
+                                                   " zero-skipping" if f.zero_skip else "")
+                      for name, f in foldings.items())
+    lines = ["", f"pipeline at the default folding (--fold auto, ecp5-85k): {cycles[bottleneck]:,} cycles a frame, "
+                 f"bottleneck {bottleneck}", f"  pe x simd: {units}"]
+    fifos, plan = edge_fifos(lowered, foldings), stream_plan(lowered, foldings)
+    for previous, planned in zip(plan, plan[1:]):
+        if planned.stage.name in fifos:
+            lines.append(f"  FIFO {previous.stage.name} -> {planned.stage.name}: {fifos[planned.stage.name]} beats "
+                         f"(the cycle model's depth)")
+    if not fifos:
+        lines.append("  no FIFOs between stages: no stage pauses longer than its producer's slack")
     return lines
 
 

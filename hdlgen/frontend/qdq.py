@@ -12,6 +12,7 @@ pattern                                                IR
 input -> QuantizeLinear                                InputQuantizer (round half to even)
 DQ -> Conv | Gemm | MatMul [-> Relu] -> QuantizeLinear  Conv2d | Dense, then Requantize
 DQ -> MaxPool | Flatten | Reshape -> Q (same scale)    MaxPool2d | Flatten on the integers
+DQ -> AveragePool -> QuantizeLinear                    AvgPool2d, then Quantizer (half to even)
 QuantizeLinear -> DequantizeLinear (same scale)        nothing: the integers travel on
 DequantizeLinear -> output [-> Softmax | ArgMax]        the output in model units
 =====================================================  ==========================================
@@ -22,6 +23,12 @@ the weight scale. Activations are uint8 or int8 with any zero point: the zero po
 the quant type (``uint8_zp3``) and folds exactly into each row's accumulator offset. A Relu before
 the output QuantizeLinear is accepted where the quantizer's saturation already does its work (zero
 point at the type's minimum), as onnxruntime's fusion assumes.
+
+An AveragePool is the window's exact sum times the input scale, rounded once to float32, divided by
+the window's size (``ir.evaluate.window_mean``), then quantized half to even. onnxruntime's fused
+kernel computes in float32 with other roundings: with scales that are not powers of two, a mean
+exactly on a tie of the output's steps can come out one step up or down; nowhere else
+(``tests/unit/test_qdq_import.py`` counts them; with power-of-two scales there are none).
 """
 
 from __future__ import annotations
@@ -32,14 +39,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HdlgenError
-from ..ir.model import Conv2d, Dense, InputQuantizer, Model, Requantize
+from ..ir.model import Conv2d, Dense, InputQuantizer, Model, Quantizer, Requantize
 from ..ir.quant import MAX_BITS, QuantType
 from .qonnx import F32, QConst, _Importer
 
 __all__ = ["load_qdq", "is_qdq", "QDQ_OPS", "SUPPORTED_QDQ_OPS"]
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm")
-SUPPORTED_QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "Conv", "Gemm", "MatMul", "Relu", "MaxPool", "Flatten",
+SUPPORTED_QDQ_OPS = ("QuantizeLinear", "DequantizeLinear", "Conv", "Gemm", "MatMul", "Relu", "MaxPool", "AveragePool",
+                     "Flatten",
                      "Reshape", "Identity", "Dropout", "QLinearConv", "QLinearMatMul", "QGemm (com.microsoft)",
                      "Softmax (last)", "LogSoftmax (last)", "ArgMax (last)")
 MICROSOFT = "com.microsoft"
@@ -100,6 +108,7 @@ class _QdqImporter(_Importer):
         self.state = "float"           # float (before the input quantizer), int (stored integers), real (dequantized)
         self.params: _Params | None = None
         self.pending: _Pending | None = None
+        self.pooled = False            # an AveragePool waits for the QuantizeLinear of its means
 
     # -- constants ------------------------------------------------------------------------------------
     def fold_constant(self, node):
@@ -189,6 +198,8 @@ class _QdqImporter(_Importer):
         if node.op_type not in {op.split()[0] for op in SUPPORTED_QDQ_OPS}:
             self.node_fail(node, f"op {node.op_type} is not supported in a QDQ model; supported ops are "
                                  f"{', '.join(SUPPORTED_QDQ_OPS)}")
+        if self.pooled and node.op_type != "QuantizeLinear":
+            self.node_fail(node, "follows an AveragePool; hdlgen needs its means quantized (a QuantizeLinear) first")
         if self.pending is not None and node.op_type not in ("QuantizeLinear", "Relu"):
             self.node_fail(self.pending.node, f"its output goes to {node.op_type} {node.name!r}, not to a "
                                               f"QuantizeLinear; hdlgen needs every Conv, Gemm and MatMul requantized")
@@ -209,6 +220,12 @@ class _QdqImporter(_Importer):
             self.node_fail(node, "quantizes values that are already quantized")
         elif self.pending is not None:
             self.requantize(node, params)
+        elif self.pooled:
+            self.pooled = False
+            try:
+                self.add(Quantizer(self.unique(node), params.quant, params.scale, rounding="HALF_EVEN"))
+            except HdlgenError as e:
+                self.node_fail(node, str(e))
         elif not params.same(self.params):
             self.node_fail(node, f"requantizes from scale {self.params.scale:g} ({self.params.quant}) to "
                                  f"{params.scale:g} ({params.quant}) with no layer in between; hdlgen requantizes "
@@ -345,6 +362,12 @@ class _QdqImporter(_Importer):
         if self.state == "float":
             self.node_fail(node, "pools values that are not quantized")
         super().op_MaxPool(node, a)
+
+    def op_AveragePool(self, node, a):
+        if self.state != "real":
+            self.node_fail(node, "its input must be a DequantizeLinear of the quantized activations")
+        super().op_AveragePool(node, a)
+        self.pooled = True
 
     def run(self) -> Model:
         model = super().run()

@@ -67,7 +67,8 @@ def test_rtl_equals_the_executor(mobilenet, stalls):
 
 
 def test_quantized_float_model_rtl_equals_onnxruntime(tmp_path, rng):
-    """A float depthwise CNN (depth multiplier 2) through onnxruntime's calibrator, then built."""
+    """A float depthwise CNN (depth multiplier 2, an average pool) through onnxruntime's calibrator,
+    then built."""
     from hdlgen.transforms.quantize import quantize_model
 
     onnx.save(float_depthwise_cnn(rng), tmp_path / "float.onnx")
@@ -186,3 +187,13 @@ def test_a_folding_may_deepen_a_fifo_but_not_below_the_cycle_models_depth(mobile
     with pytest.raises(HdlgenError, match="layer 'Conv_2': fifo_depth sizes the FIFO in front of a layer's padding "
                                           "stage, and 'Conv_2' has none"):
         build(path, tmp_path / "unpadded", fold=fold)
+
+
+def test_inspect_shows_the_units_and_the_fifos_of_the_default_folding(mobilenet):
+    from hdlgen.inspect import describe
+
+    path, _ = mobilenet
+    text = "\n".join(describe(load_model(path)))
+    assert "pipeline at the default folding (--fold auto, ecp5-85k): 1,296 cycles a frame, bottleneck Conv_3" in text
+    assert "Conv_1 2x2 vector-vector" in text and "Conv_4 2x2 vector-vector" in text
+    assert "FIFO Conv_3 -> Conv_4_pad: 24 beats (the cycle model's depth)" in text

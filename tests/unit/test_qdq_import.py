@@ -153,3 +153,36 @@ def test_a_zero_point_that_does_not_fit_the_scales_is_refused(tmp_path, rng):
                                     [out], name="bad_dq"))
     g.gemm(out, transB=1)
     assert "its zero point has 6 values for 1 scales" in error_of(tmp_path, g.qdq(0.3))
+
+
+def window_sums(q, zero_point, kernel, stride):
+    values = q.astype(np.int64) - zero_point
+    out = (values.shape[2] - kernel) // stride + 1
+    return sum(values[:, :, ky:ky + stride * (out - 1) + 1:stride, kx:kx + stride * (out - 1) + 1:stride]
+               for ky in range(kernel) for kx in range(kernel))
+
+
+@pytest.mark.parametrize("x_scale, y_scale, kernel, stride", [(2 ** -4, 2 ** -5, 3, 1), (0.05, 0.05, 2, 2),
+                                                              (0.0371, 0.0213, 3, 2)])
+def test_average_pool_equals_onnxruntime_but_on_ties_its_float_arithmetic_breaks(tmp_path, rng, x_scale, y_scale,
+                                                                                 kernel, stride):
+    """The exact window sum, one rounding, then half to even. onnxruntime's fused kernel computes in
+    float32 and breaks some exact ties of the mean either way: each difference is counted, is one
+    output step, and sits on a tie of the exact mean (``sum * x_scale / count / y_scale`` an odd
+    multiple of 1/2); with power-of-two scales there is none."""
+    g = Graph((4, 7, 7), batch=None).qdq(x_scale, 3)
+    g.op("AveragePool", kernel_shape=[kernel, kernel], strides=[stride, stride]).qdq(y_scale, 5)
+    path = g.save(tmp_path / "pool.onnx")
+    q = rng.integers(0, 256, size=(64, 4, 7, 7))
+    x = ((q - 3) * np.float32(x_scale)).astype(np.float32)
+    model = load_model(path)
+    assert [type(layer).__name__ for layer in model.layers] == ["AvgPool2d", "Quantizer"]
+    want, got = run_onnxruntime(path, x), run_reference(model, x)
+    differing = got != want
+    exact = window_sums(q, 3, kernel, stride) * np.float64(np.float32(x_scale)) / kernel ** 2 / np.float64(np.float32(y_scale))
+    assert np.all(np.abs(exact[differing] - np.floor(exact[differing]) - 0.5) < 1e-9)
+    assert np.all(np.abs(got - want)[differing] <= np.float32(y_scale) * 1.0001)
+    if x_scale == 2 ** -4:
+        assert not differing.any()
+    print(f"{int(differing.sum())} of {got.size} means differ, every one on a tie "
+          f"({int(np.sum(np.abs(exact - np.floor(exact) - 0.5) < 1e-9))} ties)")
