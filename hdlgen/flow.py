@@ -28,7 +28,7 @@ from .cores.products import ProductKind, choose_product, packing
 from .cores.requant import requant_memory_bits
 from .cores.thresholds import SEARCH_FROM_BITS, threshold_entries
 from .cores.sparse_mvu import nonzero_blocks, sparse_entries
-from .cores.vvu import vector_unit_applies
+from .cores.vvu import VectorVectorUnit, vector_unit_applies
 from .cores.weights import weight_bits, word_width
 from .errors import HdlgenError
 from .frontend import load_model
@@ -132,8 +132,9 @@ def layer_report(model: LoweredModel, foldings: dict[str, Folding], top: Dataflo
                 words, width = stage.mw // fold.simd, fold.pe * weight_bits(stage)
             elif fold.zero_skip:
                 words = sparse_entries(stage, fold)
+            acc_max = VectorVectorUnit.row_acc_max(stage) if vector else stage.acc_max
             thr_bits = requant_memory_bits(stage) if stage.requant is not None else 0 if stage.thresholds is None else \
-                stage.mh * threshold_entries(stage.out_type) * (stage.acc_max + 1).bit_length()
+                stage.mh * threshold_entries(stage.out_type) * (acc_max + 1).bit_length()
             layers.append({
                 "name": stage.name, "kind": "convolution" if stage.spatial else "matrix_vector",
                 "mw": stage.mw, "mh": stage.mh, "vectors": stage.vectors,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from .errors import HdlgenError
 from .ir.lowered import Folding, LoweredModel
 from .cores.thresholds import threshold_comparators
+from .cores.vvu import vector_unit_applies
 from .ir.model import Conv2d, Dense, Model
 
 __all__ = ["SizeGuard"]
@@ -57,7 +58,8 @@ class SizeGuard:
         for layer in model.mvus:
             fold = foldings[layer.name]
             comparators = 0 if layer.thresholds is None else threshold_comparators(layer.out_type)
-            total += fold.pe * (fold.simd + comparators)
+            products = 1 if vector_unit_applies(layer, fold) else fold.simd      # (cores.vvu: pe products)
+            total += fold.pe * (products + comparators)
         return total
 
     def check_folding(self, model: LoweredModel, foldings: dict[str, Folding]) -> None:

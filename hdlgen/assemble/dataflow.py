@@ -69,9 +69,11 @@ def stream_plan(model: LoweredModel, foldings: dict[str, Folding]) -> list[Plann
             in_count, out_count = fold.simd, fold.pe
             in_beats, out_beats = stage.vectors * stage.mw // fold.simd, stage.vectors * stage.mh // fold.pe
         else:
-            consumer = next(s for s in stages[index:] if isinstance(s, (MatrixVectorLayer, WindowMaxStage)))
-            if isinstance(stage, (PoolStage, GlobalPoolStage)) or isinstance(consumer, WindowMaxStage):
-                # pooling takes what its producer gives (and so do the padding and window before it)
+            # pooling takes what its producer gives, and so do the padding and window before a
+            # window's maximum; padding and windows before a layer take its simd
+            consumer = None if isinstance(stage, (PoolStage, GlobalPoolStage)) else \
+                next(s for s in stages[index:] if isinstance(s, (MatrixVectorLayer, WindowMaxStage)))
+            if consumer is None or isinstance(consumer, WindowMaxStage):
                 count = plan[-1].out_count if plan else stage.in_shape[2]
             else:
                 count = foldings[consumer.name].simd
@@ -149,6 +151,9 @@ def edge_fifos(model: LoweredModel, foldings: dict[str, Folding]) -> dict[str, i
             raise HdlgenError(f"layer {layer.name!r}: fifo_depth {given} is below the {bounds[pad.name]} beats the cycle "
                               f"model needs in front of {pad.name!r} (its producer cannot wait out the padding's "
                               f"pause); give at least {bounds[pad.name]}, or leave fifo_depth out")
+        if given < StreamFifo.MIN_DEPTH:
+            raise HdlgenError(f"layer {layer.name!r}: fifo_depth {given} is below {StreamFifo.MIN_DEPTH}: a FIFO that "
+                              f"shallow takes a beat only every other cycle; give at least {StreamFifo.MIN_DEPTH}")
         depths[pad.name] = given
     return depths
 

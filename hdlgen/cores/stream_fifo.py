@@ -13,16 +13,21 @@ __all__ = ["StreamFifo"]
 
 
 class StreamFifo(wiring.Component):
-    """``depth`` beats of ``layout`` between ``i`` and ``o``, order kept, one beat a cycle each way.
+    """``depth`` beats of ``layout`` between ``i`` and ``o``, order kept, one beat a cycle each way
+    (from ``MIN_DEPTH`` beats: shallower, Amaranth's FIFO takes a beat every other cycle).
 
     Amaranth's ``SyncFIFOBuffered``: its output is a register and ``i.ready`` is its ``w_rdy``, so
     neither side's handshake reaches the other combinationally. Small FIFOs are LUT RAM (flip-flops
     on iCE40, which has none); from 128 words and 8 Kbit, Yosys picks block RAM.
     """
 
+    MIN_DEPTH = 3
+
     def __init__(self, *, layout, depth: int):
         with validating(self):
             positive_int("depth", depth)
+            if depth < self.MIN_DEPTH:
+                raise ValueError(f"depth {depth} is below {self.MIN_DEPTH}: the FIFO would take a beat every other cycle")
         self.depth = depth
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 

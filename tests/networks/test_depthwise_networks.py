@@ -183,6 +183,14 @@ def test_a_folding_may_deepen_a_fifo_but_not_below_the_cycle_models_depth(mobile
         build(path, tmp_path / "shallow", fold=fold)
     assert not (tmp_path / "shallow").exists()
     fold["Conv_4"]["fifo_depth"] = 24
+    fold["Conv_1"]["fifo_depth"] = 2                  # its padding needs no FIFO, but one this shallow halves the rate
+    with pytest.raises(HdlgenError, match="layer 'Conv_1': fifo_depth 2 is below 3: a FIFO that shallow takes a beat "
+                                          "only every other cycle"):
+        build(path, tmp_path / "halved", fold=fold)
+    fold["Conv_1"]["fifo_depth"] = 3
+    report = build(path, tmp_path / "added", fold=fold)
+    assert [(f["into"], f["depth"], f["cycle_model_depth"]) for f in report["pipeline"]["fifos"]] == [
+        ("Conv_1_pad", 3, 0), ("Conv_4_pad", 24, 24)]
     fold["Conv_2"]["fifo_depth"] = 8                  # a 1x1 convolution: no padding, no FIFO to size
     with pytest.raises(HdlgenError, match="layer 'Conv_2': fifo_depth sizes the FIFO in front of a layer's padding "
                                           "stage, and 'Conv_2' has none"):
@@ -197,3 +205,14 @@ def test_inspect_shows_the_units_and_the_fifos_of_the_default_folding(mobilenet)
     assert "pipeline at the default folding (--fold auto, ecp5-85k): 1,296 cycles a frame, bottleneck Conv_3" in text
     assert "Conv_1 2x2 vector-vector" in text and "Conv_4 2x2 vector-vector" in text
     assert "FIFO Conv_3 -> Conv_4_pad: 24 beats (the cycle model's depth)" in text
+
+
+def test_the_size_guard_counts_a_vector_vector_units_pe_products(mobilenet):
+    from hdlgen.ir import Folding
+    from hdlgen.size_guard import SizeGuard
+
+    path, _ = mobilenet
+    lowered = streamline(load_model(path))
+    foldings = {name: Folding(f["pe"], f["simd"], f["zero_skip"]) for name, f in tied_folding().items()}
+    dense = dict(foldings, Conv_4=Folding(2, 2))                      # the same layer on a matrix-vector unit
+    assert SizeGuard.lanes(lowered, foldings) == SizeGuard.lanes(lowered, dense) - 2 * (2 - 1)

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from factories import BIPOLAR, UINT, random_model
@@ -66,3 +67,18 @@ def test_folding_file(tmp_path, lowered):
 def test_bad_folding_files(tmp_path, lowered, doc, message):
     with pytest.raises(HdlgenError, match=message):
         load_folding(write(tmp_path, doc), lowered)
+
+
+def test_a_pool_after_the_last_layer_takes_its_producers_values_per_beat():
+    from hdlgen.assemble.dataflow import stream_plan
+    from hdlgen.ir import BIPOLAR, Conv2d, InputQuantizer, MaxPool2d, Model, QuantType, Quantizer
+    from hdlgen.transforms import streamline
+    from hdlgen.transforms.folding import auto_folding
+
+    model = Model("pooled", InputQuantizer(2 * 6 * 6, QuantType.uint(2), 0.5, shape=(2, 6, 6)),
+                  [Conv2d("c", np.ones((4, 2, 3, 3)), BIPOLAR), Quantizer("q", QuantType.uint(2), 0.5),
+                   MaxPool2d("p", (2, 2))])
+    lowered = streamline(model)
+    foldings = auto_folding(lowered)
+    plan = stream_plan(lowered, foldings)
+    assert type(plan[-1].stage).__name__ == "PoolStage" and plan[-1].in_count == foldings["c"].pe
