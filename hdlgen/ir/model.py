@@ -441,6 +441,23 @@ def _window_out(name, hw, kernel, stride, padding, dilation) -> tuple[int, int]:
     return out[0], out[1]
 
 
+def _pool_window(layer) -> None:
+    """A pooling layer's ``kernel``, ``stride`` (the kernel when None) and ``padding``, checked and as tuples."""
+    object.__setattr__(layer, "kernel", _pair(layer.name, "kernel", layer.kernel, 1))
+    stride = layer.kernel if layer.stride is None else _pair(layer.name, "stride", layer.stride, 1)
+    object.__setattr__(layer, "stride", stride)
+    object.__setattr__(layer, "padding", _pair(layer.name, "padding", layer.padding, 0))
+    if len(layer.kernel) != 2 or len(layer.stride) != 2 or len(layer.padding) != 4:
+        raise HdlgenError(f"layer {layer.name!r}: kernel and stride take 2 values, padding 4")
+
+
+def _flag(layer, what: str) -> None:
+    value = getattr(layer, what)
+    if not isinstance(value, (bool, np.bool_)):
+        raise HdlgenError(f"layer {layer.name!r}: {what} must be true or false, not {value!r}")
+    object.__setattr__(layer, what, bool(value))
+
+
 @dataclass(frozen=True, eq=False)
 class MaxPool2d:
     """Max pooling over ``kernel`` windows (ONNX MaxPool; padded taps never win). With ``ceil_mode``
@@ -455,18 +472,13 @@ class MaxPool2d:
     ceil_mode: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "kernel", _pair(self.name, "kernel", self.kernel, 1))
-        object.__setattr__(self, "stride", self.kernel if self.stride is None else _pair(self.name, "stride", self.stride, 1))
-        object.__setattr__(self, "padding", _pair(self.name, "padding", self.padding, 0))
-        if len(self.kernel) != 2 or len(self.stride) != 2 or len(self.padding) != 4:
-            raise HdlgenError(f"layer {self.name!r}: kernel and stride take 2 values, padding 4")
-        if not isinstance(getattr(self, "ceil_mode", False), (bool, np.bool_)):
-            raise HdlgenError(f"layer {self.name!r}: ceil_mode must be true or false, not {self.ceil_mode!r}")
+        _pool_window(self)
+        _flag(self, "ceil_mode")
 
     def window_padding(self, hw: tuple[int, int]) -> tuple[int, int, int, int]:
         """(top, left, bottom, right): the padding, with ``ceil_mode``'s partial windows as more."""
         top, left, bottom, right = self.padding
-        if not getattr(self, "ceil_mode", False):
+        if not self.ceil_mode:
             return self.padding
         extra = []
         for axis in range(2):
@@ -501,16 +513,12 @@ class AvgPool2d:
     count_include_pad: bool = False
 
     def __post_init__(self):
-        MaxPool2d.__post_init__(self)
-        if not isinstance(self.count_include_pad, (bool, np.bool_)):
-            raise HdlgenError(f"layer {self.name!r}: count_include_pad must be true or false, not {self.count_include_pad!r}")
-        object.__setattr__(self, "count_include_pad", bool(self.count_include_pad))
-
-    def window_padding(self, hw: tuple[int, int]) -> tuple[int, int, int, int]:
-        return self.padding
+        _pool_window(self)
+        _flag(self, "count_include_pad")
 
     def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
-        return MaxPool2d.out_shape(self, in_shape)
+        c, h, w = in_shape
+        return (c,) + _window_out(self.name, (h, w), self.kernel, self.stride, self.padding, (1, 1))
 
     def counts(self, hw: tuple[int, int]) -> np.ndarray:
         """The divisor of each output pixel, (OH, OW)."""
